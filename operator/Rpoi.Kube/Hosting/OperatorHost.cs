@@ -1,0 +1,149 @@
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Prometheus;
+using Rpoi.Kube.Controllers;
+using Rpoi.Kube.Election;
+using Rpoi.Kube.Informers;
+using Rpoi.Kube.Observability;
+
+namespace Rpoi.Kube.Hosting;
+
+/// <summary>
+/// Builds an <see cref="OperatorHost"/>: informers shared per resource, controllers, optional leader
+/// election. Keeps the pieces the runtime offers in one place for the operator's Program.cs.
+/// </summary>
+public sealed class OperatorHostBuilder
+{
+    private readonly Dictionary<Type, IInformer> _informers = [];
+    private readonly List<IController> _controllers = [];
+    private LeaderElectionOptions? _election;
+
+    /// <summary>Starts a builder for <paramref name="client"/>.</summary>
+    public OperatorHostBuilder(IKubernetes client, CollectorRegistry? registry = null, TimeProvider? time = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        Client = client;
+        Metrics = new KubeMetrics(registry ?? Prometheus.Metrics.NewCustomRegistry());
+        Time = time ?? TimeProvider.System;
+        LoggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+    }
+
+    /// <summary>The Kubernetes client.</summary>
+    public IKubernetes Client { get; }
+
+    /// <summary>Metrics shared by all controllers.</summary>
+    public KubeMetrics Metrics { get; }
+
+    /// <summary>Clock for all parts.</summary>
+    public TimeProvider Time { get; }
+
+    /// <summary>Logger factory for all parts.</summary>
+    public ILoggerFactory LoggerFactory { get; }
+
+    /// <summary>The informer for <typeparamref name="T"/>, created on first use and shared by every controller.</summary>
+    public Informer<T> Informer<T>(IResourceClient<T> client)
+        where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        if (_informers.TryGetValue(typeof(T), out var existing))
+        {
+            return (Informer<T>)existing;
+        }
+
+        var informer = new Informer<T>(client, new InformerOptions { Time = Time, Logger = LoggerFactory.CreateLogger($"Informer.{client.Resource}") });
+        _informers[typeof(T)] = informer;
+        return informer;
+    }
+
+    /// <summary>Registers a controller for <typeparamref name="T"/>; configure finalizers and secondary watches on the result.</summary>
+    public Controller<T> AddController<T>(string name, IResourceClient<T> client, IReconciler<T> reconciler, int workers = 1)
+        where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var controller = new Controller<T>(name, Informer(client), client, reconciler, new ControllerOptions
+        {
+            Workers = workers,
+            Time = Time,
+            Metrics = Metrics,
+            Logger = LoggerFactory.CreateLogger($"Controller.{name}"),
+        });
+        _controllers.Add(controller);
+        return controller;
+    }
+
+    /// <summary>Runs controllers only while this replica holds the leader Lease.</summary>
+    public OperatorHostBuilder WithLeaderElection(LeaderElectionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _election = options;
+        return this;
+    }
+
+    /// <summary>Builds the host.</summary>
+    public OperatorHost Build()
+    {
+        var informers = _informers.Values.Concat(_controllers.SelectMany(c => c.Informers)).Distinct().ToList();
+        var election = _election is null ? null : new LeaderElectionRunner(Client, _election, LoggerFactory.CreateLogger("LeaderElection"));
+        return new OperatorHost(informers, [.. _controllers], election, Metrics);
+    }
+}
+
+/// <summary>
+/// Runs informers (always, so a standby's cache is warm) and controllers (only while leading, when
+/// leader election is on). Stopping finishes in-flight reconciles and releases the leader Lease.
+/// </summary>
+public sealed class OperatorHost
+{
+    private readonly IReadOnlyList<IInformer> _informers;
+    private readonly IReadOnlyList<IController> _controllers;
+    private readonly LeaderElectionRunner? _election;
+
+    internal OperatorHost(IReadOnlyList<IInformer> informers, IReadOnlyList<IController> controllers, LeaderElectionRunner? election, KubeMetrics metrics)
+    {
+        _informers = informers;
+        _controllers = controllers;
+        _election = election;
+        Metrics = metrics;
+    }
+
+    /// <summary>The host's metrics (serve <see cref="KubeMetrics.Registry"/> on /metrics).</summary>
+    public KubeMetrics Metrics { get; }
+
+    /// <summary>The controllers.</summary>
+    public IReadOnlyList<IController> Controllers => _controllers;
+
+    /// <summary>Ready once every informer has synced (the /readyz answer).</summary>
+    public bool IsReady => _informers.All(i => i.HasSynced);
+
+    /// <summary>True when this replica runs the controllers (always true without leader election).</summary>
+    public bool IsLeader => _election?.IsLeader ?? true;
+
+    /// <summary>Runs until <paramref name="cancellationToken"/> is cancelled, then stops gracefully.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var informersStop = new CancellationTokenSource();
+        var informerRuns = _informers.Select(i => Task.Run(() => i.RunAsync(informersStop.Token), CancellationToken.None)).ToArray();
+        try
+        {
+            if (_election is null)
+            {
+                await RunControllersAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await _election.RunAsync(RunControllersAsync, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // Informers stop last so controllers draining their in-flight work still read a live cache.
+            await informersStop.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAll(informerRuns).ConfigureAwait(false);
+        }
+    }
+
+    private Task RunControllersAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(_controllers.Select(c => c.RunAsync(stoppingToken)));
+}

@@ -1,0 +1,40 @@
+using k8s;
+using k8s.Models;
+
+namespace Rpoi.Kube.Informers;
+
+/// <summary>One page-free list of objects and the resourceVersion to watch from.</summary>
+/// <typeparam name="T">The object type.</typeparam>
+/// <param name="Items">The objects.</param>
+/// <param name="ResourceVersion">The list's <c>metadata.resourceVersion</c>.</param>
+public sealed record ResourceList<T>(IReadOnlyList<T> Items, string ResourceVersion);
+
+/// <summary>
+/// The few API calls the runtime needs for one resource type, so informers, finalizers and status
+/// helpers work the same for custom resources and built-in kinds (Node, Secret).
+/// </summary>
+/// <typeparam name="T">The object type.</typeparam>
+public interface IResourceClient<T>
+    where T : class, IKubernetesObject<V1ObjectMeta>
+{
+    /// <summary>A human-readable name of the resource (for logs and queue names), e.g. <c>widgets.example.test</c>.</summary>
+    string Resource { get; }
+
+    /// <summary>Lists all objects (a consistent read).</summary>
+    Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Watches from <paramref name="resourceVersion"/> with bookmarks. Server ERROR events (e.g. 410 Gone)
+    /// are reported to <paramref name="onError"/> as <see cref="KubernetesException"/>.
+    /// </summary>
+    IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, Action<Exception> onError, CancellationToken cancellationToken);
+
+    /// <summary>Reads one object; null when it does not exist.</summary>
+    Task<T?> GetAsync(ObjectKey key, CancellationToken cancellationToken);
+
+    /// <summary>Patches the object (JSON, merge or apply patch, per <see cref="V1Patch.Type"/>).</summary>
+    Task<T> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken);
+
+    /// <summary>Patches the object's <c>status</c> subresource.</summary>
+    Task<T> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken);
+}

@@ -1,0 +1,173 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Time.Testing;
+using Rpoi.Kube.Informers;
+
+namespace Rpoi.Kube.Tests;
+
+/// <summary>Informer behaviour against a scripted resource client, so failure paths are exact and clock-driven.</summary>
+public sealed class InformerUnitTests
+{
+    private static V1ConfigMap Map(string name, string rv, bool managed = false) => new()
+    {
+        Metadata = new V1ObjectMeta
+        {
+            Name = name,
+            NamespaceProperty = "ns",
+            ResourceVersion = rv,
+            ManagedFields = managed ? [new V1ManagedFieldsEntry { Manager = "kubectl" }] : null,
+            Annotations = managed ? new Dictionary<string, string> { ["kubectl.kubernetes.io/last-applied-configuration"] = "{}", ["keep"] = "me" } : null,
+        },
+    };
+
+    [Fact]
+    public async Task Gone_relists_and_synthesises_add_update_delete_from_the_diff()
+    {
+        var client = new ScriptedClient();
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([Map("a", "1"), Map("b", "1")], "1"));
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([Map("a", "7"), Map("c", "6")], "7"));
+        client.Watches.Enqueue(Watch.Fails(new KubernetesException(new V1Status { Code = 410, Reason = "Expired" })));
+        var informer = new Informer<V1ConfigMap>(client);
+        var log = new List<string>();
+        informer.AddEventHandler(new ResourceEventHandler<V1ConfigMap>(
+            (o, initial) => log.Add($"add {o.Metadata.Name}{(initial ? " (initial)" : string.Empty)}"),
+            (old, o) => log.Add($"update {o.Metadata.Name} {old.Metadata.ResourceVersion}->{o.Metadata.ResourceVersion}"),
+            o => log.Add($"delete {o.Metadata.Name}")));
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => informer.ListCount == 2 && informer.WatchCount == 2);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal(["add a (initial)", "add b (initial)", "update a 1->7", "add c", "delete b"], log);
+        Assert.Equal(["a", "c"], informer.Store.List().Select(m => m.Metadata.Name).Order());
+        Assert.Equal(["1", "7"], client.WatchedFrom);
+    }
+
+    [Fact]
+    public async Task A_broken_stream_reconnects_after_backoff_from_the_last_seen_version()
+    {
+        var time = new TimerCountingTimeProvider();
+        var client = new ScriptedClient();
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([], "10"));
+        client.Watches.Enqueue(Watch.Then([(WatchEventType.Added, Map("a", "11", managed: true)), (WatchEventType.Bookmark, Map(string.Empty, "15"))], new HttpRequestException("connection reset")));
+        var informer = new Informer<V1ConfigMap>(client, new InformerOptions { Time = time, Random = new Random(1), InitialBackoff = TimeSpan.FromSeconds(1) });
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => informer.LastResourceVersion == "15");
+
+        // Jitter keeps the first delay between 1 s and 1.5 s: nothing before, a reconnect after.
+        await Eventually.HoldsAsync(() => time.TimersCreated == 1);
+        time.Advance(TimeSpan.FromMilliseconds(999));
+        Assert.Single(client.WatchedFrom);
+        time.Advance(TimeSpan.FromMilliseconds(600));
+        await Eventually.HoldsAsync(() => client.WatchedFrom.Count == 2);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal(["10", "15"], client.WatchedFrom);
+        Assert.Equal(1, informer.ListCount);
+        var cached = Assert.Single(informer.Store.List());
+        Assert.Null(cached.Metadata.ManagedFields);
+        Assert.Equal(["keep"], cached.Metadata.Annotations.Keys);
+    }
+
+    [Fact]
+    public async Task Http_410_on_watch_start_also_relists()
+    {
+        var client = new ScriptedClient();
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([Map("a", "1")], "1"));
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([Map("a", "1")], "3"));
+        var gone = new k8s.Autorest.HttpOperationException("gone")
+        {
+            Response = new k8s.Autorest.HttpResponseMessageWrapper(new HttpResponseMessage(HttpStatusCode.Gone), string.Empty),
+        };
+        client.Watches.Enqueue(Watch.Then([], gone));
+        var informer = new Informer<V1ConfigMap>(client);
+        var updates = 0;
+        informer.AddEventHandler(new ResourceEventHandler<V1ConfigMap>(onUpdate: (_, _) => updates++));
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => client.WatchedFrom.Count == 2);
+        await cts.CancelAsync();
+        await run;
+        Assert.Equal(2, informer.ListCount);
+        Assert.Equal(0, updates);
+        Assert.Equal(["1", "3"], client.WatchedFrom);
+    }
+
+    /// <summary>Tells the test when the informer has started its backoff delay, so advancing the clock cannot race it.</summary>
+    private sealed class TimerCountingTimeProvider : FakeTimeProvider
+    {
+        private int _timers;
+
+        public int TimersCreated => Volatile.Read(ref _timers);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref _timers);
+            return base.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+
+    private sealed record Watch(IReadOnlyList<(WatchEventType, V1ConfigMap)> Events, Exception? Error, bool ViaOnError)
+    {
+        public static Watch Fails(KubernetesException e) => new([], e, true);
+
+        public static Watch Then(IReadOnlyList<(WatchEventType, V1ConfigMap)> events, Exception e) => new(events, e, false);
+    }
+
+    private sealed class ScriptedClient : IResourceClient<V1ConfigMap>
+    {
+        public Queue<ResourceList<V1ConfigMap>> Lists { get; } = new();
+
+        public Queue<Watch> Watches { get; } = new();
+
+        public List<string> WatchedFrom { get; } = [];
+
+        public string Resource => "configmaps";
+
+        public Task<ResourceList<V1ConfigMap>> ListAsync(CancellationToken cancellationToken) => Task.FromResult(Lists.Dequeue());
+
+        public async IAsyncEnumerable<(WatchEventType Type, V1ConfigMap Object)> WatchAsync(string resourceVersion, Action<Exception> onError, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            lock (WatchedFrom)
+            {
+                WatchedFrom.Add(resourceVersion);
+            }
+
+            if (!Watches.TryDequeue(out var script))
+            {
+                // No more script: an idle stream that ends only when the informer stops.
+                await Channel.CreateUnbounded<int>().Reader.ReadAsync(cancellationToken);
+                yield break;
+            }
+
+            foreach (var e in script.Events)
+            {
+                yield return e;
+            }
+
+            if (script.ViaOnError)
+            {
+                onError(script.Error!);
+                await Channel.CreateUnbounded<int>().Reader.ReadAsync(cancellationToken);
+            }
+            else if (script.Error is not null)
+            {
+                throw script.Error;
+            }
+        }
+
+        public Task<V1ConfigMap?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<V1ConfigMap> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<V1ConfigMap> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => throw new NotSupportedException();
+    }
+}

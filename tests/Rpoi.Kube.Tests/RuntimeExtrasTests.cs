@@ -1,0 +1,129 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
+using Prometheus;
+using Rpoi.Kube.Controllers;
+using Rpoi.Kube.Hosting;
+using Rpoi.Kube.Informers;
+
+namespace Rpoi.Kube.Tests;
+
+public sealed class RuntimeExtrasTests
+{
+    [Fact]
+    public void Status_merge_patch_carries_only_the_difference_and_nulls_removed_fields()
+    {
+        var before = JsonNode.Parse("""{"a":1,"b":{"x":1,"y":2},"c":[1,2],"gone":"v"}""")!.AsObject();
+        var after = JsonNode.Parse("""{"a":1,"b":{"x":1,"y":3},"c":[1,2,3],"new":true}""")!.AsObject();
+        var patch = StatusUpdates.MergePatch(before, after);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"b":{"y":3},"c":[1,2,3],"gone":null,"new":true}"""), patch), patch.ToJsonString());
+    }
+
+    [Fact]
+    public async Task Built_in_kinds_work_through_the_same_informer()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        var nodes = new Informer<V1Node>(ResourceClients.Nodes(cluster.Client));
+        await using var run = Background.Run(nodes.RunAsync);
+        await nodes.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        await cluster.Client.CoreV1.CreateNodeAsync(new V1Node { Metadata = new V1ObjectMeta { Name = "tpu-node-1", Labels = new Dictionary<string, string> { ["pool"] = "tpu" } } });
+        await Eventually.HoldsAsync(() => nodes.Store.Get(new ObjectKey(null, "tpu-node-1")) is not null);
+
+        var patched = await ResourceClients.Nodes(cluster.Client).PatchAsync(
+            new ObjectKey(null, "tpu-node-1"),
+            new V1Patch("""{"metadata":{"labels":{"pool":"tpu-v5e"}}}""", V1Patch.PatchType.MergePatch),
+            CancellationToken.None);
+        Assert.Equal("tpu-v5e", patched.Metadata.Labels["pool"]);
+        await Eventually.HoldsAsync(() => nodes.Store.Get(new ObjectKey(null, "tpu-node-1"))?.Metadata.Labels["pool"] == "tpu-v5e");
+    }
+
+    [Fact]
+    public async Task Untyped_entities_cache_custom_objects_as_json()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        await cluster.CreateAsync("u", 7);
+        var informer = new Informer<Rpoi.Kube.Entities.UntypedEntity>(ResourceClients.Custom<Rpoi.Kube.Entities.UntypedEntity>(cluster.Client, WidgetCluster.Resource));
+        await using var run = Background.Run(informer.RunAsync);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        var u = Assert.Single(informer.Store.List());
+        Assert.Equal(("Widget", new ObjectKey(WidgetCluster.Namespace, "u")), (u.Kind, ObjectKey.Of(u)));
+        Assert.Equal(7, u.Fields["spec"].GetProperty("size").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_finalizer_patch_on_a_stale_copy_is_refused_and_changes_nothing()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        var stale = await cluster.CreateAsync("s", 1);
+        await cluster.SetSizeAsync("s", 2);
+
+        var e = await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() => Finalizers.AddAsync(cluster.Widgets, stale, "example.test/cleanup", CancellationToken.None));
+        Assert.Equal(422, (int)e.Response.StatusCode);
+        var fresh = (await cluster.Widgets.GetAsync(ObjectKey.Of(stale), CancellationToken.None))!;
+        Assert.Null(fresh.Metadata.Finalizers);
+
+        var added = await Finalizers.AddAsync(cluster.Widgets, fresh, "example.test/cleanup", CancellationToken.None);
+        Assert.Equal(["example.test/cleanup"], added.Metadata.Finalizers);
+        var removed = await Finalizers.RemoveAsync(cluster.Widgets, added, "example.test/cleanup", CancellationToken.None);
+        Assert.Empty(removed.Metadata.Finalizers ?? []);
+        Assert.Throws<ArgumentException>(() => new Controller<Widget>("x", new Informer<Widget>(cluster.Widgets), cluster.Widgets, new Noop()).AddFinalizer("cleanup", new NoopFinalizer()));
+    }
+
+    [Fact]
+    public async Task Host_without_leader_election_reconciles_and_reports_ready_after_sync()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        await cluster.CreateAsync("h");
+        var seen = new ConcurrentQueue<string>();
+        var builder = new OperatorHostBuilder(cluster.Client, Metrics.NewCustomRegistry());
+        builder.AddController("widgets", cluster.Widgets, new Noop(seen), workers: 2);
+        var host = builder.Build();
+        Assert.False(host.IsReady);
+        await using var run = Background.Run(host.RunAsync);
+        await Eventually.HoldsAsync(() => host.IsReady && seen.Contains("h"));
+        Assert.True(host.IsLeader);
+        Assert.Equal(1, host.Metrics.ReconcileTotal.WithLabels("widgets", "success").Value);
+    }
+
+    private sealed class Noop(ConcurrentQueue<string>? seen = null) : IReconciler<Widget>
+    {
+        public Task<ReconcileResult> ReconcileAsync(Widget entity, CancellationToken cancellationToken)
+        {
+            seen?.Enqueue(entity.Metadata.Name);
+            return Task.FromResult(ReconcileResult.Done);
+        }
+    }
+
+    private sealed class NoopFinalizer : IFinalizer<Widget>
+    {
+        public Task<ReconcileResult> FinalizeAsync(Widget entity, CancellationToken cancellationToken) => Task.FromResult(ReconcileResult.Done);
+    }
+}
+
+public sealed class CustomEntityTests
+{
+    [k8s.Models.KubernetesEntity(Group = "example.test", ApiVersion = "v1", Kind = "Gizmo", PluralName = "gizmos")]
+    private sealed class Gizmo : Rpoi.Kube.Entities.CustomEntity<GizmoSpec, GizmoStatus>;
+
+    private sealed class GizmoSpec
+    {
+        public int Size { get; set; }
+    }
+
+    private sealed class GizmoStatus
+    {
+        public bool Ready { get; set; }
+    }
+
+    private sealed class Unmarked : Rpoi.Kube.Entities.CustomEntity<GizmoSpec, GizmoStatus>;
+
+    [Fact]
+    public void Entity_attribute_locates_the_resource_and_json_uses_kubernetes_field_names()
+    {
+        Assert.Equal(new Rpoi.Kube.Informers.CustomResource("example.test", "v1", "gizmos"), Rpoi.Kube.Entities.CustomResources.For<Gizmo>());
+        var g = k8s.KubernetesJson.Deserialize<Gizmo>("""{"apiVersion":"example.test/v1","kind":"Gizmo","metadata":{"name":"g"},"spec":{"size":3},"status":{"ready":true}}""");
+        Assert.Equal(("g", 3, true), (g.Metadata.Name, g.Spec.Size, g.Status!.Ready));
+        Assert.Contains("[KubernetesEntity", Assert.Throws<InvalidOperationException>(() => Rpoi.Kube.Entities.CustomResources.For<Unmarked>()).Message, StringComparison.Ordinal);
+    }
+}
