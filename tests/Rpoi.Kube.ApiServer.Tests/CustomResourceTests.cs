@@ -1,0 +1,310 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Rpoi.Kube.ApiServer.Tests.Support;
+
+namespace Rpoi.Kube.ApiServer.Tests;
+
+/// <summary>A CRD-defined kind through the real KubernetesClient: generation, status subresource, validation, patches, finalizers, GC.</summary>
+public sealed class CustomResourceTests : IAsyncLifetime
+{
+    private KubeApiServer _server = null!;
+    private Kubernetes _client = null!;
+
+    public async Task InitializeAsync() => (_server, _client) = await TestServer.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<JsonObject> CreateAsync(JsonObject widget, string ns = "default") =>
+        ToNode(await _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(widget, Widgets.Group, Widgets.Version, ns, Widgets.Plural));
+
+    private async Task<JsonObject> GetAsync(string name, string ns = "default") =>
+        ToNode(await _client.CustomObjects.GetNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, ns, Widgets.Plural, name));
+
+    private async Task<JsonObject> MergePatchAsync(string name, object patch, bool status = false)
+    {
+        var body = new V1Patch(JsonSerializer.Serialize(patch), V1Patch.PatchType.MergePatch);
+        var result = status
+            ? await _client.CustomObjects.PatchNamespacedCustomObjectStatusAsync<JsonElement>(body, Widgets.Group, Widgets.Version, "default", Widgets.Plural, name)
+            : await _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(body, Widgets.Group, Widgets.Version, "default", Widgets.Plural, name);
+        return ToNode(result);
+    }
+
+    private static JsonObject ToNode(JsonElement e) => JsonNode.Parse(e.GetRawText())!.AsObject();
+
+    private static long Generation(JsonObject o) => o["metadata"]!["generation"]!.GetValue<long>();
+
+    private static string Rv(JsonObject o) => o["metadata"]!["resourceVersion"]!.GetValue<string>();
+
+    [Fact]
+    public async Task Generation_moves_only_with_spec_changes()
+    {
+        var w = await CreateAsync(Widgets.New("g", 1));
+        Assert.Equal(1, Generation(w));
+
+        var labelled = await MergePatchAsync("g", new { metadata = new { labels = new Dictionary<string, string> { ["a"] = "b" } } });
+        Assert.Equal(1, Generation(labelled));
+        Assert.NotEqual(Rv(w), Rv(labelled));
+
+        var resized = await MergePatchAsync("g", new { spec = new { size = 2 } });
+        Assert.Equal(2, Generation(resized));
+
+        var statused = await MergePatchAsync("g", new { status = new { observedGeneration = 2 } }, status: true);
+        Assert.Equal(2, Generation(statused));
+
+        var same = await MergePatchAsync("g", new { spec = new { size = 2 } });
+        Assert.Equal(Rv(statused), Rv(same));
+    }
+
+    [Fact]
+    public async Task Status_subresource_separates_spec_and_status()
+    {
+        var w = Widgets.New("s", 3);
+        w["status"] = new JsonObject { ["observedGeneration"] = 7 };
+        var created = await CreateAsync(w);
+        Assert.Null(created["status"]);
+
+        // The main resource ignores status ...
+        var main = await MergePatchAsync("s", new { spec = new { size = 4 }, status = new { observedGeneration = 9 } });
+        Assert.Null(main["status"]);
+        Assert.Equal(4, main["spec"]!["size"]!.GetValue<int>());
+
+        // ... and the status subresource ignores spec.
+        var status = await MergePatchAsync("s", new { spec = new { size = 50 }, status = new { observedGeneration = 2 } }, status: true);
+        Assert.Equal(2, status["status"]!["observedGeneration"]!.GetValue<int>());
+        Assert.Equal(4, status["spec"]!["size"]!.GetValue<int>());
+
+        // PUT on /status with a stale resourceVersion is a conflict, as on the main resource.
+        var stale = (JsonObject)status.DeepClone();
+        stale["metadata"]!["resourceVersion"] = Rv(created);
+        var e = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.ReplaceNamespacedCustomObjectStatusAsync<JsonElement>(
+            stale, Widgets.Group, Widgets.Version, "default", Widgets.Plural, "s"));
+        Assert.Equal(HttpStatusCode.Conflict, e.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Schema_validation_names_the_field()
+    {
+        async Task<HttpOperationException> Rejected(JsonObject body) =>
+            await Assert.ThrowsAsync<HttpOperationException>(() => CreateAsync(body));
+
+        var tooBig = await Rejected(Widgets.New("big", 101));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, tooBig.Response.StatusCode);
+        Assert.Contains("spec.size", tooBig.Response.Content, StringComparison.Ordinal);
+        Assert.Contains("less than or equal to 100", tooBig.Response.Content, StringComparison.Ordinal);
+
+        var badEnum = await Rejected(Widgets.New("enum", 1, mode: "medium"));
+        Assert.Contains("spec.mode: Unsupported value: \\\"medium\\\"", badEnum.Response.Content, StringComparison.Ordinal);
+
+        var missing = Widgets.New("missing", 1);
+        missing["spec"]!.AsObject().Remove("size");
+        Assert.Contains("spec.size: Required value", (await Rejected(missing)).Response.Content, StringComparison.Ordinal);
+
+        var wrongType = Widgets.New("type", 1);
+        wrongType["spec"]!["size"] = "three";
+        var typeError = await Rejected(wrongType);
+        Assert.Contains("must be of type integer", typeError.Response.Content, StringComparison.Ordinal);
+        Assert.Contains("\"field\":\"spec.size\"", typeError.Response.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_fields_are_pruned_or_rejected_when_strict()
+    {
+        var body = Widgets.New("u", 1);
+        body["spec"]!["colour"] = "red";
+        body["spec"]!["extra"] = new JsonObject { ["anything"] = new JsonObject { ["goes"] = 1 } };
+        var pruned = await CreateAsync(body);
+        Assert.Null(pruned["spec"]!["colour"]);
+        Assert.Equal(1, pruned["spec"]!["extra"]!["anything"]!["goes"]!.GetValue<int>());
+
+        body["metadata"]!["name"] = "strict";
+        var e = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
+            body, Widgets.Group, Widgets.Version, "default", Widgets.Plural, fieldValidation: "Strict"));
+        Assert.Equal(HttpStatusCode.BadRequest, e.Response.StatusCode);
+        Assert.Contains("unknown field \\\"spec.colour\\\"", e.Response.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cel_immutability_rule_is_enforced_on_update()
+    {
+        var w = Widgets.New("cel", 1);
+        w["spec"]!["owner"] = "alice";
+        await CreateAsync(w);
+        var e = await Assert.ThrowsAsync<HttpOperationException>(() => MergePatchAsync("cel", new { spec = new { owner = "bob" } }));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, e.Response.StatusCode);
+        Assert.Contains("owner is immutable", e.Response.Content, StringComparison.Ordinal);
+        Assert.Equal(5, (await MergePatchAsync("cel", new { spec = new { size = 5 } }))["spec"]!["size"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Json_patch_and_server_side_apply()
+    {
+        await CreateAsync(Widgets.New("p", 1));
+        var jsonPatch = new V1Patch("""[{"op":"test","path":"/spec/size","value":1},{"op":"replace","path":"/spec/size","value":8},{"op":"add","path":"/metadata/labels","value":{"x":"y"}}]""",
+            V1Patch.PatchType.JsonPatch);
+        var patched = ToNode(await _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(jsonPatch, Widgets.Group, Widgets.Version, "default", Widgets.Plural, "p"));
+        Assert.Equal(8, patched["spec"]!["size"]!.GetValue<int>());
+        Assert.Equal("y", patched["metadata"]!["labels"]!["x"]!.GetValue<string>());
+
+        var failedTest = new V1Patch("""[{"op":"test","path":"/spec/size","value":1},{"op":"replace","path":"/spec/size","value":9}]""", V1Patch.PatchType.JsonPatch);
+        await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(failedTest, Widgets.Group, Widgets.Version, "default", Widgets.Plural, "p"));
+        Assert.Equal(8, (await GetAsync("p"))["spec"]!["size"]!.GetValue<int>());
+
+        var apply = new V1Patch(Widgets.New("applied", 3).ToJsonString(), V1Patch.PatchType.ApplyPatch);
+        var created = ToNode(await _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(apply, Widgets.Group, Widgets.Version, "default", Widgets.Plural, "applied", fieldManager: "test"));
+        Assert.Equal(3, created["spec"]!["size"]!.GetValue<int>());
+        var again = new V1Patch(Widgets.New("applied", 4, mode: "fast").ToJsonString(), V1Patch.PatchType.ApplyPatch);
+        var updated = ToNode(await _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(again, Widgets.Group, Widgets.Version, "default", Widgets.Plural, "applied", fieldManager: "test"));
+        Assert.Equal("fast", updated["spec"]!["mode"]!.GetValue<string>());
+        Assert.Equal(2, Generation(updated));
+    }
+
+    [Fact]
+    public async Task Finalizers_hold_deletion_until_the_last_one_is_removed()
+    {
+        var w = Widgets.New("f", 1);
+        w["metadata"]!["finalizers"] = new JsonArray("example.test/a", "example.test/b");
+        await CreateAsync(w);
+
+        var deleting = ToNode(await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, "default", Widgets.Plural, "f"));
+        Assert.NotNull(deleting["metadata"]!["deletionTimestamp"]);
+        Assert.NotNull((await GetAsync("f"))["metadata"]!["deletionTimestamp"]);
+
+        var added = await Assert.ThrowsAsync<HttpOperationException>(() =>
+            MergePatchAsync("f", new { metadata = new { finalizers = new[] { "example.test/a", "example.test/b", "example.test/c" } } }));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, added.Response.StatusCode);
+
+        await MergePatchAsync("f", new { metadata = new { finalizers = new[] { "example.test/b" } } });
+        Assert.NotNull(await GetAsync("f"));
+        await MergePatchAsync("f", new { metadata = new { finalizers = Array.Empty<string>() } });
+        var gone = await Assert.ThrowsAsync<HttpOperationException>(() => GetAsync("f"));
+        Assert.Equal(HttpStatusCode.NotFound, gone.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Deleting_an_owner_garbage_collects_its_dependents()
+    {
+        var owner = await CreateAsync(Widgets.New("owner", 1));
+        var ownerRef = new V1OwnerReference
+        {
+            ApiVersion = "example.test/v1",
+            Kind = "Widget",
+            Name = "owner",
+            Uid = owner["metadata"]!["uid"]!.GetValue<string>(),
+            Controller = true,
+        };
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "dep", OwnerReferences = [ownerRef] } }, "default");
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "orphan-me", OwnerReferences = [ownerRef] } }, "default");
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "unrelated" } }, "default");
+
+        await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, "default", Widgets.Plural, "owner",
+            new V1DeleteOptions { PropagationPolicy = "Background" });
+
+        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedSecretAsync("default")).Items.Select(s => s.Metadata.Name).Order()
+            .SequenceEqual(["unrelated"]));
+    }
+
+    [Fact]
+    public async Task Orphan_propagation_keeps_dependents_without_the_owner_reference()
+    {
+        var owner = await CreateAsync(Widgets.New("owner2", 1));
+        await _client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap
+        {
+            Metadata = new V1ObjectMeta
+            {
+                Name = "kept",
+                OwnerReferences = [new V1OwnerReference { ApiVersion = "example.test/v1", Kind = "Widget", Name = "owner2", Uid = owner["metadata"]!["uid"]!.GetValue<string>() }],
+            },
+        }, "default");
+        await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, "default", Widgets.Plural, "owner2",
+            new V1DeleteOptions { PropagationPolicy = "Orphan" });
+        var kept = await _client.CoreV1.ReadNamespacedConfigMapAsync("kept", "default");
+        Assert.Null(kept.Metadata.OwnerReferences);
+    }
+
+    [Fact]
+    public async Task Crd_registration_is_visible_in_discovery_and_removal_unserves_the_kind()
+    {
+        var resources = await _client.CustomObjects.ListClusterCustomObjectAsync<JsonElement>("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+        Assert.Contains("widgets.example.test", resources.GetRawText(), StringComparison.Ordinal);
+        await CreateAsync(Widgets.New("w", 1));
+        var crd = await _client.ApiextensionsV1.ReadCustomResourceDefinitionAsync("widgets.example.test");
+        Assert.Contains(crd.Status.Conditions, c => c.Type == "Established" && c.Status == "True");
+
+        await _client.ApiextensionsV1.DeleteCustomResourceDefinitionAsync("widgets.example.test");
+        var e = await Assert.ThrowsAsync<HttpOperationException>(() => GetAsync("w"));
+        Assert.Equal(HttpStatusCode.NotFound, e.Response.StatusCode);
+        Assert.DoesNotContain(_server.ResourceTypes, t => t.Group == "example.test");
+    }
+
+    [Fact]
+    public async Task Invalid_crd_is_rejected_with_the_fields_named()
+    {
+        var crd = new V1CustomResourceDefinition
+        {
+            Metadata = new V1ObjectMeta { Name = "things.example.test" },
+            Spec = new V1CustomResourceDefinitionSpec
+            {
+                Group = "example.test",
+                Scope = "Galaxy",
+                Names = new V1CustomResourceDefinitionNames { Plural = "things", Kind = "Thing" },
+                Versions = [new V1CustomResourceDefinitionVersion { Name = "v1", Served = true, Storage = true }],
+            },
+        };
+        var e = await Assert.ThrowsAsync<HttpOperationException>(() => _client.ApiextensionsV1.CreateCustomResourceDefinitionAsync(crd));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, e.Response.StatusCode);
+        Assert.Contains("spec.scope", e.Response.Content, StringComparison.Ordinal);
+        Assert.Contains("spec.versions[0].schema.openAPIV3Schema", e.Response.Content, StringComparison.Ordinal);
+        Assert.DoesNotContain(_server.ResourceTypes, t => t.Plural == "things");
+    }
+
+    [Fact]
+    public async Task Foreground_deletion_removes_dependents_first_and_redelete_returns_the_deleting_object()
+    {
+        var owner = await CreateAsync(Widgets.New("fg", 1));
+        var uid = owner["metadata"]!["uid"]!.GetValue<string>();
+        var child = Widgets.New("fg-child", 1);
+        child["metadata"]!["ownerReferences"] = new JsonArray(new JsonObject { ["apiVersion"] = "example.test/v1", ["kind"] = "Widget", ["name"] = "fg", ["uid"] = uid });
+        child["metadata"]!["finalizers"] = new JsonArray("example.test/hold");
+        await CreateAsync(child);
+
+        await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, "default", Widgets.Plural, "fg",
+            new V1DeleteOptions { PropagationPolicy = "Foreground" });
+        Assert.NotNull((await GetAsync("fg-child"))["metadata"]!["deletionTimestamp"]);
+        var first = (await GetAsync("fg-child"))["metadata"]!["deletionTimestamp"]!.GetValue<string>();
+        var again = ToNode(await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, "default", Widgets.Plural, "fg-child"));
+        Assert.Equal(first, again["metadata"]!["deletionTimestamp"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Delete_collection_removes_what_the_selector_matches()
+    {
+        foreach (var (name, team) in new[] { ("a", "x"), ("b", "x"), ("c", "y") })
+        {
+            var w = Widgets.New(name, 1);
+            w["metadata"]!["labels"] = new JsonObject { ["team"] = team };
+            await CreateAsync(w);
+        }
+
+        await _client.CustomObjects.DeleteCollectionNamespacedCustomObjectAsync(Widgets.Group, Widgets.Version, "default", Widgets.Plural, labelSelector: "team=x");
+        var left = ToNode(await _client.CustomObjects.ListNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, "default", Widgets.Plural));
+        Assert.Equal(["c"], left["items"]!.AsArray().Select(i => i!["metadata"]!["name"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task Dry_run_is_refused_rather_than_executed()
+    {
+        var e = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
+            Widgets.New("dry", 1), Widgets.Group, Widgets.Version, "default", Widgets.Plural, dryRun: "All"));
+        Assert.Equal(HttpStatusCode.BadRequest, e.Response.StatusCode);
+        Assert.Null(_server.GetObject("example.test/v1", "Widget", "default", "dry"));
+    }
+}
+
