@@ -1,4 +1,24 @@
 using BenchmarkDotNet.Running;
+using Rpoi.Benchmarks;
+
+// Escrow settlements/s with full verification (Stopwatch runner, EscrowBenchmark.cs): ... -- escrow [settlements] [concurrency]
+if (args.Length > 0 && args[0] == "escrow")
+{
+    return await EscrowBenchmark.RunAsync(args[1..]);
+}
+
+// Operator runtime throughput (Stopwatch runner, RuntimeBenchmark.cs): ... -- runtime [objects] [updates] [rounds]
+if (args.Length > 0 && args[0] == "runtime")
+{
+    return await RuntimeBenchmark.RunAsync(args[1..]);
+}
 
 // Run with: dotnet run -c Release --project tests/Rpoi.Benchmarks -- --filter '*'
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+// Protocol CPU time per operation (robust on a busy machine): ... -- --protocol-cpu-time
+if (args.Length > 0 && args[0] == "--protocol-cpu-time")
+{
+    return ProtocolCpuTime.Run(Console.Out);
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(ProtocolBenchmarks).Assembly).Run(args);
+return 0;

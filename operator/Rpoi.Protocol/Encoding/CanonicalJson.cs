@@ -1,0 +1,345 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Rpoi.Protocol.Encoding;
+
+/// <summary>
+/// RFC 8785 JSON Canonicalization Scheme (JCS). Every signed or hashed RPOI message goes through
+/// here so that two parties who format the same JSON differently still sign and hash the same bytes.
+/// </summary>
+public static class CanonicalJson
+{
+    /// <summary>Canonicalizes UTF-8 JSON text. Throws <see cref="JsonException"/> on malformed input,
+    /// duplicate keys, lone surrogates or numbers outside the IEEE 754 double range.</summary>
+    public static byte[] Canonicalize(ReadOnlySpan<byte> utf8Json)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(utf8Json))
+        {
+            throw new JsonException("input is not valid UTF-8");
+        }
+
+        var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 64 });
+        using var doc = JsonDocument.ParseValue(ref reader);
+        if (reader.Read())
+        {
+            throw new JsonException("trailing data after the JSON value");
+        }
+
+        return Canonicalize(doc.RootElement);
+    }
+
+    /// <summary>Canonicalizes a parsed JSON value.</summary>
+    public static byte[] Canonicalize(JsonElement element)
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        try
+        {
+            Write(element, buffer);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // System.Text.Json reports invalid UTF-16 (a lone surrogate escape) this way.
+            throw new JsonException($"string is not valid Unicode: {ex.Message}", ex);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Canonicalizes a parsed JSON value into <paramref name="output"/>.</summary>
+    public static void Write(JsonElement element, IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                WriteObject(element, output);
+                break;
+            case JsonValueKind.Array:
+                Put(output, (byte)'[');
+                var first = true;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (!first)
+                    {
+                        Put(output, (byte)',');
+                    }
+
+                    first = false;
+                    Write(item, output);
+                }
+
+                Put(output, (byte)']');
+                break;
+            case JsonValueKind.String:
+                WriteString(element.GetString()!, output);
+                break;
+            case JsonValueKind.Number:
+                var raw = element.GetRawText();
+                // Fast path: a plain integer below 2^53 is already in ES6 form (the protocol's only numbers).
+                WriteAscii(IsSafeIntegerText(raw) ? raw : FormatNumber(ParseNumber(raw)), output);
+                break;
+            case JsonValueKind.True:
+                WriteAscii("true", output);
+                break;
+            case JsonValueKind.False:
+                WriteAscii("false", output);
+                break;
+            case JsonValueKind.Null:
+                WriteAscii("null", output);
+                break;
+            default:
+                throw new JsonException($"unsupported JSON value kind {element.ValueKind}");
+        }
+    }
+
+    private static void WriteObject(JsonElement element, IBufferWriter<byte> output)
+    {
+        var props = new List<JsonProperty>(16);
+        foreach (var p in element.EnumerateObject())
+        {
+            props.Add(p);
+        }
+
+        // RFC 8785 3.2.3: sort by the UTF-16 code units of the names (ordinal string comparison does exactly that).
+        props.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+        Put(output, (byte)'{');
+        for (var i = 0; i < props.Count; i++)
+        {
+            if (i > 0)
+            {
+                if (string.Equals(props[i - 1].Name, props[i].Name, StringComparison.Ordinal))
+                {
+                    throw new JsonException($"duplicate property '{props[i].Name}' (RFC 8785 requires I-JSON: unique names)");
+                }
+
+                Put(output, (byte)',');
+            }
+
+            WriteString(props[i].Name, output);
+            Put(output, (byte)':');
+            Write(props[i].Value, output);
+        }
+
+        Put(output, (byte)'}');
+    }
+
+    /// <summary>Writes a string with JCS escaping: only '"', '\\' and control characters are escaped.</summary>
+    public static void WriteString(string value, IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(output);
+        var max = (value.Length * 6) + 2;
+        var span = output.GetSpan(max);
+        var n = 0;
+        span[n++] = (byte)'"';
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            switch (c)
+            {
+                case '"': span[n++] = (byte)'\\'; span[n++] = (byte)'"'; break;
+                case '\\': span[n++] = (byte)'\\'; span[n++] = (byte)'\\'; break;
+                case '\b': span[n++] = (byte)'\\'; span[n++] = (byte)'b'; break;
+                case '\f': span[n++] = (byte)'\\'; span[n++] = (byte)'f'; break;
+                case '\n': span[n++] = (byte)'\\'; span[n++] = (byte)'n'; break;
+                case '\r': span[n++] = (byte)'\\'; span[n++] = (byte)'r'; break;
+                case '\t': span[n++] = (byte)'\\'; span[n++] = (byte)'t'; break;
+                default:
+                    if (c < 0x20)
+                    {
+                        span[n++] = (byte)'\\';
+                        span[n++] = (byte)'u';
+                        span[n++] = (byte)'0';
+                        span[n++] = (byte)'0';
+                        span[n++] = Hex[c >> 4];
+                        span[n++] = Hex[c & 0xF];
+                    }
+                    else if (c < 0x80)
+                    {
+                        span[n++] = (byte)c;
+                    }
+                    else
+                    {
+                        // Find the run of non-ASCII chars and encode it in one go; lone surrogates are rejected.
+                        var start = i;
+                        while (i + 1 < value.Length && value[i + 1] >= 0x80)
+                        {
+                            i++;
+                        }
+
+                        var run = value.AsSpan(start, i - start + 1);
+                        if (!IsWellFormed(run))
+                        {
+                            throw new JsonException("string contains a lone UTF-16 surrogate");
+                        }
+
+                        n += System.Text.Encoding.UTF8.GetBytes(run, span[n..]);
+                    }
+
+                    break;
+            }
+        }
+
+        span[n++] = (byte)'"';
+        output.Advance(n);
+    }
+
+    private static bool IsWellFormed(ReadOnlySpan<char> run)
+    {
+        for (var i = 0; i < run.Length; i++)
+        {
+            if (char.IsHighSurrogate(run[i]))
+            {
+                if (i + 1 >= run.Length || !char.IsLowSurrogate(run[i + 1]))
+                {
+                    return false;
+                }
+
+                i++;
+            }
+            else if (char.IsLowSurrogate(run[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static ReadOnlySpan<byte> Hex => "0123456789abcdef"u8;
+
+    private static bool IsSafeIntegerText(string raw)
+    {
+        var start = raw.Length > 0 && raw[0] == '-' ? 1 : 0;
+        var digits = raw.Length - start;
+        if (digits is < 1 or > 15 || (raw[start] == '0' && digits > 1) || (start == 1 && raw == "-0"))
+        {
+            return false;
+        }
+
+        for (var i = start; i < raw.Length; i++)
+        {
+            if (!char.IsAsciiDigit(raw[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static double ParseNumber(string raw)
+    {
+        var d = double.Parse(raw, NumberStyles.Float, CultureInfo.InvariantCulture);
+        if (double.IsInfinity(d) || double.IsNaN(d))
+        {
+            throw new JsonException($"number {raw} is outside the IEEE 754 double range");
+        }
+
+        return d;
+    }
+
+    /// <summary>
+    /// ECMAScript Number.prototype.toString (ES2015 7.1.12.1) for finite doubles, as RFC 8785 3.2.2.3
+    /// requires. .NET's shortest round-trip formatting gives the digits; the layout follows ES rules.
+    /// </summary>
+    public static string FormatNumber(double value)
+    {
+        if (double.IsNaN(value) || double.IsInfinity(value))
+        {
+            throw new ArgumentOutOfRangeException(nameof(value), "NaN and Infinity have no JSON form");
+        }
+
+        if (value == 0)
+        {
+            return "0"; // also -0
+        }
+
+        var negative = value < 0;
+        var r = Math.Abs(value).ToString("R", CultureInfo.InvariantCulture);
+        // Split into digits and a decimal exponent: value = 0.d1d2...dk * 10^n in ES terms (n = position of the point).
+        var ePos = r.IndexOfAny(['E', 'e']);
+        var mantissa = ePos >= 0 ? r[..ePos] : r;
+        var exp = ePos >= 0 ? int.Parse(r[(ePos + 1)..], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) : 0;
+        var dot = mantissa.IndexOf('.', StringComparison.Ordinal);
+        string digits;
+        int pointPos;
+        if (dot >= 0)
+        {
+            digits = string.Concat(mantissa.AsSpan(0, dot), mantissa.AsSpan(dot + 1));
+            pointPos = dot;
+        }
+        else
+        {
+            digits = mantissa;
+            pointPos = mantissa.Length;
+        }
+
+        var lead = 0;
+        while (lead < digits.Length - 1 && digits[lead] == '0')
+        {
+            lead++;
+        }
+
+        digits = digits[lead..];
+        pointPos -= lead;
+        digits = digits.TrimEnd('0');
+        if (digits.Length == 0)
+        {
+            return "0";
+        }
+
+        var k = digits.Length;
+        var n = pointPos + exp;
+        var sb = new StringBuilder(32);
+        if (negative)
+        {
+            sb.Append('-');
+        }
+
+        if (k <= n && n <= 21)
+        {
+            sb.Append(digits).Append('0', n - k);
+        }
+        else if (0 < n && n <= 21)
+        {
+            sb.Append(digits, 0, n).Append('.').Append(digits, n, k - n);
+        }
+        else if (-6 < n && n <= 0)
+        {
+            sb.Append("0.").Append('0', -n).Append(digits);
+        }
+        else
+        {
+            var e = n - 1;
+            sb.Append(digits[0]);
+            if (k > 1)
+            {
+                sb.Append('.').Append(digits, 1, k - 1);
+            }
+
+            sb.Append('e').Append(e >= 0 ? '+' : '-').Append(Math.Abs(e).ToString(CultureInfo.InvariantCulture));
+        }
+
+        return sb.ToString();
+    }
+
+    private static void WriteAscii(string s, IBufferWriter<byte> output)
+    {
+        var span = output.GetSpan(s.Length);
+        for (var i = 0; i < s.Length; i++)
+        {
+            span[i] = (byte)s[i];
+        }
+
+        output.Advance(s.Length);
+    }
+
+    private static void Put(IBufferWriter<byte> output, byte b)
+    {
+        output.GetSpan(1)[0] = b;
+        output.Advance(1);
+    }
+}
