@@ -1,0 +1,66 @@
+using System.Data;
+using System.Data.Common;
+using Npgsql;
+
+namespace Rpoi.Escrow.Storage;
+
+/// <summary>
+/// The production store: PostgreSQL through Npgsql. Every write transaction first locks the single
+/// ledger-head row (SELECT … FOR UPDATE), so writers run one after another across every replica of
+/// π and two settlements of one H can never both see it unsettled.
+/// </summary>
+public sealed class PostgresEscrowStore : SqlEscrowStore
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string? _schema;
+
+    /// <summary>Connects with <paramref name="connectionString"/>; its <c>Search Path</c>, if any, is created as a schema.</summary>
+    public PostgresEscrowStore(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        _schema = string.IsNullOrWhiteSpace(builder.SearchPath) ? null : builder.SearchPath.Split(',')[0].Trim();
+        _dataSource = NpgsqlDataSource.Create(builder);
+    }
+
+    /// <inheritdoc />
+    protected override string DialectSchema => """
+        CREATE OR REPLACE FUNCTION rpoi_ledger_append_only() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'the ledger is append-only'; END; $$ LANGUAGE plpgsql;
+        CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
+        FOR EACH ROW EXECUTE FUNCTION rpoi_ledger_append_only();
+        """;
+
+    /// <inheritdoc />
+    public override async Task InitializeAsync(CancellationToken ct = default)
+    {
+        if (_schema is not null)
+        {
+            await using var connection = await OpenAsync(ct);
+            await Exec(connection, null, $"CREATE SCHEMA IF NOT EXISTS \"{_schema.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", ct);
+        }
+
+        await base.InitializeAsync(ct);
+    }
+
+    /// <inheritdoc />
+    protected override async ValueTask<DbConnection> OpenAsync(CancellationToken ct) => await _dataSource.OpenConnectionAsync(ct);
+
+    /// <inheritdoc />
+    protected override ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken ct) =>
+        connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, ct);
+
+    /// <inheritdoc />
+    /// <remarks>The first statement of every write transaction: the row lock that serialises writers.</remarks>
+    protected override string HeadQuery => "SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE";
+
+    /// <inheritdoc />
+    protected override async ValueTask<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken ct) =>
+        await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        await _dataSource.DisposeAsync();
+        await base.DisposeAsync();
+    }
+}

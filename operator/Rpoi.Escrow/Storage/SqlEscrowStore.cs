@@ -1,0 +1,628 @@
+using System.Data.Common;
+using System.Globalization;
+using Rpoi.Escrow.Client;
+using Rpoi.Protocol.Messages;
+
+namespace Rpoi.Escrow.Storage;
+
+/// <summary>
+/// The store over ADO.NET, shared by SQLite and PostgreSQL. Writers are serialised (SQLite: one
+/// writer by design; PostgreSQL: a row lock on the ledger head), because each ledger entry needs
+/// the hash of the one before: the chain itself is the point of serialisation.
+/// </summary>
+public abstract class SqlEscrowStore : IEscrowStore
+{
+    /// <summary>The schema, valid in both dialects.</summary>
+    protected const string CommonSchema = """
+        CREATE TABLE IF NOT EXISTS ledger_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL);
+        INSERT INTO ledger_head (id, seq, hash)
+            VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000')
+            ON CONFLICT (id) DO NOTHING;
+        CREATE TABLE IF NOT EXISTS ledger (
+            seq BIGINT PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            h TEXT NULL,
+            debit TEXT NOT NULL,
+            credit TEXT NOT NULL,
+            denom TEXT NOT NULL,
+            amount BIGINT NOT NULL CHECK (amount > 0),
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS balances (
+            address TEXT NOT NULL,
+            denom TEXT NOT NULL,
+            amount BIGINT NOT NULL CHECK (amount >= 0),
+            PRIMARY KEY (address, denom));
+        CREATE TABLE IF NOT EXISTS deposits (
+            deposit_id TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            denom TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            seq BIGINT NOT NULL);
+        CREATE TABLE IF NOT EXISTS pledges (
+            h TEXT PRIMARY KEY,
+            renter TEXT NOT NULL,
+            leaser TEXT NOT NULL,
+            deposit_denom TEXT NOT NULL,
+            deposit BIGINT NOT NULL CHECK (deposit >= 0),
+            rent_denom TEXT NOT NULL,
+            rent BIGINT NOT NULL CHECK (rent >= 0),
+            state TEXT NOT NULL,
+            request TEXT NOT NULL,
+            pledged_at TEXT NOT NULL,
+            claimable_after TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS settlements (
+            h TEXT PRIMARY KEY REFERENCES pledges (h),
+            deposit TEXT NOT NULL,
+            rent TEXT NOT NULL,
+            receipt TEXT NOT NULL,
+            settled_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS withheld (
+            h TEXT PRIMARY KEY REFERENCES pledges (h),
+            denom TEXT NOT NULL,
+            amount BIGINT NOT NULL CHECK (amount > 0),
+            state TEXT NOT NULL,
+            released_to TEXT NULL,
+            released_at TEXT NULL);
+        """;
+
+    /// <summary>Dialect-specific schema (append-only triggers), run after <see cref="CommonSchema"/>.</summary>
+    protected abstract string DialectSchema { get; }
+
+    /// <summary>Reads the ledger head inside a write transaction (PostgreSQL locks the row here).</summary>
+    protected virtual string HeadQuery => "SELECT seq, hash FROM ledger_head WHERE id = 1";
+
+    /// <summary>Opens a connection from the pool.</summary>
+    protected abstract ValueTask<DbConnection> OpenAsync(CancellationToken ct);
+
+    /// <summary>Begins a write transaction that excludes every other writer until it ends.</summary>
+    protected abstract ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken ct);
+
+    /// <summary>Begins a read-only transaction that sees one consistent snapshot.</summary>
+    protected abstract ValueTask<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken ct);
+
+    /// <summary>Runs a write transaction; SQLite overrides it to queue writers in-process instead of spinning on the file lock.</summary>
+    protected virtual async Task<T> WriteAsync<T>(Func<WriteScope, Task<T>> body, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await BeginWriteAsync(connection, ct);
+        var scope = new WriteScope(connection, tx);
+        await scope.LoadHeadAsync(HeadQuery, ct);
+        var result = await body(scope);
+        await scope.SaveHeadAsync(ct);
+        await tx.CommitAsync(ct);
+        return result;
+    }
+
+    /// <inheritdoc />
+    public virtual async Task InitializeAsync(CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await Exec(connection, tx, CommonSchema, ct);
+        await Exec(connection, tx, DialectSchema, ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <inheritdoc />
+    public Task<DepositRecord> DepositAsync(DepositCommand command, CancellationToken ct = default) =>
+        WriteAsync(async w =>
+        {
+            var existing = await w.QueryOneAsync(
+                "SELECT address, denom, amount, seq FROM deposits WHERE deposit_id = @id",
+                r => new DepositRecord(command.DepositId, r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)),
+                ct,
+                ("id", command.DepositId));
+            if (existing is not null)
+            {
+                if (existing.Address != command.Address || existing.Denom != command.Denom || existing.Amount != command.Amount)
+                {
+                    throw new EscrowRefusedException(
+                        EscrowReasons.DepositConflict,
+                        "depositId",
+                        $"deposit id '{command.DepositId}' was already used for {existing.Amount} {existing.Denom} to {existing.Address}; use a new id for a new deposit",
+                        409);
+                }
+
+                return existing;
+            }
+
+            await w.AddBalanceAsync(command.Address, command.Denom, command.Amount, "amount.amount", ct);
+            var seq = await w.AppendAsync(command.At, Ledger.Kinds.Deposit, null, Ledger.External, Ledger.Balance(command.Address), command.Denom, command.Amount, ct);
+            await w.ExecAsync(
+                "INSERT INTO deposits (deposit_id, address, denom, amount, seq) VALUES (@id, @a, @d, @x, @s)",
+                ct,
+                ("id", command.DepositId), ("a", command.Address), ("d", command.Denom), ("x", command.Amount), ("s", seq));
+            return new DepositRecord(command.DepositId, command.Address, command.Denom, command.Amount, seq);
+        }, ct);
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyDictionary<string, long>> GetBalancesAsync(string address, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        var rows = await QueryAsync(
+            connection,
+            null,
+            "SELECT denom, amount FROM balances WHERE address = @a ORDER BY denom",
+            r => (r.GetString(0), r.GetInt64(1)),
+            ct,
+            ("a", address));
+        return rows.ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
+    }
+
+    /// <inheritdoc />
+    public Task<PledgeResult> PledgeAsync(PledgeCommand command, CancellationToken ct = default) =>
+        WriteAsync(async w =>
+        {
+            var existing = await ReadPledgeAsync(w.Connection, w.Transaction, command.H, ct);
+            if (existing is not null)
+            {
+                // H is the hash of E(m), so an equal H is the same request: the pledge stands as it is.
+                return new PledgeResult(existing, false);
+            }
+
+            if (command.DepositDenom == command.RentDenom)
+            {
+                // One debit of ρ + ω, so a refusal names the whole sum the renter must cover.
+                var total = command.Deposit + (decimal)command.Rent;
+                if (total > long.MaxValue)
+                {
+                    throw new EscrowRefusedException(EscrowReasons.AmountOverflow, "signedRequest", "deposit + rent exceeds the ledger's 64-bit range");
+                }
+
+                await w.DebitAsync(command.Renter, command.DepositDenom, (long)total, "signedRequest", ct);
+            }
+            else
+            {
+                await w.DebitAsync(command.Renter, command.DepositDenom, command.Deposit, "signedRequest", ct);
+                await w.DebitAsync(command.Renter, command.RentDenom, command.Rent, "signedRequest", ct);
+            }
+
+            var held = Ledger.Held(command.H);
+            await w.AppendAsync(command.At, Ledger.Kinds.PledgeDeposit, command.H, Ledger.Balance(command.Renter), held, command.DepositDenom, command.Deposit, ct);
+            await w.AppendAsync(command.At, Ledger.Kinds.PledgeRent, command.H, Ledger.Balance(command.Renter), held, command.RentDenom, command.Rent, ct);
+            await w.ExecAsync(
+                """
+                INSERT INTO pledges (h, renter, leaser, deposit_denom, deposit, rent_denom, rent, state, request, pledged_at, claimable_after)
+                VALUES (@h, @r, @b, @dd, @d, @rd, @rent, @s, @req, @at, @ca)
+                """,
+                ct,
+                ("h", command.H), ("r", command.Renter), ("b", command.Leaser), ("dd", command.DepositDenom), ("d", command.Deposit),
+                ("rd", command.RentDenom), ("rent", command.Rent), ("s", PledgeStates.Held), ("req", command.Request),
+                ("at", Ledger.FormatTime(command.At)), ("ca", Ledger.FormatTime(command.ClaimableAfter)));
+            var created = await ReadPledgeAsync(w.Connection, w.Transaction, command.H, ct);
+            return new PledgeResult(created!, true);
+        }, ct);
+
+    /// <inheritdoc />
+    public async Task<PledgeRecord?> GetPledgeAsync(string h, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await ReadPledgeAsync(connection, null, h, ct);
+    }
+
+    /// <inheritdoc />
+    public Task<SettleResult> SettleAsync(SettleCommand command, CancellationToken ct = default) =>
+        WriteAsync(async w =>
+        {
+            var first = await ReadSettlementAsync(w.Connection, w.Transaction, command.H, ct);
+            if (first is not null)
+            {
+                return new SettleResult(first, false);
+            }
+
+            var pledge = await ReadPledgeAsync(w.Connection, w.Transaction, command.H, ct)
+                ?? throw new EscrowRefusedException(EscrowReasons.PledgeNotFound, "h", $"no pledge is held under H {command.H}; pledge E(m) first", 404);
+            if (pledge.State != PledgeStates.Held)
+            {
+                throw new InvalidOperationException($"pledge {pledge.H} is {pledge.State} without a settlement row; the database was edited outside the store");
+            }
+
+            var receipt = command.Receipt(w.HeadSeq + 1);
+            var held = Ledger.Held(pledge.H);
+            if (command.Deposit == DepositDisposition.ToRenter)
+            {
+                await w.AddBalanceAsync(pledge.Renter, pledge.DepositDenom, pledge.Deposit, "h", ct);
+                await w.AppendAsync(command.At, Ledger.Kinds.DepositToRenter, pledge.H, held, Ledger.Balance(pledge.Renter), pledge.DepositDenom, pledge.Deposit, ct);
+            }
+            else if (pledge.Deposit > 0)
+            {
+                await w.AppendAsync(command.At, Ledger.Kinds.DepositWithheld, pledge.H, held, Ledger.Withheld(pledge.H), pledge.DepositDenom, pledge.Deposit, ct);
+                await w.ExecAsync(
+                    "INSERT INTO withheld (h, denom, amount, state) VALUES (@h, @d, @x, @s)",
+                    ct,
+                    ("h", pledge.H), ("d", pledge.DepositDenom), ("x", pledge.Deposit), ("s", WithheldStates.Withheld));
+            }
+
+            var rentTo = command.Rent == RentDisposition.ToLeaser ? pledge.Leaser : pledge.Renter;
+            await w.AddBalanceAsync(rentTo, pledge.RentDenom, pledge.Rent, "h", ct);
+            await w.AppendAsync(
+                command.At,
+                command.Rent == RentDisposition.ToLeaser ? Ledger.Kinds.RentToLeaser : Ledger.Kinds.RentToRenter,
+                pledge.H, held, Ledger.Balance(rentTo), pledge.RentDenom, pledge.Rent, ct);
+
+            await w.ExecAsync("UPDATE pledges SET state = @s WHERE h = @h", ct, ("s", PledgeStates.Settled), ("h", pledge.H));
+            await w.ExecAsync(
+                "INSERT INTO settlements (h, deposit, rent, receipt, settled_at) VALUES (@h, @d, @r, @rc, @at)",
+                ct,
+                ("h", pledge.H), ("d", command.Deposit.ToString()), ("r", command.Rent.ToString()), ("rc", receipt), ("at", Ledger.FormatTime(command.At)));
+            return new SettleResult(new SettlementRecord(pledge.H, command.Deposit, command.Rent, receipt, command.At), true);
+        }, ct);
+
+    /// <inheritdoc />
+    public async Task<SettlementRecord?> GetSettlementAsync(string h, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await ReadSettlementAsync(connection, null, h, ct);
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<WithheldRecord>> ListWithheldAsync(CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await QueryAsync(connection, null, "SELECT h, denom, amount, state, released_to, released_at FROM withheld ORDER BY h", ReadWithheld, ct);
+    }
+
+    /// <inheritdoc />
+    public Task<WithheldRecord> ReleaseAsync(ReleaseCommand command, CancellationToken ct = default) =>
+        WriteAsync(async w =>
+        {
+            var row = await w.QueryOneAsync(
+                "SELECT h, denom, amount, state, released_to, released_at FROM withheld WHERE h = @h",
+                ReadWithheld,
+                ct,
+                ("h", command.H))
+                ?? throw new EscrowRefusedException(EscrowReasons.WithheldNotFound, "h", $"nothing is withheld under H {command.H}", 404);
+            if (row.State == WithheldStates.Released)
+            {
+                return row.ReleasedTo == command.To
+                    ? row
+                    : throw new EscrowRefusedException(
+                        EscrowReasons.AlreadyReleased,
+                        "to",
+                        $"the funds withheld under H {command.H} were already released to {row.ReleasedTo}",
+                        409);
+            }
+
+            await w.AddBalanceAsync(command.To, row.Denom, row.Amount, "to", ct);
+            await w.AppendAsync(command.At, Ledger.Kinds.Release, row.H, Ledger.Withheld(row.H), Ledger.Balance(command.To), row.Denom, row.Amount, ct);
+            await w.ExecAsync(
+                "UPDATE withheld SET state = @s, released_to = @to, released_at = @at WHERE h = @h",
+                ct,
+                ("s", WithheldStates.Released), ("to", command.To), ("at", Ledger.FormatTime(command.At)), ("h", row.H));
+            return row with { State = WithheldStates.Released, ReleasedTo = command.To, ReleasedAt = command.At };
+        }, ct);
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<LedgerEntry>> ReadLedgerAsync(long after, int limit, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await QueryAsync(
+            connection,
+            null,
+            "SELECT seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash FROM ledger WHERE seq > @after ORDER BY seq LIMIT @limit",
+            ReadEntry,
+            ct,
+            ("after", after), ("limit", limit));
+    }
+
+    /// <inheritdoc />
+    public async Task<AuditResult> AuditAsync(CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = await BeginSnapshotAsync(connection, ct);
+        var problems = new List<string>();
+
+        // 1. The chain: consecutive seq, each entry links to the previous hash and hashes to its own.
+        var buckets = new Dictionary<(string Bucket, string Denom), decimal>();
+        var prev = Ledger.Genesis;
+        long count = 0;
+        await using (var cmd = Command(connection, tx, "SELECT seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash FROM ledger ORDER BY seq"))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                var e = ReadEntry(reader);
+                count++;
+                if (e.Seq != count)
+                {
+                    problems.Add($"ledger seq {e.Seq} found where {count} was expected (a row is missing or inserted)");
+                }
+
+                if (e.PrevHash != prev)
+                {
+                    problems.Add($"ledger seq {e.Seq}: prev_hash does not match the hash of the entry before");
+                }
+
+                if (Ledger.Hash(e) != e.Hash)
+                {
+                    problems.Add($"ledger seq {e.Seq}: hash does not match its contents (the row was edited)");
+                }
+
+                prev = e.Hash;
+                Add(buckets, e.Debit, e.Denom, -e.Amount);
+                Add(buckets, e.Credit, e.Denom, e.Amount);
+            }
+        }
+
+        var head = await QueryAsync(connection, tx, "SELECT seq, hash FROM ledger_head WHERE id = 1", r => (r.GetInt64(0), r.GetString(1)), ct);
+        if (head.Count != 1 || head[0].Item1 != count || head[0].Item2 != prev)
+        {
+            problems.Add("ledger head does not match the last entry (entries were removed or appended outside the store)");
+        }
+
+        foreach (var ((bucket, denom), amount) in buckets)
+        {
+            if (bucket != Ledger.External && amount < 0)
+            {
+                problems.Add($"replaying the ledger drives {bucket} negative in {denom}");
+            }
+        }
+
+        // 2. The tables must be exactly what replaying the ledger gives.
+        var expected = buckets.Where(kv => kv.Key.Bucket != Ledger.External && kv.Value != 0)
+            .ToDictionary(kv => kv.Key, kv => kv.Value);
+        var actual = new Dictionary<(string Bucket, string Denom), decimal>();
+        foreach (var (address, denom, amount) in await QueryAsync(connection, tx, "SELECT address, denom, amount FROM balances", r => (r.GetString(0), r.GetString(1), r.GetInt64(2)), ct))
+        {
+            Add(actual, Ledger.Balance(address), denom, amount);
+        }
+
+        foreach (var p in await QueryAsync(connection, tx, "SELECT h, deposit_denom, deposit, rent_denom, rent FROM pledges WHERE state = 'Held'", r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetInt64(4)), ct))
+        {
+            Add(actual, Ledger.Held(p.Item1), p.Item2, p.Item3);
+            Add(actual, Ledger.Held(p.Item1), p.Item4, p.Item5);
+        }
+
+        foreach (var w in await QueryAsync(connection, tx, "SELECT h, denom, amount FROM withheld WHERE state = 'Withheld'", r => (r.GetString(0), r.GetString(1), r.GetInt64(2)), ct))
+        {
+            Add(actual, Ledger.Withheld(w.Item1), w.Item2, w.Item3);
+        }
+
+        foreach (var key in expected.Keys.Union(actual.Keys).Where(k => expected.GetValueOrDefault(k) != actual.GetValueOrDefault(k)).OrderBy(k => k.Bucket, StringComparer.Ordinal))
+        {
+            problems.Add($"{key.Bucket} holds {actual.GetValueOrDefault(key)} {key.Denom} in the tables but {expected.GetValueOrDefault(key)} by the ledger");
+        }
+
+        // 3. The invariant, from the tables: balances + held + withheld = deposits.
+        var deposits = await QueryAsync(connection, tx, "SELECT denom, amount FROM deposits", r => (r.GetString(0), r.GetInt64(1)), ct);
+        var denoms = actual.Keys.Select(k => k.Denom).Concat(deposits.Select(d => d.Item1)).Distinct().Order(StringComparer.Ordinal);
+        var totals = new List<DenomTotal>();
+        foreach (var denom in denoms)
+        {
+            decimal Sum(string prefix) => actual.Where(kv => kv.Key.Denom == denom && kv.Key.Bucket.StartsWith(prefix, StringComparison.Ordinal)).Sum(kv => kv.Value);
+            var total = new DenomTotal(denom, Sum("balance:"), Sum("held:"), Sum("withheld:"), deposits.Where(d => d.Item1 == denom).Sum(d => (decimal)d.Item2));
+            totals.Add(total);
+            if (total.Balances + total.Held + total.Withheld != total.Deposits)
+            {
+                problems.Add($"invariant broken in {denom}: balances {total.Balances} + held {total.Held} + withheld {total.Withheld} != deposits {total.Deposits}");
+            }
+
+            var external = -buckets.GetValueOrDefault((Ledger.External, denom));
+            if (external != total.Deposits)
+            {
+                problems.Add($"deposits table says {total.Deposits} {denom} came in, the ledger says {external}");
+            }
+        }
+
+        await tx.CommitAsync(ct);
+        return new AuditResult(problems.Count == 0, count, prev, totals, problems);
+    }
+
+    /// <inheritdoc />
+    public virtual ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        return ValueTask.CompletedTask;
+    }
+
+    private static void Add(Dictionary<(string, string), decimal> map, string bucket, string denom, decimal amount) =>
+        map[(bucket, denom)] = map.GetValueOrDefault((bucket, denom)) + amount;
+
+    private static async Task<PledgeRecord?> ReadPledgeAsync(DbConnection c, DbTransaction? tx, string h, CancellationToken ct)
+    {
+        var rows = await QueryAsync(
+            c,
+            tx,
+            "SELECT h, renter, leaser, deposit_denom, deposit, rent_denom, rent, state, request, pledged_at, claimable_after FROM pledges WHERE h = @h",
+            r => new PledgeRecord(
+                r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetString(5), r.GetInt64(6),
+                r.GetString(7), r.GetString(8), Ledger.ParseTime(r.GetString(9)), Ledger.ParseTime(r.GetString(10))),
+            ct,
+            ("h", h));
+        return rows.Count == 0 ? null : rows[0];
+    }
+
+    private static async Task<SettlementRecord?> ReadSettlementAsync(DbConnection c, DbTransaction? tx, string h, CancellationToken ct)
+    {
+        var rows = await QueryAsync(
+            c,
+            tx,
+            "SELECT h, deposit, rent, receipt, settled_at FROM settlements WHERE h = @h",
+            r => new SettlementRecord(
+                r.GetString(0),
+                Enum.Parse<DepositDisposition>(r.GetString(1)),
+                Enum.Parse<RentDisposition>(r.GetString(2)),
+                r.GetString(3),
+                Ledger.ParseTime(r.GetString(4))),
+            ct,
+            ("h", h));
+        return rows.Count == 0 ? null : rows[0];
+    }
+
+    private static WithheldRecord ReadWithheld(DbDataReader r) => new(
+        r.GetString(0),
+        r.GetString(1),
+        r.GetInt64(2),
+        r.GetString(3),
+        r.IsDBNull(4) ? null : r.GetString(4),
+        r.IsDBNull(5) ? null : Ledger.ParseTime(r.GetString(5)));
+
+    private static LedgerEntry ReadEntry(DbDataReader r) => new(
+        r.GetInt64(0),
+        Ledger.ParseTime(r.GetString(1)),
+        r.GetString(2),
+        r.IsDBNull(3) ? null : r.GetString(3),
+        r.GetString(4),
+        r.GetString(5),
+        r.GetString(6),
+        r.GetInt64(7),
+        r.GetString(8),
+        r.GetString(9));
+
+    /// <summary>Builds a command with named parameters (both providers accept <c>@name</c>).</summary>
+    protected static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        foreach (var (name, value) in parameters)
+        {
+            var p = cmd.CreateParameter();
+            p.ParameterName = name;
+            p.Value = value ?? DBNull.Value;
+            cmd.Parameters.Add(p);
+        }
+
+        return cmd;
+    }
+
+    /// <summary>Executes a statement.</summary>
+    protected static async Task Exec(DbConnection c, DbTransaction? tx, string sql, CancellationToken ct, params (string, object?)[] parameters)
+    {
+        await using var cmd = Command(c, tx, sql, parameters);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<List<T>> QueryAsync<T>(DbConnection c, DbTransaction? tx, string sql, Func<DbDataReader, T> map, CancellationToken ct, params (string, object?)[] parameters)
+    {
+        await using var cmd = Command(c, tx, sql, parameters);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        var list = new List<T>();
+        while (await reader.ReadAsync(ct))
+        {
+            list.Add(map(reader));
+        }
+
+        return list;
+    }
+
+    /// <summary>One write transaction: the connection, the ledger head it extends, and the moves it makes.</summary>
+    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction)
+    {
+        private long _seq;
+        private string _hash = Ledger.Genesis;
+        private bool _appended;
+
+        /// <summary>Seq of the last ledger entry, including those appended in this transaction.</summary>
+        public long HeadSeq => _seq;
+
+        /// <summary>The connection.</summary>
+        public DbConnection Connection { get; } = connection;
+
+        /// <summary>The transaction.</summary>
+        public DbTransaction Transaction { get; } = transaction;
+
+        internal async Task LoadHeadAsync(string headQuery, CancellationToken ct)
+        {
+            var head = await QueryAsync(Connection, Transaction, headQuery, r => (r.GetInt64(0), r.GetString(1)), ct);
+            (_seq, _hash) = head.Single();
+        }
+
+        internal async Task SaveHeadAsync(CancellationToken ct)
+        {
+            if (_appended)
+            {
+                await ExecAsync("UPDATE ledger_head SET seq = @s, hash = @h WHERE id = 1", ct, ("s", _seq), ("h", _hash));
+            }
+        }
+
+        /// <summary>Executes a statement in this transaction.</summary>
+        public Task ExecAsync(string sql, CancellationToken ct, params (string, object?)[] parameters) =>
+            Exec(Connection, Transaction, sql, ct, parameters);
+
+        /// <summary>Reads at most one row in this transaction.</summary>
+        public async Task<T?> QueryOneAsync<T>(string sql, Func<DbDataReader, T> map, CancellationToken ct, params (string, object?)[] parameters)
+            where T : class
+        {
+            var rows = await QueryAsync(Connection, Transaction, sql, map, ct, parameters);
+            return rows.Count == 0 ? null : rows[0];
+        }
+
+        /// <summary>Appends one chained entry; zero moves are not recorded. Returns its seq (or the head's for a zero move).</summary>
+        public async Task<long> AppendAsync(DateTimeOffset at, string kind, string? h, string debit, string credit, string denom, long amount, CancellationToken ct)
+        {
+            if (amount == 0)
+            {
+                return _seq;
+            }
+
+            var seq = _seq + 1;
+            var when = Ledger.FormatTime(at);
+            var hash = Ledger.Hash(seq, when, kind, h, debit, credit, denom, amount, _hash);
+            await ExecAsync(
+                "INSERT INTO ledger (seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash) VALUES (@s, @at, @k, @h, @d, @c, @dn, @x, @p, @hash)",
+                ct,
+                ("s", seq), ("at", when), ("k", kind), ("h", h), ("d", debit), ("c", credit), ("dn", denom), ("x", amount), ("p", _hash), ("hash", hash));
+            (_seq, _hash, _appended) = (seq, hash, true);
+            return seq;
+        }
+
+        /// <summary>Adds to a free balance, refusing a sum beyond the 64-bit range.</summary>
+        public async Task AddBalanceAsync(string address, string denom, long amount, string field, CancellationToken ct)
+        {
+            var current = await BalanceAsync(address, denom, ct);
+            long next;
+            try
+            {
+                next = checked(current + amount);
+            }
+            catch (OverflowException)
+            {
+                throw new EscrowRefusedException(EscrowReasons.AmountOverflow, field, $"crediting {amount} {denom} to {address} would exceed the ledger's 64-bit range");
+            }
+
+            await SetBalanceAsync(address, denom, next, ct);
+        }
+
+        /// <summary>Subtracts from a free balance, refusing when it is short.</summary>
+        public async Task DebitAsync(string address, string denom, long amount, string field, CancellationToken ct)
+        {
+            if (amount == 0)
+            {
+                return;
+            }
+
+            var current = await BalanceAsync(address, denom, ct);
+            if (current < amount)
+            {
+                throw new EscrowRefusedException(
+                    EscrowReasons.InsufficientFunds,
+                    field,
+                    $"{address} has {current} {denom} free but the pledge needs {amount} {denom} (deposit + rent); deposit more first",
+                    409);
+            }
+
+            await SetBalanceAsync(address, denom, current - amount, ct);
+        }
+
+        private async Task<long> BalanceAsync(string address, string denom, CancellationToken ct)
+        {
+            var rows = await QueryAsync(Connection, Transaction, "SELECT amount FROM balances WHERE address = @a AND denom = @d", r => r.GetInt64(0), ct, ("a", address), ("d", denom));
+            return rows.Count == 0 ? 0 : rows[0];
+        }
+
+        private Task SetBalanceAsync(string address, string denom, long amount, CancellationToken ct) =>
+            ExecAsync(
+                "INSERT INTO balances (address, denom, amount) VALUES (@a, @d, @x) ON CONFLICT (address, denom) DO UPDATE SET amount = excluded.amount",
+                ct,
+                ("a", address), ("d", denom), ("x", amount));
+    }
+
+    /// <summary>Formats an amount for the wire.</summary>
+    public static string Format(decimal amount) => amount.ToString(CultureInfo.InvariantCulture);
+}
