@@ -1,0 +1,212 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+
+namespace Rpoi.Operator.Hosting;
+
+/// <summary>
+/// The operator's settings, from (later wins) <c>appsettings.json</c> in the working directory or the file named by
+/// <c>--config</c>, environment variables <c>RPOI_Operator__&lt;Key&gt;</c>, and command-line flags. docs/phase-one.md lists them.
+/// </summary>
+public sealed record OperatorSettings
+{
+    /// <summary>Command-line flags and the configuration keys they set.</summary>
+    public static IReadOnlyDictionary<string, string> Flags { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["--leaser-key-file"] = "Operator:LeaserKeyFile",
+        ["--escrow-url"] = "Operator:EscrowUrl",
+        ["--escrow-address"] = "Operator:EscrowAddress",
+        ["--cluster-server"] = "Operator:ClusterServer",
+        ["--cluster-ca-file"] = "Operator:ClusterCaFile",
+        ["--kubeconfig"] = "Operator:Kubeconfig",
+        ["--namespace"] = "Operator:Namespace",
+        ["--leader-election"] = "Operator:LeaderElection",
+        ["--metrics-port"] = "Operator:MetricsPort",
+        ["--metrics-address"] = "Operator:MetricsAddress",
+        ["--workers"] = "Operator:Workers",
+        ["--pod-image"] = "Operator:PodImage",
+        ["--rating-window"] = "Operator:RatingWindow",
+        ["--json-logs"] = "Operator:JsonLogs",
+        ["--config"] = "Operator:Config",
+    };
+
+    /// <summary>Path of β's key file (signs grants and escrow calls).</summary>
+    public string LeaserKeyFile { get; init; } = string.Empty;
+
+    /// <summary>π's base URL.</summary>
+    public Uri? EscrowUrl { get; init; }
+
+    /// <summary>π's address; when empty it is read from π's identity endpoint at start.</summary>
+    public string? EscrowAddress { get; init; }
+
+    /// <summary>API server URL written into renters' kubeconfigs.</summary>
+    public string ClusterServer { get; init; } = string.Empty;
+
+    /// <summary>PEM file of the cluster CA, embedded in renters' kubeconfigs (optional).</summary>
+    public string? ClusterCaFile { get; init; }
+
+    /// <summary>Kubeconfig of the operator itself; empty = in-cluster config when running in a pod, else the default kubeconfig.</summary>
+    public string? Kubeconfig { get; init; }
+
+    /// <summary>The operator's own namespace (leader-election Lease); defaults to POD_NAMESPACE, else rpoi-system.</summary>
+    public string Namespace { get; init; } = "rpoi-system";
+
+    /// <summary>Run controllers only while holding the leader Lease (on for more than one replica).</summary>
+    public bool LeaderElection { get; init; } = true;
+
+    /// <summary>Port of /metrics, /healthz and /readyz; negative turns the endpoint off, 0 picks a free port.</summary>
+    public int MetricsPort { get; init; } = 8080;
+
+    /// <summary>Address the metrics endpoint binds to.</summary>
+    public string MetricsAddress { get; init; } = "0.0.0.0";
+
+    /// <summary>Parallel Lease reconciles.</summary>
+    public int Workers { get; init; } = 4;
+
+    /// <summary>Image of the pod template in σ (default: PodPlacement.DefaultImage).</summary>
+    public string? PodImage { get; init; }
+
+    /// <summary>Rating window when a Lease sets none.</summary>
+    public TimeSpan RatingWindow { get; init; } = TimeSpan.FromHours(72);
+
+    /// <summary>JSON log lines (for log collectors) instead of plain text.</summary>
+    public bool JsonLogs { get; init; }
+
+    /// <summary>Reads and validates the settings. Errors name the flag and the fix; nothing starts when there are any.</summary>
+    public static (OperatorSettings? Settings, IReadOnlyList<string> Errors) Load(string[] args, string? workingDirectory = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var errors = new List<string>();
+        foreach (var arg in args)
+        {
+            var flag = arg.Split('=', 2)[0];
+            if (flag.StartsWith("--", StringComparison.Ordinal) && !Flags.ContainsKey(flag))
+            {
+                errors.Add($"unknown flag {flag}; known flags: {string.Join(", ", Flags.Keys)}");
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return (null, errors);
+        }
+
+        var first = new ConfigurationBuilder().AddEnvironmentVariables("RPOI_").AddCommandLine(args, Flags.ToDictionary()).Build();
+        var configFile = first["Operator:Config"];
+        var baseDir = workingDirectory ?? Directory.GetCurrentDirectory();
+        if (configFile is not null && !File.Exists(Path.Combine(baseDir, configFile)))
+        {
+            return (null, [$"--config: file {configFile} does not exist"]);
+        }
+
+        var config = new ConfigurationBuilder()
+            .SetBasePath(baseDir)
+            .AddJsonFile(configFile ?? "appsettings.json", optional: configFile is null)
+            .AddEnvironmentVariables("RPOI_")
+            .AddCommandLine(args, Flags.ToDictionary())
+            .Build()
+            .GetSection("Operator");
+
+        string? Text(string key) => string.IsNullOrWhiteSpace(config[key]) ? null : config[key]!.Trim();
+        bool Bool(string key, string flag, bool fallback)
+        {
+            var text = Text(key);
+            if (text is null)
+            {
+                return fallback;
+            }
+
+            if (bool.TryParse(text, out var value))
+            {
+                return value;
+            }
+
+            errors.Add($"{flag}: '{text}' is not true or false");
+            return fallback;
+        }
+
+        int Int(string key, string flag, int fallback, int min, int max)
+        {
+            var text = Text(key);
+            if (text is null)
+            {
+                return fallback;
+            }
+
+            if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max)
+            {
+                return value;
+            }
+
+            errors.Add($"{flag}: '{text}' is not a whole number from {min} to {max}");
+            return fallback;
+        }
+
+        var leaserKey = Text("LeaserKeyFile");
+        if (leaserKey is null)
+        {
+            errors.Add("--leaser-key-file is required: the path of β's key file (create one with 'kubectl rpoi keys new --role leaser')");
+        }
+        else if (!File.Exists(leaserKey))
+        {
+            errors.Add($"--leaser-key-file: {leaserKey} does not exist; mount the leaser key Secret there");
+        }
+
+        Uri? escrowUrl = null;
+        var escrowText = Text("EscrowUrl");
+        if (escrowText is null)
+        {
+            errors.Add("--escrow-url is required: π's base URL, e.g. http://rpoi-escrow.rpoi-system:5080/");
+        }
+        else if (!Uri.TryCreate(escrowText.EndsWith('/') ? escrowText : escrowText + "/", UriKind.Absolute, out escrowUrl) || escrowUrl.Scheme is not ("http" or "https"))
+        {
+            errors.Add($"--escrow-url: '{escrowText}' is not an http(s) URL");
+        }
+
+        var server = Text("ClusterServer");
+        if (server is null)
+        {
+            errors.Add("--cluster-server is required: the API server URL renters use, written into their kubeconfigs (e.g. https://34.1.2.3)");
+        }
+        else if (!Uri.TryCreate(server, UriKind.Absolute, out var serverUri) || serverUri.Scheme is not ("http" or "https"))
+        {
+            errors.Add($"--cluster-server: '{server}' is not an http(s) URL");
+        }
+
+        var ca = Text("ClusterCaFile");
+        if (ca is not null && !File.Exists(ca))
+        {
+            errors.Add($"--cluster-ca-file: {ca} does not exist");
+        }
+
+        var kubeconfig = Text("Kubeconfig");
+        if (kubeconfig is not null && !File.Exists(kubeconfig))
+        {
+            errors.Add($"--kubeconfig: {kubeconfig} does not exist");
+        }
+
+        var window = TimeSpan.FromHours(72);
+        if (Text("RatingWindow") is { } windowText && (!TimeSpan.TryParse(windowText, CultureInfo.InvariantCulture, out window) || window < TimeSpan.Zero))
+        {
+            errors.Add($"--rating-window: '{windowText}' is not a duration such as 72:00:00 or 3.00:00:00");
+        }
+
+        var settings = new OperatorSettings
+        {
+            LeaserKeyFile = leaserKey ?? string.Empty,
+            EscrowUrl = escrowUrl,
+            EscrowAddress = Text("EscrowAddress"),
+            ClusterServer = server ?? string.Empty,
+            ClusterCaFile = ca,
+            Kubeconfig = kubeconfig,
+            Namespace = Text("Namespace") ?? Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? "rpoi-system",
+            LeaderElection = Bool("LeaderElection", "--leader-election", true),
+            MetricsPort = Int("MetricsPort", "--metrics-port", 8080, -1, 65535),
+            MetricsAddress = Text("MetricsAddress") ?? "0.0.0.0",
+            Workers = Int("Workers", "--workers", 4, 1, 64),
+            PodImage = Text("PodImage"),
+            RatingWindow = window,
+            JsonLogs = Bool("JsonLogs", "--json-logs", false),
+        };
+        return errors.Count > 0 ? (null, errors) : (settings, []);
+    }
+}

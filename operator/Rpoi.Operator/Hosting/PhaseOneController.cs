@@ -1,0 +1,117 @@
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Rpoi.Escrow.Client;
+using Rpoi.Kube.Controllers;
+using Rpoi.Kube.Events;
+using Rpoi.Kube.Hosting;
+using Rpoi.Kube.Informers;
+using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Operator.PhaseOne.Grant;
+using Rpoi.Operator.PhaseOne.Leases;
+
+namespace Rpoi.Operator.Hosting;
+
+/// <summary>
+/// Wires RPOI phase I onto the Rpoi.Kube host: the Lease controller with its finalizer, a Node watch that wakes
+/// leases waiting for the changed node's shape, and the FIFO queue's wake-ups. The operator and the tests use
+/// exactly this wiring.
+/// </summary>
+public sealed class PhaseOneController
+{
+    /// <summary>The controller's name (metrics label, logs).</summary>
+    public const string Name = "lease-phase-one";
+
+    /// <summary>The Lease resource.</summary>
+    public static CustomResource LeaseResource { get; } = new(Lease.Group, Lease.Version, Lease.Plural);
+
+    private PhaseOneController(Controller<Lease> controller, AllocationQueue queue, ITpuProvider tpus, LeaseReconciler reconciler)
+    {
+        Controller = controller;
+        Queue = queue;
+        Tpus = tpus;
+        Reconciler = reconciler;
+    }
+
+    /// <summary>The Lease controller.</summary>
+    public Controller<Lease> Controller { get; }
+
+    /// <summary>The FIFO queue of leases waiting for chips.</summary>
+    public AllocationQueue Queue { get; }
+
+    /// <summary>The TPU provider.</summary>
+    public ITpuProvider Tpus { get; }
+
+    /// <summary>The reconciler.</summary>
+    public LeaseReconciler Reconciler { get; }
+
+    /// <summary>Registers phase I on <paramref name="builder"/>.</summary>
+    /// <param name="builder">The Rpoi.Kube host builder (its client, clock, metrics and loggers are used).</param>
+    /// <param name="options">β's identity and settings.</param>
+    /// <param name="escrow">π's client.</param>
+    /// <param name="events">Where events go; a <see cref="KubeEventRecorder"/> by default.</param>
+    /// <param name="workers">Parallel reconciles.</param>
+    /// <param name="tpus">The TPU provider; the GKE provider by default.</param>
+    public static PhaseOneController Register(
+        OperatorHostBuilder builder,
+        PhaseOneOptions options,
+        IEscrowClient escrow,
+        IEventRecorder? events = null,
+        int workers = 2,
+        ITpuProvider? tpus = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(escrow);
+        var client = builder.Client;
+        var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
+        var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>());
+        var queue = new AllocationQueue();
+        var access = new LeaseAccess(client, builder.Time);
+        var recorder = events ?? new KubeEventRecorder(client, "rpoi.io/operator", Environment.MachineName, builder.Time, builder.LoggerFactory.CreateLogger<KubeEventRecorder>());
+        var reconciler = new LeaseReconciler(
+            new LeaseReconcilerDependencies(leases, provider, queue, new GrantIssuer(client, access), access, escrow, recorder,
+                new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time),
+            builder.LoggerFactory.CreateLogger<LeaseReconciler>());
+        var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler);
+
+        // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
+        var nodes = builder.Informer(ResourceClients.Nodes(client));
+        controller.Watch(nodes, node => WaitingFor(queue, node));
+        queue.Changed += waiting =>
+        {
+            foreach (var lease in waiting)
+            {
+                controller.Queue?.Add(new ObjectKey(lease.Namespace, lease.Name));
+            }
+        };
+        queue.SeedFrom(() => controller.Informer.Store.List().Select(Waiting).OfType<QueuedLease>());
+        return new PhaseOneController(controller, queue, provider, reconciler);
+    }
+
+    private static IEnumerable<ObjectKey> WaitingFor(AllocationQueue queue, V1Node node)
+    {
+        var labels = node.Metadata?.Labels;
+        if (labels is null
+            || !labels.TryGetValue(TpuLabels.Accelerator, out var accelerator)
+            || !labels.TryGetValue(TpuLabels.Topology, out var topology))
+        {
+            return [];
+        }
+
+        return queue.Waiting(new TpuShape(accelerator, topology)).Select(e => new ObjectKey(e.Lease.Namespace, e.Lease.Name));
+    }
+
+    /// <summary>A lease the cache shows waiting in the queue (status Pending with a queue position).</summary>
+    private static QueuedLease? Waiting(Lease lease)
+    {
+        var s = lease.Status;
+        if (s?.Phase != LeasePhase.Pending || s.QueuePosition is null || s.Accelerator is null || s.Topology is null
+            || lease.Metadata.DeletionTimestamp is not null || lease.Metadata.CreationTimestamp is not { } created)
+        {
+            return null;
+        }
+
+        return new QueuedLease(LeaseReconciler.IdentityOf(lease), new TpuShape(s.Accelerator, s.Topology), new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)));
+    }
+}

@@ -1,0 +1,67 @@
+namespace Rpoi.Operator.PhaseOne.Allocation;
+
+/// <summary>
+/// Finds, claims and releases TPU capacity for leases (the ϕ of the paper's grant σ(Mϕ → β)).
+/// Implementations must make a claim exclusive even against another operator replica, and all or nothing:
+/// a lease either holds every chip it asked for or none.
+/// </summary>
+public interface ITpuProvider
+{
+    /// <summary>Free and claimed chips per accelerator and topology, for discovery (<c>kubectl rpoi offers</c>).</summary>
+    Task<IReadOnlyList<TpuCapacity>> GetCapacityAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Claims <see cref="TpuClaimRequest.Chips"/> chips of the request's shape for the lease, or adopts the claim
+    /// the lease already holds (after an operator restart). Returns <see cref="TpuClaimOutcome.Insufficient"/>
+    /// without holding anything when the chips cannot all be had now.
+    /// </summary>
+    Task<TpuClaimOutcome> ClaimAsync(TpuClaimRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The claim the lease holds now, or null when it holds no node.</summary>
+    Task<TpuClaim?> FindClaimAsync(LeaseIdentity lease, CancellationToken cancellationToken);
+
+    /// <summary>Removes this lease's marks from every node it holds; returns the released node names.</summary>
+    Task<IReadOnlyList<string>> ReleaseAsync(LeaseIdentity lease, CancellationToken cancellationToken);
+}
+
+/// <summary>Who a claim is for. The UID makes the claim belong to this object, not to a reused name.</summary>
+public sealed record LeaseIdentity(string Namespace, string Name, string Uid)
+{
+    /// <inheritdoc/>
+    public override string ToString() => $"{Namespace}/{Name}";
+}
+
+/// <summary>A request for chips: how many, of which accelerator and slice topology.</summary>
+public sealed record TpuClaimRequest(LeaseIdentity Lease, TpuShape Shape, int Chips);
+
+/// <summary>Nodes held by one lease.</summary>
+/// <param name="Shape">Accelerator and topology of the nodes.</param>
+/// <param name="Nodes">Node names, sorted.</param>
+/// <param name="NodePools">Node pools the nodes belong to, sorted.</param>
+/// <param name="Chips">Total <c>google.com/tpu</c> chips on the nodes.</param>
+public sealed record TpuClaim(TpuShape Shape, IReadOnlyList<string> Nodes, IReadOnlyList<string> NodePools, int Chips);
+
+/// <summary>Free capacity of one shape.</summary>
+/// <param name="Shape">Accelerator and topology.</param>
+/// <param name="HostsPerSlice">Hosts in one slice (1 for single-host slices).</param>
+/// <param name="TotalChips">Chips in complete, schedulable slices.</param>
+/// <param name="FreeChips">Chips in slices no lease holds.</param>
+/// <param name="FreeSlices">Slices no lease holds.</param>
+public sealed record TpuCapacity(TpuShape Shape, int HostsPerSlice, int TotalChips, int FreeChips, int FreeSlices);
+
+/// <summary>The result of a claim.</summary>
+public abstract record TpuClaimOutcome
+{
+    private TpuClaimOutcome()
+    {
+    }
+
+    /// <summary>The lease holds all the chips it asked for.</summary>
+    public sealed record Claimed(TpuClaim Claim) : TpuClaimOutcome;
+
+    /// <summary>Not enough free chips now; nothing is held. <paramref name="Message"/> says what is missing.</summary>
+    public sealed record Insufficient(int FreeChips, int AskedChips, string Message) : TpuClaimOutcome;
+
+    /// <summary>The request cannot ever be met by this cluster's node shapes (e.g. chips not a multiple of a slice).</summary>
+    public sealed record Impossible(string Message) : TpuClaimOutcome;
+}

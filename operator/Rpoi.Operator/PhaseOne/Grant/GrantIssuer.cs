@@ -1,0 +1,202 @@
+using System.Globalization;
+using System.Net;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Protocol;
+using Rpoi.Protocol.Keys;
+using Rpoi.Protocol.Messages;
+
+namespace Rpoi.Operator.PhaseOne.Grant;
+
+/// <summary>A grant written to the lease's access Secret.</summary>
+/// <param name="SecretName">The Secret, in the Lease's namespace.</param>
+/// <param name="GrantDigest">Hex SHA-256 of σ (what ratings refer to in phase II).</param>
+/// <param name="ValidFrom">Start of the validity window (when the lease became active).</param>
+/// <param name="ValidUntil">End of the validity window (the lease's expiry).</param>
+public sealed record IssuedGrant(string SecretName, string GrantDigest, DateTimeOffset ValidFrom, DateTimeOffset ValidUntil);
+
+/// <summary>
+/// Builds the access grant σ(Mϕ → β) and delivers <c>Enc(m') = E_R(sign_β(m + σ))</c> (equation 3) to the Secret
+/// <c>&lt;lease&gt;-access</c>: type <c>rpoi.io/access</c>, data key <c>access.rpoi</c>, annotations with H, the renter's
+/// key id and the validity window, owned by the Lease so garbage collection removes it with the Lease.
+/// </summary>
+public sealed class GrantIssuer
+{
+    /// <summary>Secret type of an access Secret.</summary>
+    public const string SecretType = "rpoi.io/access";
+
+    /// <summary>Data key holding the sealed grant (JSON of a sealed message).</summary>
+    public const string DataKey = "access.rpoi";
+
+    /// <summary>Annotation: the transaction hash H the grant belongs to.</summary>
+    public const string HashAnnotation = "rpoi.io/transaction-hash";
+
+    /// <summary>Annotation: key id of the renter the grant is sealed to.</summary>
+    public const string RenterKeyAnnotation = "rpoi.io/renter-key-id";
+
+    /// <summary>Annotation: key id of β, who signed the grant.</summary>
+    public const string LeaserKeyAnnotation = "rpoi.io/leaser-key-id";
+
+    /// <summary>Annotation: hex SHA-256 of σ.</summary>
+    public const string DigestAnnotation = "rpoi.io/grant-digest";
+
+    /// <summary>Annotation: start of validity, RFC 3339.</summary>
+    public const string ValidFromAnnotation = "rpoi.io/valid-from";
+
+    /// <summary>Annotation: end of validity, RFC 3339.</summary>
+    public const string ValidUntilAnnotation = "rpoi.io/valid-until";
+
+    private readonly IKubernetes client;
+    private readonly LeaseAccess access;
+
+    /// <summary>Creates the issuer.</summary>
+    public GrantIssuer(IKubernetes client, LeaseAccess access)
+    {
+        this.client = client;
+        this.access = access;
+    }
+
+    /// <summary>The access Secret's name for a lease.</summary>
+    public static string SecretName(string leaseName) => $"{leaseName}-access";
+
+    /// <summary>
+    /// The grant already delivered for H, read back from the Secret's annotations (after a restart), or null when
+    /// the Secret is missing or belongs to another H.
+    /// </summary>
+    public async Task<IssuedGrant?> FindAsync(LeaseIdentity lease, TransactionHash h, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        ArgumentNullException.ThrowIfNull(h);
+        var secret = await ReadSecretAsync(lease, cancellationToken).ConfigureAwait(false);
+        var annotations = secret?.Metadata?.Annotations;
+        if (annotations is null
+            || !annotations.TryGetValue(HashAnnotation, out var hash) || hash != h.Hex
+            || !annotations.TryGetValue(DigestAnnotation, out var digest)
+            || !annotations.TryGetValue(ValidFromAnnotation, out var from) || !TryParseTime(from, out var validFrom)
+            || !annotations.TryGetValue(ValidUntilAnnotation, out var until) || !TryParseTime(until, out var validUntil)
+            || secret!.Data?.ContainsKey(DataKey) != true)
+        {
+            return null;
+        }
+
+        return new IssuedGrant(secret.Metadata.Name, digest, validFrom, validUntil);
+    }
+
+    /// <summary>
+    /// Issues credentials valid until <paramref name="validUntil"/>, builds σ for <paramref name="claim"/>, signs it
+    /// with β's key, seals it to R and writes the Secret (replacing a stale one of the same name).
+    /// </summary>
+    public async Task<IssuedGrant> IssueAsync(
+        LeaseIdentity lease,
+        V1OwnerReference owner,
+        VerifiedRequest request,
+        TpuClaim claim,
+        DateTimeOffset validFrom,
+        DateTimeOffset validUntil,
+        PartyKeyPair leaser,
+        ClusterEndpointOptions endpoint,
+        string podImage,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(claim);
+        ArgumentNullException.ThrowIfNull(leaser);
+        var credentials = await access.IssueAsync(lease, owner, validUntil, endpoint, cancellationToken).ConfigureAwait(false);
+        var chipsPerHost = claim.Nodes.Count == 0 ? 0 : claim.Chips / claim.Nodes.Count;
+        var sigma = new AccessGrant(
+            claim.Nodes,
+            string.Join(",", claim.NodePools),
+            claim.Shape.Accelerator,
+            claim.Shape.Topology,
+            PodPlacement.NodeSelector(lease, claim.Shape),
+            PodPlacement.LeaseToleration(lease),
+            credentials.Kubeconfig,
+            PodPlacement.PodTemplate(lease, claim.Shape, chipsPerHost, podImage),
+            validFrom,
+            validUntil);
+        var sealedGrant = RpoiEquations.SealGrant(request, sigma, leaser);
+        var digest = RpoiEquations.GrantDigest(sigma);
+        var name = SecretName(lease.Name);
+        var secret = new V1Secret
+        {
+            Metadata = new V1ObjectMeta
+            {
+                Name = name,
+                NamespaceProperty = lease.Namespace,
+                Labels = new Dictionary<string, string>
+                {
+                    [TpuLabels.LeaseNameLabel] = lease.Name,
+                    ["app.kubernetes.io/managed-by"] = "rpoi-operator",
+                },
+                Annotations = new Dictionary<string, string>
+                {
+                    [HashAnnotation] = request.H.Hex,
+                    [RenterKeyAnnotation] = request.Renter.KeyId,
+                    [LeaserKeyAnnotation] = leaser.Identity.KeyId,
+                    [DigestAnnotation] = digest,
+                    [ValidFromAnnotation] = FormatTime(validFrom),
+                    [ValidUntilAnnotation] = FormatTime(validUntil),
+                },
+                OwnerReferences = [owner],
+            },
+            Type = SecretType,
+            Data = new Dictionary<string, byte[]> { [DataKey] = sealedGrant.ToUtf8Bytes() },
+        };
+
+        try
+        {
+            await client.CoreV1.CreateNamespacedSecretAsync(secret, lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict)
+        {
+            // A Secret of that name from an interrupted earlier attempt (or someone else's): ours replaces it wholesale.
+            var existing = await client.CoreV1.ReadNamespacedSecretAsync(name, lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+            secret.Metadata.ResourceVersion = existing.Metadata.ResourceVersion;
+            await client.CoreV1.ReplaceNamespacedSecretAsync(secret, name, lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+
+        return new IssuedGrant(name, digest, validFrom, validUntil);
+    }
+
+    /// <summary>Reads the grant digest from the access Secret (for phase II), or null when the Secret is gone.</summary>
+    public async Task<string?> DigestAsync(LeaseIdentity lease, CancellationToken cancellationToken)
+    {
+        var secret = await ReadSecretAsync(lease, cancellationToken).ConfigureAwait(false);
+        return secret?.Metadata?.Annotations is { } a && a.TryGetValue(DigestAnnotation, out var d) ? d : null;
+    }
+
+    /// <summary>Deletes the access Secret (missing is fine).</summary>
+    public async Task DeleteAsync(LeaseIdentity lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        try
+        {
+            await client.CoreV1.DeleteNamespacedSecretAsync(SecretName(lease.Name), lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+        {
+        }
+    }
+
+    private async Task<V1Secret?> ReadSecretAsync(LeaseIdentity lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        try
+        {
+            return await client.CoreV1.ReadNamespacedSecretAsync(SecretName(lease.Name), lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>RFC 3339 UTC with a Z, whole seconds.</summary>
+    public static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+
+    private static bool TryParseTime(string text, out DateTimeOffset value) =>
+        DateTimeOffset.TryParseExact(text, "yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value);
+}

@@ -1,0 +1,53 @@
+namespace Rpoi.Operator.PhaseOne.Leases;
+
+/// <summary>Condition types and reasons the phase I reconciler writes on a Lease (stable: users and alerts match on them).</summary>
+public static class LeaseConditions
+{
+    /// <summary>The finalizer that holds a Lease until its nodes and credentials are released.</summary>
+    public const string Finalizer = "rpoi.io/lease";
+
+    /// <summary>Condition: the signed request passed every check.</summary>
+    public const string Verified = "Verified";
+
+    /// <summary>Condition: π holds the pledge under H with the right amounts.</summary>
+    public const string Pledged = "Pledged";
+
+    /// <summary>Condition: the lease holds its TPU nodes.</summary>
+    public const string Allocated = "Allocated";
+
+    /// <summary>Condition: the renter can use the lease (grant written, nodes held).</summary>
+    public const string Ready = "Ready";
+
+    /// <summary>Reason: a check passed / a step completed.</summary>
+    public const string Succeeded = "Succeeded";
+
+    /// <summary>Reason: the spec is not a parseable signed request.</summary>
+    public const string MalformedRequest = "MalformedRequest";
+
+    /// <summary>Reason: the Lease name is longer than a node label value allows.</summary>
+    public const string InvalidLeaseName = "InvalidLeaseName";
+
+    /// <summary>Reason: the asked chips are not a whole number of slices of the topology, or the topology is not one.</summary>
+    public const string InvalidShape = "InvalidShape";
+
+    /// <summary>Reason: π refused the pledge (its reason code follows in the message).</summary>
+    public const string PledgeRefused = "PledgeRefused";
+
+    /// <summary>Reason: π holds a pledge under H that does not match the request (amounts, parties or state).</summary>
+    public const string PledgeMismatch = "PledgeMismatch";
+
+    /// <summary>Reason: π could not be reached; retried with backoff.</summary>
+    public const string EscrowUnavailable = "EscrowUnavailable";
+
+    /// <summary>Reason: waiting in the FIFO queue behind older leases.</summary>
+    public const string Queued = "Queued";
+
+    /// <summary>Reason: first in the queue, but not enough free chips.</summary>
+    public const string InsufficientChips = "InsufficientChips";
+
+    /// <summary>Reason: the lease ended and its nodes and credentials were released.</summary>
+    public const string Returned = "Returned";
+
+    /// <summary>Reason: the lease was returned before π held a pledge; nothing was charged.</summary>
+    public const string ReturnedBeforePledge = "ReturnedBeforePledge";
+}

@@ -1,0 +1,495 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Rpoi.Escrow.Client;
+using Rpoi.Kube.Controllers;
+using Rpoi.Kube.Events;
+using Rpoi.Kube.Informers;
+using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Operator.PhaseOne.Grant;
+using Rpoi.Protocol.Messages;
+
+namespace Rpoi.Operator.PhaseOne.Leases;
+
+/// <summary>The collaborators of <see cref="LeaseReconciler"/>, bundled so the host wires them once.</summary>
+/// <param name="Leases">API access to Lease objects (status and metadata patches).</param>
+/// <param name="Tpus">Claims and releases TPU nodes.</param>
+/// <param name="Queue">The FIFO queue of leases waiting for chips.</param>
+/// <param name="Grants">Builds, seals and writes σ.</param>
+/// <param name="Access">Per-lease ServiceAccount, Role, RoleBinding and tokens.</param>
+/// <param name="Escrow">π.</param>
+/// <param name="Events">Kubernetes events.</param>
+/// <param name="Metrics">Phase I metrics.</param>
+/// <param name="Options">β's identity and settings.</param>
+/// <param name="Time">The clock (a FakeTimeProvider in tests).</param>
+public sealed record LeaseReconcilerDependencies(
+    IResourceClient<Lease> Leases,
+    ITpuProvider Tpus,
+    AllocationQueue Queue,
+    GrantIssuer Grants,
+    LeaseAccess Access,
+    IEscrowClient Escrow,
+    IEventRecorder Events,
+    PhaseOneMetrics Metrics,
+    PhaseOneOptions Options,
+    TimeProvider Time);
+
+/// <summary>
+/// RPOI phase I for one Lease: verify E(m) → pledge it to π → claim TPU nodes (FIFO when short) → deliver the
+/// sealed grant → Active; and the return (expiry, <c>spec.returnRequested</c>, deletion) → AwaitingRatings, where
+/// phase II takes over. Every step is idempotent, so a restart at any point resumes without a second pledge or claim:
+/// π is asked for the pledge under H before pledging, claims are found by the lease UID on the nodes, and the grant is
+/// found by H on the access Secret.
+/// </summary>
+public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
+{
+    /// <summary>Annotation on the Lease with the hex SHA-256 of σ, kept after the access Secret is deleted (phase II rates against it).</summary>
+    public const string GrantDigestAnnotation = "rpoi.io/grant-digest";
+
+    private const string HeldState = "Held";
+
+    private readonly LeaseReconcilerDependencies d;
+    private readonly LeaseVerification verification;
+    private readonly LeaseStatusWriter statusWriter;
+    private readonly ILogger<LeaseReconciler> logger;
+
+    /// <summary>Creates the reconciler.</summary>
+    public LeaseReconciler(LeaseReconcilerDependencies dependencies, ILogger<LeaseReconciler> logger)
+    {
+        ArgumentNullException.ThrowIfNull(dependencies);
+        d = dependencies;
+        this.logger = logger;
+        verification = new LeaseVerification(d.Options, d.Time);
+        statusWriter = new LeaseStatusWriter(d.Leases);
+    }
+
+    /// <summary>
+    /// Phase II's finalizer, which this reconciler's finalizer delegates to for a Lease deleted in <c>AwaitingRatings</c>
+    /// or <c>Settling</c> (it settles when due and answers Done once the Lease may go). Null until phase II is wired:
+    /// then such a Lease keeps its finalizer and is looked at again at its rating deadline.
+    /// </summary>
+    public IFinalizer<Lease>? SettlementFinalizer { get; set; }
+
+    /// <summary>The claim identity of a Lease.</summary>
+    public static LeaseIdentity IdentityOf(Lease lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        return new LeaseIdentity(lease.Metadata.NamespaceProperty ?? string.Empty, lease.Metadata.Name, lease.Metadata.Uid ?? string.Empty);
+    }
+
+    /// <inheritdoc/>
+    public async Task<ReconcileResult> ReconcileAsync(Lease entity, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entity);
+        var lease = entity;
+        var id = IdentityOf(lease);
+        var status = LeaseStatusWriter.Clone(lease.Status);
+        switch (status.Phase)
+        {
+            case LeasePhase.Failed or LeasePhase.AwaitingRatings or LeasePhase.Settling or LeasePhase.Settled:
+                // Terminal for phase I; phase II owns AwaitingRatings onwards.
+                d.Queue.Leave(id);
+                ObserveMetrics(id, status, 0);
+                return ReconcileResult.Done;
+            case LeasePhase.Returning:
+                return await ReturnAsync(lease, status, "the return was interrupted and is resumed", cancellationToken).ConfigureAwait(false);
+        }
+
+        var verdict = verification.Verify(lease, VerifiedHash(status));
+        if (!verdict.IsOk)
+        {
+            return await FailAsync(lease, status, LeaseConditions.Verified, verdict.Reason!, verdict.Message!, cancellationToken).ConfigureAwait(false);
+        }
+
+        var request = verdict.Request!;
+        var m = request.Request.Payload;
+        var recordedHash = status.TransactionHash;
+        status.TransactionHash = request.H.Hex;
+        status.Renter = request.Renter.Address;
+        status.Chips = m.Chips;
+        status.Accelerator = m.Accelerator;
+        status.Topology = m.Topology;
+        status.ObservedGeneration = lease.Metadata.Generation;
+        SetCondition(status, lease, LeaseConditions.Verified, true, LeaseConditions.Succeeded, "the renter's signature, the binding to this Lease, the parties, amounts and age are valid");
+
+        if (lease.Spec?.ReturnRequested == true)
+        {
+            return await ReturnAsync(lease, status, "spec.returnRequested is true", cancellationToken).ConfigureAwait(false);
+        }
+
+        if (status.Phase == LeasePhase.Active && status.ExpiresAt is { } expiry && d.Time.GetUtcNow() >= Utc(expiry))
+        {
+            return await ReturnAsync(lease, status, $"the lease expired at {GrantIssuer.FormatTime(Utc(expiry))}", cancellationToken).ConfigureAwait(false);
+        }
+
+        // Pledge: ask π for the pledge under H first, so a restart never pledges twice (π is idempotent by H too).
+        if (!(Conditions.IsTrue(status.Conditions, LeaseConditions.Pledged) && recordedHash == request.H.Hex))
+        {
+            var pledge = await EnsurePledgeAsync(request, cancellationToken).ConfigureAwait(false);
+            if (pledge.Refused is { } refusal)
+            {
+                return await FailAsync(lease, status, LeaseConditions.Pledged, refusal.Reason, refusal.Message, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (pledge.Unavailable is { } unavailable)
+            {
+                SetCondition(status, lease, LeaseConditions.Pledged, null, LeaseConditions.EscrowUnavailable, unavailable);
+                status.Phase ??= LeasePhase.Pending;
+                await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+                return ReconcileResult.Error($"escrow unavailable for {id}: {unavailable}");
+            }
+
+            SetCondition(status, lease, LeaseConditions.Pledged, true, LeaseConditions.Succeeded, $"the escrow holds the deposit and rent under H {request.H.Hex}");
+            await RecordAsync(lease, EventTypes.Normal, "Pledged", "Pledge", $"escrow {d.Options.EscrowAddress} holds the pledge under H {request.H.Hex}", cancellationToken).ConfigureAwait(false);
+        }
+
+        // Allocate: adopt what this lease already holds (restart), else claim in FIFO order.
+        var shape = verdict.Shape!;
+        var claim = await d.Tpus.FindClaimAsync(id, cancellationToken).ConfigureAwait(false);
+        if (claim is null || claim.Chips != m.Chips)
+        {
+            var position = d.Queue.Enter(new QueuedLease(id, shape, CreatedAt(lease)));
+            if (position > 1)
+            {
+                return await WaitAsync(lease, status, position, LeaseConditions.Queued,
+                    $"waiting for {m.Chips} chips of {shape.Accelerator} {shape.Topology}: {position - 1} older lease(s) ahead in the queue", cancellationToken).ConfigureAwait(false);
+            }
+
+            var outcome = await d.Tpus.ClaimAsync(new TpuClaimRequest(id, shape, m.Chips), cancellationToken).ConfigureAwait(false);
+            switch (outcome)
+            {
+                case TpuClaimOutcome.Claimed claimed:
+                    claim = claimed.Claim;
+                    d.Queue.Leave(id);
+                    await RecordAsync(lease, EventTypes.Normal, "Claimed", "Claim", $"claimed {claim.Chips} chips on {string.Join(", ", claim.Nodes)}", cancellationToken).ConfigureAwait(false);
+                    break;
+                case TpuClaimOutcome.Insufficient insufficient:
+                    return await WaitAsync(lease, status, 1, LeaseConditions.InsufficientChips, $"next in the queue; {insufficient.Message}", cancellationToken).ConfigureAwait(false);
+                case TpuClaimOutcome.Impossible impossible:
+                    d.Queue.Leave(id);
+                    return await FailAsync(lease, status, LeaseConditions.Allocated, LeaseConditions.InvalidShape, impossible.Message, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            d.Queue.Leave(id);
+        }
+
+        status.Nodes = [.. claim!.Nodes];
+        status.NodePool = string.Join(",", claim.NodePools);
+        status.QueuePosition = null;
+        SetCondition(status, lease, LeaseConditions.Allocated, true, LeaseConditions.Succeeded, $"{claim.Chips} chips on {claim.Nodes.Count} node(s) of pool {status.NodePool}");
+
+        // Grant: reuse the Secret already written for H (restart), else issue credentials and seal σ.
+        var issued = await d.Grants.FindAsync(id, request.H, cancellationToken).ConfigureAwait(false);
+        if (issued is null)
+        {
+            var validFrom = status.ActiveSince is { } since ? Utc(since) : Truncate(d.Time.GetUtcNow());
+            var validUntil = validFrom + TimeSpan.FromSeconds(m.DurationSeconds);
+            issued = await d.Grants.IssueAsync(id, OwnerOf(lease), request, claim, validFrom, validUntil, d.Options.Leaser, d.Options.Cluster, d.Options.PodImage, cancellationToken).ConfigureAwait(false);
+            await RecordAsync(lease, EventTypes.Normal, "Granted", "Grant", $"sealed access grant written to Secret {issued.SecretName} for renter key {request.Renter.KeyId}", cancellationToken).ConfigureAwait(false);
+        }
+
+        var wasActive = status.Phase == LeasePhase.Active;
+        status.Phase = LeasePhase.Active;
+        status.ActiveSince = issued.ValidFrom.UtcDateTime;
+        status.ExpiresAt = issued.ValidUntil.UtcDateTime;
+        status.AccessSecretName = issued.SecretName;
+        SetCondition(status, lease, LeaseConditions.Ready, true, LeaseConditions.Succeeded,
+            $"the renter's sealed grant is in Secret {issued.SecretName}; valid until {GrantIssuer.FormatTime(issued.ValidUntil)}");
+        lease = await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+        ObserveMetrics(id, status, 0);
+        if (!wasActive)
+        {
+            d.Metrics.BecameActive(d.Time.GetUtcNow() - CreatedAt(lease));
+            await RecordAsync(lease, EventTypes.Normal, "Active", "Activate", $"lease active until {GrantIssuer.FormatTime(issued.ValidUntil)}", cancellationToken).ConfigureAwait(false);
+        }
+
+        var remaining = issued.ValidUntil - d.Time.GetUtcNow();
+        if (remaining <= TimeSpan.Zero)
+        {
+            return await ReturnAsync(lease, status, $"the lease expired at {GrantIssuer.FormatTime(issued.ValidUntil)}", cancellationToken).ConfigureAwait(false);
+        }
+
+        // Expiry is a timer on the injected clock, never a poll.
+        return ReconcileResult.RequeueAfter(remaining);
+    }
+
+    /// <inheritdoc/>
+    public async Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
+    {
+        // The finalizer already released everything; only in-memory state keyed by this object remains.
+        d.Queue.Forget(key.Namespace ?? string.Empty, key.Name);
+        d.Metrics.ForgetByKey(key.ToString());
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async Task<ReconcileResult> FinalizeAsync(Lease entity, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entity);
+        var status = LeaseStatusWriter.Clone(entity.Status);
+        switch (status.Phase)
+        {
+            case LeasePhase.AwaitingRatings or LeasePhase.Settling:
+                return await HandOffToPhaseTwoAsync(entity, status, cancellationToken).ConfigureAwait(false);
+            case LeasePhase.Settled or LeasePhase.Failed:
+                // Nothing is held by a Failed lease; release defensively in case it failed after a partial step.
+                await ReleaseAllAsync(entity, cancellationToken).ConfigureAwait(false);
+                d.Queue.Leave(IdentityOf(entity));
+                d.Metrics.Forget(IdentityOf(entity).Uid);
+                return ReconcileResult.Done;
+        }
+
+        var verdict = verification.Verify(entity, VerifiedHash(status));
+        if (!verdict.IsOk)
+        {
+            // Never verified means never pledged and never claimed: nothing to give back.
+            await ReleaseAllAsync(entity, cancellationToken).ConfigureAwait(false);
+            d.Queue.Leave(IdentityOf(entity));
+            d.Metrics.Forget(IdentityOf(entity).Uid);
+            return ReconcileResult.Done;
+        }
+
+        status.TransactionHash = verdict.Request!.H.Hex;
+        var result = await ReturnAsync(entity, status, "the Lease was deleted", cancellationToken).ConfigureAwait(false);
+        if (result is not ReconcileResult.Success)
+        {
+            return result;
+        }
+
+        var fresh = await d.Leases.GetAsync(ObjectKey.Of(entity), cancellationToken).ConfigureAwait(false);
+        if (fresh?.Status?.Phase is LeasePhase.AwaitingRatings or LeasePhase.Settling)
+        {
+            return await HandOffToPhaseTwoAsync(fresh, fresh.Status, cancellationToken).ConfigureAwait(false);
+        }
+
+        d.Metrics.Forget(IdentityOf(entity).Uid);
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// The seam to phase II: a returned lease holds π's pledge until settlement, so its finalizer stays until phase II
+    /// moves it to Settled (or Failed). Look again at the rating deadline, when phase II settles with what it has.
+    /// </summary>
+    private async Task<ReconcileResult> HandOffToPhaseTwoAsync(Lease lease, LeaseStatus status, CancellationToken cancellationToken)
+    {
+        if (SettlementFinalizer is { } phaseTwo)
+        {
+            var result = await phaseTwo.FinalizeAsync(lease, cancellationToken).ConfigureAwait(false);
+            if (result is ReconcileResult.Success)
+            {
+                d.Metrics.Forget(IdentityOf(lease).Uid);
+            }
+
+            return result;
+        }
+
+        var deadline = status.RatingDeadline is { } t ? Utc(t) : d.Time.GetUtcNow() + d.Options.DefaultRatingWindow;
+        var wait = deadline - d.Time.GetUtcNow();
+        logger.LogInformation("Lease {Lease} is deleted while {Phase}; its finalizer stays until phase II settles it", IdentityOf(lease), status.Phase);
+        return ReconcileResult.RequeueAfter(wait > TimeSpan.FromMinutes(1) ? wait : TimeSpan.FromMinutes(1));
+    }
+
+    private async Task<ReconcileResult> WaitAsync(Lease lease, LeaseStatus status, int position, string reason, string message, CancellationToken cancellationToken)
+    {
+        var wasWaiting = status.Phase == LeasePhase.Pending && status.QueuePosition is not null;
+        status.Phase = LeasePhase.Pending;
+        status.QueuePosition = position;
+        SetCondition(status, lease, LeaseConditions.Allocated, false, reason, message);
+        SetCondition(status, lease, LeaseConditions.Ready, false, reason, message);
+        var changed = LeaseStatusWriter.Differs(lease.Status, status);
+        await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+        ObserveMetrics(IdentityOf(lease), status, status.Chips ?? 0);
+        if (!wasWaiting || changed && reason == LeaseConditions.InsufficientChips)
+        {
+            await RecordAsync(lease, EventTypes.Normal, reason, "Queue", message, cancellationToken).ConfigureAwait(false);
+        }
+
+        // The queue wakes this lease when the head leaves or capacity is freed; nothing to poll.
+        return ReconcileResult.Done;
+    }
+
+    private async Task<ReconcileResult> FailAsync(Lease lease, LeaseStatus status, string conditionType, string reason, string message, CancellationToken cancellationToken)
+    {
+        var id = IdentityOf(lease);
+        d.Queue.Leave(id);
+        status.Phase = LeasePhase.Failed;
+        status.QueuePosition = null;
+        status.ObservedGeneration = lease.Metadata.Generation;
+        SetCondition(status, lease, conditionType, false, reason, message);
+        SetCondition(status, lease, LeaseConditions.Ready, false, reason, message);
+        var changed = LeaseStatusWriter.Differs(lease.Status, status);
+        await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+        ObserveMetrics(id, status, 0);
+        if (changed)
+        {
+            logger.LogWarning("Lease {Lease} failed: {Reason}: {Message}", id, reason, message);
+            await RecordAsync(lease, EventTypes.Warning, reason, "Verify", message, cancellationToken).ConfigureAwait(false);
+        }
+
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// The return: nodes released (labels, annotations and taint removed), the ServiceAccount, Role and RoleBinding
+    /// deleted (which revokes the token), the access Secret deleted after its σ digest is kept on the Lease, and the
+    /// rating window started. Resumable: the phase Returning is written first, every step tolerates "already done".
+    /// </summary>
+    private async Task<ReconcileResult> ReturnAsync(Lease lease, LeaseStatus status, string why, CancellationToken cancellationToken)
+    {
+        var id = IdentityOf(lease);
+        var pledged = Conditions.IsTrue(status.Conditions, LeaseConditions.Pledged);
+        if (!pledged && status.TransactionHash is { } hex)
+        {
+            try
+            {
+                pledged = await d.Escrow.GetPledgeAsync(hex, cancellationToken).ConfigureAwait(false) is not null;
+            }
+            catch (EscrowException e) when (e.IsTransient)
+            {
+                return ReconcileResult.Error($"escrow unavailable while returning {id}: {e.Message}");
+            }
+        }
+
+        if (status.Phase != LeasePhase.Returning)
+        {
+            status.Phase = LeasePhase.Returning;
+            SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.Returned, $"returning: {why}");
+            lease = await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+            await RecordAsync(lease, EventTypes.Normal, "Returning", "Return", why, cancellationToken).ConfigureAwait(false);
+        }
+
+        var released = await ReleaseAllAsync(lease, cancellationToken).ConfigureAwait(false);
+        d.Queue.Leave(id);
+        if (released.Count > 0 && status.Accelerator is { } acc && status.Topology is { } topo)
+        {
+            d.Queue.CapacityFreed(new TpuShape(acc, topo));
+        }
+
+        var now = Truncate(d.Time.GetUtcNow());
+        status.QueuePosition = null;
+        status.ReturnedAt ??= now.UtcDateTime;
+        SetCondition(status, lease, LeaseConditions.Allocated, false, LeaseConditions.Returned, released.Count > 0 ? $"released {string.Join(", ", released)}" : "no nodes held");
+        if (pledged)
+        {
+            var window = lease.Spec?.RatingWindowSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : d.Options.DefaultRatingWindow;
+            status.Phase = LeasePhase.AwaitingRatings;
+            status.RatingDeadline = (Utc(status.ReturnedAt.Value) + window).UtcDateTime;
+            SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.Returned,
+                $"returned ({why}); ratings are accepted until {GrantIssuer.FormatTime(Utc(status.RatingDeadline!.Value))}");
+        }
+        else
+        {
+            status.Phase = LeasePhase.Failed;
+            SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.ReturnedBeforePledge, $"returned ({why}) before the escrow held a pledge; nothing was charged");
+        }
+
+        await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+        ObserveMetrics(id, status, 0);
+        await RecordAsync(lease, EventTypes.Normal, "Returned", "Return", $"nodes released and access revoked ({why})", cancellationToken).ConfigureAwait(false);
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>Releases nodes, revokes credentials, keeps σ's digest on the Lease and deletes the access Secret.</summary>
+    private async Task<IReadOnlyList<string>> ReleaseAllAsync(Lease lease, CancellationToken cancellationToken)
+    {
+        var id = IdentityOf(lease);
+        var released = await d.Tpus.ReleaseAsync(id, cancellationToken).ConfigureAwait(false);
+        await d.Access.RevokeAsync(id, cancellationToken).ConfigureAwait(false);
+        var digest = await d.Grants.DigestAsync(id, cancellationToken).ConfigureAwait(false);
+        if (digest is not null && lease.Metadata.Annotations?.ContainsKey(GrantDigestAnnotation) != true)
+        {
+            var patch = new JsonObject
+            {
+                ["metadata"] = new JsonObject { ["annotations"] = new JsonObject { [GrantDigestAnnotation] = digest } },
+            };
+            await d.Leases.PatchAsync(ObjectKey.Of(lease), new V1Patch(patch.ToJsonString(), V1Patch.PatchType.MergePatch), cancellationToken).ConfigureAwait(false);
+        }
+
+        await d.Grants.DeleteAsync(id, cancellationToken).ConfigureAwait(false);
+        return released;
+    }
+
+    private sealed record PledgeCheck(EscrowRefusal? Refused, string? Unavailable);
+
+    private sealed record EscrowRefusal(string Reason, string Message);
+
+    private async Task<PledgeCheck> EnsurePledgeAsync(VerifiedRequest request, CancellationToken cancellationToken)
+    {
+        PledgeView view;
+        try
+        {
+            view = await d.Escrow.GetPledgeAsync(request.H.Hex, cancellationToken).ConfigureAwait(false)
+                ?? await d.Escrow.PledgeAsync(request.Request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EscrowException e) when (!e.IsTransient)
+        {
+            return new PledgeCheck(new EscrowRefusal(LeaseConditions.PledgeRefused, $"the escrow refused the pledge ({e.Reason}{(e.Field is null ? string.Empty : $", field {e.Field}")}): {e.Message}"), null);
+        }
+        catch (EscrowException e)
+        {
+            return new PledgeCheck(null, $"the escrow could not be reached ({e.Reason}): {e.Message}; retrying");
+        }
+        catch (HttpRequestException e)
+        {
+            return new PledgeCheck(null, $"the escrow could not be reached: {e.Message}; retrying");
+        }
+
+        var m = request.Request.Payload;
+        var problem =
+            view.H != request.H.Hex ? $"the escrow answered for H {view.H}, not {request.H.Hex}"
+            : view.Renter != request.Renter.Address ? $"the pledge's renter is {view.Renter}, not {request.Renter.Address}"
+            : view.Leaser != d.Options.Leaser.Identity.Address ? $"the pledge's leaser is {view.Leaser}, not this leaser {d.Options.Leaser.Identity.Address}"
+            : !SameAmount(view.Deposit, m.Deposit) ? $"the escrow holds deposit {view.Deposit.Amount} {view.Deposit.Denom}, but the request says {m.Deposit.Amount} {m.Deposit.Denom}"
+            : !SameAmount(view.Rent, m.Rent) ? $"the escrow holds rent {view.Rent.Amount} {view.Rent.Denom}, but the request says {m.Rent.Amount} {m.Rent.Denom}"
+            : view.State != HeldState ? $"the pledge under H is {view.State}, not {HeldState}; it was already settled or released"
+            : null;
+        return problem is null ? new PledgeCheck(null, null) : new PledgeCheck(new EscrowRefusal(LeaseConditions.PledgeMismatch, problem), null);
+    }
+
+    private static bool SameAmount(EscrowAmount held, Rpoi.Protocol.Messages.Money asked) =>
+        held.Denom == asked.Denom
+        && long.TryParse(held.Amount, NumberStyles.None, CultureInfo.InvariantCulture, out var a)
+        && long.TryParse(asked.Amount, NumberStyles.None, CultureInfo.InvariantCulture, out var b)
+        && a == b;
+
+    private void SetCondition(LeaseStatus status, Lease lease, string type, bool? value, string reason, string message)
+    {
+        status.Conditions ??= [];
+        var text = value switch { true => Conditions.True, false => Conditions.False, null => Conditions.Unknown };
+        Conditions.Set(status.Conditions, type, text, reason, message, lease.Metadata.Generation, d.Time);
+        // metav1.Time has whole seconds on the wire; keeping the same here makes "status changed?" stable.
+        foreach (var c in status.Conditions)
+        {
+            c.LastTransitionTime = Truncate(Utc(c.LastTransitionTime)).UtcDateTime;
+        }
+    }
+
+    private static string? VerifiedHash(LeaseStatus status) =>
+        Conditions.IsTrue(status.Conditions, LeaseConditions.Verified) ? status.TransactionHash : null;
+
+    private void ObserveMetrics(LeaseIdentity id, LeaseStatus status, long waitingChips) =>
+        d.Metrics.Observe(id.Uid, $"{id.Namespace}/{id.Name}", status.Phase, status.Phase == LeasePhase.Active ? status.Chips ?? 0 : 0, waitingChips);
+
+    private async Task RecordAsync(Lease lease, string type, string reason, string action, string note, CancellationToken cancellationToken) =>
+        await d.Events.RecordAsync(lease, type, reason, action, note, cancellationToken).ConfigureAwait(false);
+
+    private static V1OwnerReference OwnerOf(Lease lease) => new()
+    {
+        ApiVersion = $"{Lease.Group}/{Lease.Version}",
+        Kind = Lease.KindName,
+        Name = lease.Metadata.Name,
+        Uid = lease.Metadata.Uid,
+        Controller = true,
+    };
+
+    private static DateTimeOffset CreatedAt(Lease lease) =>
+        lease.Metadata.CreationTimestamp is { } t ? Utc(t) : DateTimeOffset.MinValue;
+
+    private static DateTimeOffset Utc(DateTime t) => new(DateTime.SpecifyKind(t, DateTimeKind.Utc));
+
+    private static DateTimeOffset Truncate(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+}

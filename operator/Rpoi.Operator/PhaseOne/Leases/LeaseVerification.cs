@@ -1,0 +1,119 @@
+using System.Text.Json.Nodes;
+using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Protocol;
+using Rpoi.Protocol.Checks;
+using Rpoi.Protocol.Messages;
+
+namespace Rpoi.Operator.PhaseOne.Leases;
+
+/// <summary>The outcome of checking a Lease's signed request: the verified request and its shape, or why it is refused.</summary>
+public sealed record LeaseVerdict(VerifiedRequest? Request, TpuShape? Shape, string? Reason, string? Message)
+{
+    /// <summary>True when every check passed.</summary>
+    public bool IsOk => Request is not null;
+
+    /// <summary>A passed verdict.</summary>
+    public static LeaseVerdict Ok(VerifiedRequest request, TpuShape shape) => new(request, shape, null, null);
+
+    /// <summary>A refused verdict with a reason code and a message that names the field and the fix.</summary>
+    public static LeaseVerdict Refused(string reason, string message) => new(null, null, reason, message);
+}
+
+/// <summary>
+/// β's checks of a Lease (PROTOCOL.md phase I step 3, equation 3's <c>m = D_R(E(m))</c>): R's signature, the binding
+/// to this namespace and name, leaser and escrow addresses, chips, duration, amounts, nonce format, the age window,
+/// and the operator's own limits (the name must fit a node label; chips must be whole slices of the topology).
+/// </summary>
+public sealed class LeaseVerification
+{
+    /// <summary>Longest Lease name: it becomes the value of a node label, which Kubernetes caps at 63 characters.</summary>
+    public const int MaxNameLength = 63;
+
+    private readonly PhaseOneOptions options;
+    private readonly RequestVerifier verifier;
+
+    /// <summary>Creates the checker.</summary>
+    public LeaseVerification(PhaseOneOptions options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        this.options = options;
+        verifier = new RequestVerifier(time, nonceStore: null, options.RequestPolicy);
+    }
+
+    /// <summary>Parses <c>spec.request</c> into E(m) exactly as signed.</summary>
+    public static Check<Signed<LeaseRequest>> Parse(SignedLeaseRequest? request)
+    {
+        if (request?.Payload is null)
+        {
+            return Check.Fail<Signed<LeaseRequest>>(ReasonCode.MalformedMessage, "spec.request.payload is missing; put the output of 'kubectl rpoi request' in spec.request");
+        }
+
+        var envelope = new JsonObject
+        {
+            ["payload"] = request.Payload.DeepClone(),
+            ["signer"] = request.Signer,
+            ["sig"] = request.Sig,
+        };
+        return Signed<LeaseRequest>.Parse(envelope.ToJsonString());
+    }
+
+    /// <summary>
+    /// Runs every check. When <paramref name="alreadyVerifiedHash"/> equals the request's H (the status recorded a passed
+    /// verification), the age window is not checked again: a lease outlives its request's 24 h freshness.
+    /// </summary>
+    public LeaseVerdict Verify(Lease lease, string? alreadyVerifiedHash)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var ns = lease.Metadata.NamespaceProperty ?? string.Empty;
+        var name = lease.Metadata.Name ?? string.Empty;
+        var parsed = Parse(lease.Spec?.Request);
+        if (!parsed.TryGetValue(out var signed))
+        {
+            return LeaseVerdict.Refused(parsed.Reason!.Value.ToString(), $"spec.request: {parsed.Message}");
+        }
+
+        var h = RpoiEquations.TransactionHashOf(signed);
+        Check<VerifiedRequest> verified;
+        if (alreadyVerifiedHash is not null && string.Equals(alreadyVerifiedHash, h.Hex, StringComparison.Ordinal))
+        {
+            // Spec is immutable (CEL); only the signature is re-checked, which is cheap and catches a forged status.
+            verified = RpoiEquations.VerifyRequest(signed);
+        }
+        else
+        {
+            verified = verifier.Verify(signed, new RequestExpectations(ns, name, options.Leaser.Identity.Address, options.EscrowAddress));
+        }
+
+        if (!verified.TryGetValue(out var request))
+        {
+            return LeaseVerdict.Refused(verified.Reason!.Value.ToString(), verified.Message);
+        }
+
+        if (name.Length > MaxNameLength)
+        {
+            return LeaseVerdict.Refused(LeaseConditions.InvalidLeaseName,
+                $"metadata.name is {name.Length} characters; a Lease name must be at most {MaxNameLength} so it can label its nodes; sign a request for a shorter name");
+        }
+
+        var m = signed.Payload;
+        var shape = new TpuShape(m.Accelerator ?? string.Empty, m.Topology ?? string.Empty);
+        if (string.IsNullOrWhiteSpace(m.Accelerator))
+        {
+            return LeaseVerdict.Refused(LeaseConditions.InvalidShape, "request.accelerator is empty; name a TPU accelerator such as tpu-v5-lite-podslice or tpu-v6e-slice");
+        }
+
+        if (!TpuShape.IsValidTopology(m.Topology))
+        {
+            return LeaseVerdict.Refused(LeaseConditions.InvalidShape, $"request.topology '{m.Topology}' is not a TPU topology; use dimensions joined by x, such as 2x2, 2x4 or 4x4");
+        }
+
+        if (m.Chips % shape.ChipsPerSlice != 0)
+        {
+            return LeaseVerdict.Refused(LeaseConditions.InvalidShape,
+                $"request.chips is {m.Chips}, not a whole number of {m.Topology} slices ({shape.ChipsPerSlice} chips each); ask for a multiple of {shape.ChipsPerSlice}");
+        }
+
+        return LeaseVerdict.Ok(request, shape);
+    }
+}

@@ -1,0 +1,31 @@
+using Rpoi.Operator.Entities;
+using Rpoi.Operator.Tests.Support;
+
+namespace Rpoi.Operator.Tests.PhaseOne;
+
+/// <summary>How many API writes a lease costs on its way to Active: a regression guard for the write path.</summary>
+public sealed class ApiCostTests
+{
+    [Fact]
+    public async Task A_lease_reaches_active_with_a_bounded_number_of_writes()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 1);
+        await env.StartOperatorAsync();
+        var before = env.Server.Requests.Count;
+        await env.ApplyAsync(env.Lease("counted").Build());
+        await env.WaitForPhaseAsync("counted", LeasePhase.Active);
+        // Let trailing events land before counting.
+        await Eventually.HoldsAsync(() => Task.FromResult(env.Server.Requests.Skip(before).Count(r => r.Path.Contains("/events", StringComparison.Ordinal)) >= 4), "the four step events were recorded", env.Time);
+
+        var writes = env.Server.Requests.Skip(before)
+            .Where(r => r.Method is "POST" or "PUT" or "PATCH" or "DELETE" && r.StatusCode < 400)
+            .Where(r => !r.Path.Contains("/events", StringComparison.Ordinal))
+            .Select(r => $"{r.Method} {r.Path}")
+            .ToList();
+        // The Lease create, then: finalizer, node claim, ServiceAccount, Role, RoleBinding, token, Secret, status.
+        Assert.True(writes.Count <= 9, $"{writes.Count} writes: {string.Join("; ", writes)}");
+        Assert.Single(writes, w => w.StartsWith("PATCH /api/v1/nodes/", StringComparison.Ordinal));
+        Assert.Single(writes, w => w.EndsWith("/leases/counted/status", StringComparison.Ordinal));
+    }
+}

@@ -1,0 +1,95 @@
+using Rpoi.Operator.Entities;
+using Rpoi.Operator.Tests.Support;
+
+namespace Rpoi.Operator.Tests.PhaseOne;
+
+/// <summary>An operator restart at any step never pledges twice, never leaks or doubles a claim.</summary>
+public sealed class RestartTests
+{
+    [Fact]
+    public async Task Restart_after_active_changes_nothing()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 3);
+        await env.StartOperatorAsync();
+        await env.ApplyAsync(env.Lease("steady").Chips(8).Build());
+        var before = await env.WaitForPhaseAsync("steady", LeasePhase.Active);
+        var secretBefore = (await env.AccessSecretAsync("steady"))!.Metadata.ResourceVersion;
+        var writesBefore = env.Server.Requests.Count(r => r.Method is not ("GET" or "LIST" or "WATCH"));
+
+        await env.StopOperatorAsync();
+        await env.StartOperatorAsync();
+        // Let the restarted operator reconcile the lease at least once (it requeues all cached objects on start).
+        await Eventually.HoldsAsync(() => Task.FromResult(env.Operator!.Controller.ReconcileCount > 0), "the restarted operator reconciled", env.Time);
+
+        var after = await env.GetLeaseAsync("steady");
+        Assert.Equal(before.Metadata.ResourceVersion, after!.Metadata.ResourceVersion);
+        Assert.Equal(secretBefore, (await env.AccessSecretAsync("steady"))!.Metadata.ResourceVersion);
+        Assert.Equal(2, (await env.NodesOfAsync("steady")).Count);
+        Assert.Equal(1, env.FakeEscrow!.PledgeCalls);
+        Assert.Equal(1, env.FakeEscrow.Debits);
+        Assert.Equal(writesBefore, env.Server.Requests.Count(r => r.Method is not ("GET" or "LIST" or "WATCH")));
+    }
+
+    [Fact]
+    public async Task Crash_before_any_status_write_resumes_without_a_second_pledge_or_claim()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 3);
+        // Every status write fails: the operator pledges, claims and writes the grant, but never records any of it.
+        env.Server.Faults.FailNext(10_000, 500, verb: "patch", resource: "leases/status");
+        await env.StartOperatorAsync();
+        await env.ApplyAsync(env.Lease("bumpy").Chips(4).Build());
+        await Eventually.HoldsAsync(async () => await env.AccessSecretAsync("bumpy") is not null, "the grant was written before the status write failed", env.Time);
+        Assert.Equal(1, env.FakeEscrow!.Debits);
+        Assert.Null((await env.GetLeaseAsync("bumpy"))!.Status?.Phase);
+
+        await env.StopOperatorAsync();
+        env.Server.Faults.Clear();
+        await env.StartOperatorAsync();
+
+        var lease = await env.WaitForPhaseAsync("bumpy", LeasePhase.Active);
+        Assert.Equal(1, env.FakeEscrow.Debits);
+        Assert.Single(await env.NodesOfAsync("bumpy"));
+        Assert.Equal(2, (await env.NodesAsync()).Count(TpuNodePools.IsClean));
+        Assert.Equal(lease.Status!.Nodes, (await env.NodesOfAsync("bumpy")).Select(n => n.Metadata.Name));
+    }
+
+    [Fact]
+    public async Task Escrow_outage_is_retried_and_pledges_once()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V6eSingleHostAsync(env.Client, "v6e", hosts: 1);
+        env.FakeEscrow!.FailNext(3);
+        await env.StartOperatorAsync();
+        await env.ApplyAsync(env.Lease("patient").Shape(LeaseBuilder.V6e, "2x2").Build());
+        await env.WaitForPhaseAsync("patient", LeasePhase.Active);
+        Assert.Equal(1, env.FakeEscrow.Debits);
+        Assert.Equal(1, env.FakeEscrow.PledgeCalls);
+    }
+
+    [Fact]
+    public async Task Restart_while_queued_keeps_the_fifo_order()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 1);
+        await env.StartOperatorAsync();
+        await env.ApplyAsync(env.Lease("holder").Build());
+        await env.WaitForPhaseAsync("holder", LeasePhase.Active);
+        // "older" is created before "younger" but named after it, so name order cannot explain the result.
+        env.Time.Advance(TimeSpan.FromSeconds(1));
+        await env.ApplyAsync(env.Lease("zz-older").Build());
+        env.Time.Advance(TimeSpan.FromSeconds(1));
+        await env.ApplyAsync(env.Lease("aa-younger").Build());
+        await Eventually.ReturnsAsync(() => env.GetLeaseAsync("aa-younger"), l => l.Status?.QueuePosition == 2, "younger queues second", env.Time);
+
+        await env.StopOperatorAsync();
+        await env.RequestReturnAsync("holder");
+        await env.StartOperatorAsync();
+
+        await env.WaitForPhaseAsync("zz-older", LeasePhase.Active);
+        var younger = await Eventually.ReturnsAsync(() => env.GetLeaseAsync("aa-younger"), l => l.Status?.QueuePosition == 1, "younger is next", env.Time);
+        Assert.Equal(LeasePhase.Pending, younger.Status!.Phase);
+        Assert.Empty(await env.NodesOfAsync("aa-younger"));
+    }
+}

@@ -1,0 +1,164 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Rpoi.Escrow.Client;
+using Rpoi.Protocol;
+using Rpoi.Protocol.Keys;
+using Rpoi.Protocol.Messages;
+
+namespace Rpoi.Operator.Tests.Support;
+
+/// <summary>
+/// An in-memory π with the phase I semantics of the real service: a pledge verifies R's signature and the escrow
+/// address, debits ρ + ω from R's free balance and is idempotent by H. It counts pledge calls and can fail the next
+/// calls transiently (503) so tests can check that the operator never pledges twice and retries when π is down.
+/// Settlement is phase II and refused here with a clear reason; phase II tests use the real Rpoi.Escrow service.
+/// </summary>
+public sealed class FakeEscrow : IEscrowClient
+{
+    private readonly PartyKeyPair keys;
+    private readonly TimeProvider time;
+    private readonly ConcurrentDictionary<string, PledgeView> pledges = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> balances = new(StringComparer.Ordinal);
+    private readonly Lock gate = new();
+    private int failNext;
+    private int pledgeCalls;
+
+    /// <summary>Creates π with <paramref name="escrowKeys"/>.</summary>
+    public FakeEscrow(PartyKeyPair escrowKeys, TimeProvider time)
+    {
+        keys = escrowKeys;
+        this.time = time;
+    }
+
+    /// <summary>Number of successful (first-time) pledges, i.e. debits.</summary>
+    public int Debits => pledges.Count;
+
+    /// <summary>Number of <see cref="PledgeAsync"/> calls that reached π.</summary>
+    public int PledgeCalls => Volatile.Read(ref pledgeCalls);
+
+    /// <summary>Makes the next <paramref name="count"/> calls fail with 503 (π unreachable).</summary>
+    public void FailNext(int count) => Volatile.Write(ref failNext, count);
+
+    /// <summary>The pledge under H, if any (test inspection).</summary>
+    public PledgeView? Pledge(string h) => pledges.GetValueOrDefault(h);
+
+    /// <summary>Free balance of an address in uusd.</summary>
+    public long Balance(string address) => balances.GetValueOrDefault(address);
+
+    /// <inheritdoc/>
+    public Task<EscrowIdentity> GetIdentityAsync(CancellationToken ct = default)
+    {
+        Transient();
+        var id = keys.Identity;
+        return Task.FromResult(new EscrowIdentity(id.Address, id.KeyId, id.SigningKeyBase64, id.EncryptionKeyBase64));
+    }
+
+    /// <inheritdoc/>
+    public Task<DepositReceipt> DepositAsync(DepositRequest request, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Transient();
+        var amount = long.Parse(request.Amount.Amount, CultureInfo.InvariantCulture);
+        balances.AddOrUpdate(request.Address, amount, (_, b) => b + amount);
+        return Task.FromResult(new DepositReceipt(request.DepositId, request.Address, request.Amount, balances.Count));
+    }
+
+    /// <inheritdoc/>
+    public Task<AccountView> GetAccountAsync(string address, CancellationToken ct = default)
+    {
+        Transient();
+        return Task.FromResult(new AccountView(address, [new EscrowAmount(Balance(address).ToString(CultureInfo.InvariantCulture), "uusd")]));
+    }
+
+    /// <inheritdoc/>
+    public Task<PledgeView> PledgeAsync(Signed<LeaseRequest> signedRequest, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(signedRequest);
+        Transient();
+        Interlocked.Increment(ref pledgeCalls);
+        var verified = RpoiEquations.VerifyRequest(signedRequest);
+        if (!verified.IsOk)
+        {
+            throw new EscrowException(400, verified.Reason.ToString()!, "signedRequest", verified.Message);
+        }
+
+        var m = signedRequest.Payload;
+        if (m.Escrow != keys.Identity.Address)
+        {
+            throw new EscrowException(400, EscrowReasons.WrongEscrow, "signedRequest.payload.escrow", $"this escrow is {keys.Identity.Address}, not {m.Escrow}");
+        }
+
+        var h = verified.Value.H.Hex;
+        lock (gate)
+        {
+            if (pledges.TryGetValue(h, out var existing))
+            {
+                return Task.FromResult(existing);
+            }
+
+            var renter = verified.Value.Renter.Address;
+            var total = long.Parse(m.Deposit.Amount, CultureInfo.InvariantCulture) + long.Parse(m.Rent.Amount, CultureInfo.InvariantCulture);
+            if (Balance(renter) < total)
+            {
+                throw new EscrowException(402, EscrowReasons.InsufficientFunds, null, $"{renter} holds {Balance(renter)} uusd, the pledge needs {total}");
+            }
+
+            balances[renter] = Balance(renter) - total;
+            var now = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+            var view = new PledgeView(h, renter, m.Leaser, new EscrowAmount(m.Deposit.Amount, m.Deposit.Denom), new EscrowAmount(m.Rent.Amount, m.Rent.Denom), "Held", now, now);
+            pledges[h] = view;
+            return Task.FromResult(view);
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task<PledgeView?> GetPledgeAsync(string h, CancellationToken ct = default)
+    {
+        Transient();
+        return Task.FromResult(pledges.GetValueOrDefault(h));
+    }
+
+    /// <inheritdoc/>
+    public Task<SettlementView> SettleAsync(SealedMessage final, CancellationToken ct = default) => throw PhaseTwo();
+
+    /// <inheritdoc/>
+    public Task<SettlementView?> GetSettlementAsync(string h, CancellationToken ct = default) => Task.FromResult<SettlementView?>(null);
+
+    /// <inheritdoc/>
+    public Task<SettlementView> ClaimAsync(Signed<RenterRating> renterRating, CancellationToken ct = default) => throw PhaseTwo();
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<WithheldView>> GetWithheldAsync(CancellationToken ct = default) => Task.FromResult<IReadOnlyList<WithheldView>>([]);
+
+    /// <inheritdoc/>
+    public Task<WithheldView> ReleaseWithheldAsync(ReleaseRequest request, CancellationToken ct = default) =>
+        throw new EscrowException(404, EscrowReasons.WithheldNotFound, "h", "this in-memory escrow never withholds funds");
+
+    /// <inheritdoc/>
+    public Task<LedgerPage> GetLedgerAsync(long after = 0, int limit = 100, CancellationToken ct = default) =>
+        Task.FromResult(new LedgerPage([], null));
+
+    /// <inheritdoc/>
+    public Task<LedgerAudit> VerifyLedgerAsync(CancellationToken ct = default) =>
+        Task.FromResult(new LedgerAudit(true, 0, string.Empty, [], []));
+
+    private static EscrowException PhaseTwo() =>
+        new(409, EscrowReasons.InvalidMessage, null, "the in-memory escrow covers phase I only; settle against the real Rpoi.Escrow service");
+
+    private void Transient()
+    {
+        while (true)
+        {
+            var left = Volatile.Read(ref failNext);
+            if (left <= 0)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref failNext, left - 1, left) == left)
+            {
+                throw new EscrowException(503, EscrowReasons.Internal, null, "escrow unavailable (injected)");
+            }
+        }
+    }
+}
