@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Text.RegularExpressions;
+using Rpoi.Cli.Support;
+using Rpoi.Operator.Entities;
+using Rpoi.Protocol;
+using Rpoi.Protocol.Messages;
+using Rating = Rpoi.Protocol.Messages.Rating;
+using RatingResource = Rpoi.Operator.Entities.Rating;
+
+namespace Rpoi.Cli.Commands;
+
+/// <summary><c>kubectl rpoi rate &lt;lease&gt; --score N</c>: signs E(m'') = sign_R(m + digest(σ) + Ra_R) (eq. 18) into a Rating.</summary>
+internal static partial class RateCommand
+{
+    public static Command Create(CommandFactory f)
+    {
+        var lease = new Argument<string>("lease") { Description = "The Lease's name." };
+        var score = new Option<int>("--score") { Description = "Your rating of the leaser, 1 (worst) to 5 (best).", Required = true };
+        var comment = new Option<string>("--comment") { Description = "A comment (at most 1024 characters).", DefaultValueFactory = _ => "" };
+        var digest = new Option<string?>("--grant-digest") { Description = "The hex SHA-256 of σ, when neither the access Secret nor 'kubectl rpoi access' left it on this machine." };
+        var leaserIdentity = new Option<string?>("--leaser-identity") { Description = "β's public identity file, instead of the one in the operator's discovery ConfigMap." };
+        var apply = new Option<bool>("--apply") { Description = "Create the Rating in the cluster instead of printing it." };
+        var format = new Option<string>("--output", "-o") { Description = "Print format: yaml or json.", DefaultValueFactory = _ => "yaml" };
+        format.AcceptOnlyFromAmong("yaml", "json");
+        var command = new Command("rate", "Rate the leaser after the lease: sign E(m'') and print or --apply the Rating.")
+        {
+            lease, score, comment, digest, leaserIdentity, apply, format,
+        };
+        f.Handle(command, async (ctx, parse, ct) =>
+        {
+            var name = parse.GetValue(lease)!;
+            var s = parse.GetValue(score);
+            if (s is < 1 or > 5)
+            {
+                throw new CliException(ExitCodes.Usage, $"--score must be from 1 to 5, got {s}");
+            }
+
+            var text = parse.GetValue(comment) ?? "";
+            if (text.Length > 1024)
+            {
+                throw new CliException(ExitCodes.Usage, $"--comment is {text.Length} characters long; at most 1024 fit in a Rating");
+            }
+
+            var given = parse.GetValue(digest);
+            if (given is not null && !HexDigest().IsMatch(given))
+            {
+                throw new CliException(ExitCodes.Usage, $"--grant-digest '{given}' is not 64 lower-case hex characters (the 'grant digest' line of 'kubectl rpoi access')");
+            }
+
+            var keys = ctx.LoadKeys();
+            var ns = ctx.Namespace;
+            var (current, _) = await ctx.GetLeaseAsync(name, ct).ConfigureAwait(false);
+            var em = CliContext.RequestOf(current);
+            var grantDigest = given ?? await DigestAsync(ctx, name, em, keys, parse.GetValue(leaserIdentity), ct).ConfigureAwait(false);
+
+            var signed = RpoiEquations.SignRenterRating(em, grantDigest, new Rating(s, text, ctx.Time.GetUtcNow()), keys);
+            var check = RpoiEquations.VerifyRenterRating(signed, em, grantDigest);
+            if (!check.IsOk)
+            {
+                throw new CliException(ExitCodes.VerificationFailed, $"the rating does not verify against lease {ns}/{name} ({check.Reason}): {check.Message}");
+            }
+
+            var manifest = Manifests.RenterRating(ns, name, signed);
+            if (!parse.GetValue(apply))
+            {
+                ctx.Out.Write(Manifests.Render(manifest, parse.GetValue(format)!,
+                [
+                    $"RPOI renter rating E(m'') of lease {ns}/{name}, signed by {keys.Identity.Address}",
+                    $"transaction hash H = {signed.Payload.H}, grant digest = {grantDigest}",
+                ]));
+                return ExitCodes.Ok;
+            }
+
+            var ratingName = Manifests.RenterRatingName(name);
+            await ctx.CreateAsync(manifest, Lease.Group, Lease.Version, RatingResource.Plural, ns, $"rating {ns}/{ratingName}", ct).ConfigureAwait(false);
+            ctx.Out.WriteLine($"rating.rpoi.io/{ratingName} created in {ns} (score {s})");
+            ctx.Out.WriteLine($"next: kubectl rpoi status {name} -n {ns}");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static async Task<string> DigestAsync(CliContext ctx, string name, Signed<LeaseRequest> em, Protocol.Keys.PartyKeyPair keys, string? leaserIdentity, CancellationToken ct)
+    {
+        var ns = ctx.Namespace;
+        try
+        {
+            var leaser = await AccessCommand.LeaserIdentityAsync(ctx, leaserIdentity, ct).ConfigureAwait(false);
+            var opened = await AccessCommand.OpenAsync(ctx, name, em, keys, leaser, ct).ConfigureAwait(false);
+            return opened.GrantDigest;
+        }
+        catch (CliException e) when (e.ExitCode == ExitCodes.NotFound)
+        {
+            // After the return the Secret is gone: use the digest this machine verified when it opened the grant.
+            var cached = GrantCache.Load(ctx.Env, ns, name);
+            var h = RpoiEquations.TransactionHashOf(em).Hex;
+            if (cached is not null && cached.H == h)
+            {
+                return cached.GrantDigest;
+            }
+
+            throw new CliException(ExitCodes.NotFound,
+                $"cannot find the digest of lease {ns}/{name}'s grant: the access Secret is gone and 'kubectl rpoi access' was not run on this machine while the lease was Active; pass --grant-digest (the lease's rpoi.io/grant-digest annotation, if you trust it)", e);
+        }
+    }
+
+    [GeneratedRegex("^[0-9a-f]{64}$")]
+    private static partial Regex HexDigest();
+}

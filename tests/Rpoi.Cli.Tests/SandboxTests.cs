@@ -1,0 +1,126 @@
+using Rpoi.Cli.Support;
+using Rpoi.Cli.Tests.Support;
+using Rpoi.Sandbox;
+
+namespace Rpoi.Cli.Tests;
+
+/// <summary>
+/// The quickstart against a real sandbox: `sandbox up` in this process, real kubectl and the CLI, phase I from
+/// request to an opened grant that works against the sandbox's API, the return, the renter's rating, and π's
+/// ledger surviving a restart.
+/// </summary>
+public sealed class SandboxTests : IDisposable
+{
+    private static readonly TimeSpan Startup = TimeSpan.FromSeconds(60);
+    private readonly TempHome home = new();
+
+    private string Dir => home.File(".rpoi/sandbox");
+
+    private async Task<(Task<CliResult> Up, CancellationTokenSource Stop, SandboxState State)> UpAsync()
+    {
+        var stop = new CancellationTokenSource();
+        var up = home.RunAsync(null, stop.Token, "sandbox", "up");
+        var state = await Eventually.ValueAsync(() => Task.FromResult(up.IsCompleted ? throw new InvalidOperationException($"sandbox up ended: {up.Result}") : SandboxState.Load(Dir)), Startup, "sandbox.json written");
+        return (up, stop, state);
+    }
+
+    private static async Task DownAsync(Task<CliResult> up, CancellationTokenSource stop)
+    {
+        await stop.CancelAsync();
+        var result = await up;
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("stopping the sandbox", result.Out, StringComparison.Ordinal);
+        stop.Dispose();
+    }
+
+    private Task<CliResult> Kubectl(string kubeconfig, params string[] args) => Processes.KubectlAsync(home.Path, kubeconfig, args);
+
+    [Fact]
+    public async Task Quickstart_from_request_to_grant_and_rating_with_real_kubectl()
+    {
+        var (up, stop, state) = await UpAsync();
+        var kc = state.Kubeconfig;
+        Assert.Equal(Path.Combine(Dir, "kubeconfig"), kc);
+        home.Variables["KUBECONFIG"] = kc;
+        home.Variables["RPOI_KEY"] = state.RenterKey;
+
+        var nodes = await Kubectl(kc, "get", "nodes", "-L", "cloud.google.com/gke-tpu-accelerator,cloud.google.com/gke-tpu-topology");
+        Assert.True(nodes.ExitCode == 0, nodes.ToString());
+        Assert.Contains("gke-sandbox-tpu-v5e-4x4-3", nodes.Out, StringComparison.Ordinal);
+        Assert.Contains("tpu-v6e-slice", nodes.Out, StringComparison.Ordinal);
+
+        var offers = await home.RunAsync("offers");
+        Assert.True(offers.ExitCode == 0, offers.ToString());
+        Assert.Contains("tpu-v5-lite-podslice", offers.Out, StringComparison.Ordinal);
+
+        var request = await home.RunAsync("request", "--name", "train-1", "-n", "team-a", "--accelerator", "tpu-v5-lite-podslice", "--topology", "2x4",
+            "--chips", "8", "--duration", "1h", "--deposit", "1500000uusd", "--rent", "9000000uusd");
+        Assert.True(request.ExitCode == 0, request.ToString());
+        File.WriteAllText(home.File("lease.yaml"), request.Out);
+
+        var apply = await Kubectl(kc, "apply", "-f", home.File("lease.yaml"));
+        Assert.True(apply.ExitCode == 0, apply.ToString());
+        var get = await Kubectl(kc, "get", "tpulease", "-n", "team-a");
+        Assert.True(get.ExitCode == 0, get.ToString());
+        Assert.Contains("train-1", get.Out, StringComparison.Ordinal);
+        var wait = await Kubectl(kc, "wait", "--for=condition=Ready", "tpulease/train-1", "-n", "team-a", "--timeout=60s");
+        Assert.True(wait.ExitCode == 0, wait.ToString());
+
+        var access = await home.RunAsync("access", "train-1", "-n", "team-a", "--wait");
+        Assert.True(access.ExitCode == 0, access.ToString());
+        Assert.Contains("node pool tpu-v5e-2x4", access.Out, StringComparison.Ordinal);
+        var pods = await Kubectl(home.File("train-1.kubeconfig"), "get", "pods");
+        Assert.True(pods.ExitCode == 0, pods.ToString());
+
+        var balance = await home.RunAsync("balance");
+        Assert.True(balance.ExitCode == 0, balance.ToString());
+        Assert.Contains("89500000 uusd", balance.Out, StringComparison.Ordinal);
+
+        var ret = await Kubectl(kc, "patch", "tpulease", "train-1", "-n", "team-a", "--type=merge", "-p", "{\"spec\":{\"returnRequested\":true}}");
+        Assert.True(ret.ExitCode == 0, ret.ToString());
+        var returned = await Kubectl(kc, "wait", "--for=jsonpath={.status.phase}=AwaitingRatings", "tpulease/train-1", "-n", "team-a", "--timeout=60s");
+        Assert.True(returned.ExitCode == 0, returned.ToString());
+
+        var rate = await home.RunAsync("rate", "train-1", "-n", "team-a", "--score", "5", "--comment", "fast", "--apply");
+        Assert.True(rate.ExitCode == 0, rate.ToString());
+        var ratings = await Kubectl(kc, "get", "tpurating", "-n", "team-a");
+        Assert.Contains("train-1-renter", ratings.Out, StringComparison.Ordinal);
+
+        var status = await home.RunAsync("status", "train-1", "-n", "team-a");
+        Assert.True(status.ExitCode == 0, status.ToString());
+        Assert.Contains("returned", status.Out, StringComparison.Ordinal);
+
+        var refused = await home.RunAsync("balance", "--address", "not-an-address");
+        Assert.Equal(ExitCodes.EscrowRefused, refused.ExitCode);
+        Assert.Contains("π refused", refused.Err, StringComparison.Ordinal);
+
+        var sandboxStatus = await home.RunAsync("sandbox", "status");
+        Assert.True(sandboxStatus.ExitCode == 0, sandboxStatus.ToString());
+
+        await DownAsync(up, stop);
+        Assert.Null(SandboxState.Load(Dir));
+        Assert.Equal(ExitCodes.NotFound, (await home.RunAsync("sandbox", "status")).ExitCode);
+
+        // π's ledger is a SQLite file in the sandbox directory: the pledge is still held after a restart.
+        var (up2, stop2, state2) = await UpAsync();
+        Assert.Equal(state.RenterAddress, state2.RenterAddress);
+        var again = await home.RunAsync("balance");
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains("89500000 uusd", again.Out, StringComparison.Ordinal);
+        await DownAsync(up2, stop2);
+    }
+
+    [Fact]
+    public async Task A_second_sandbox_on_the_same_directory_is_refused()
+    {
+        var (up, stop, _) = await UpAsync();
+
+        var second = await home.RunAsync("sandbox", "up");
+
+        Assert.Equal(ExitCodes.Conflict, second.ExitCode);
+        Assert.Contains("already runs", second.Err, StringComparison.Ordinal);
+        await DownAsync(up, stop);
+    }
+
+    public void Dispose() => home.Dispose();
+}
