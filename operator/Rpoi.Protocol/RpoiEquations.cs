@@ -37,7 +37,7 @@ public static class RpoiEquations
     public static TransactionHash TransactionHashOf(Signed<LeaseRequest> signedRequest)
     {
         ArgumentNullException.ThrowIfNull(signedRequest);
-        return TransactionHash.FromBytes(signedRequest.Sha256());
+        return signedRequest.Hash();
     }
 
     /// <summary>Equation 2 on wire text: parses E(m) (any formatting) and returns H.</summary>

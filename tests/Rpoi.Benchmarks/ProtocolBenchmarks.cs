@@ -64,6 +64,7 @@ public class ProtocolBenchmarks
         (_xRecipientPrivate, _xRecipientPublic) = Hpke.GenerateKeyPair();
         (_rawEnc, _rawCt) = RawSeal();
         (_hpkeEnc, _hpkeCt) = Hpke.Seal(HpkeAead.Aes256Gcm, _xRecipientPublic, "rpoi/v1/access"u8, _h.Bytes, _canonicalEnvelope);
+        SetupSteps();
     }
 
     // ------------------------------------------------------------ primitives
@@ -174,6 +175,106 @@ public class ProtocolBenchmarks
         var receipt = RpoiEquations.SignReceipt(new SettlementReceipt(MessageKinds.Receipt, s.H.Hex, _escrow.Identity.Address, s.Source, s.Decision, RpoiEquations.TransfersFor(s.Request.Payload, s.Decision, _escrow.Identity.Address), Now, "ledger:1"), _escrow);
         return atEscrow.H.Equals(s.H) && RpoiEquations.VerifyReceipt(Signed<SettlementReceipt>.Parse(receipt.ToCanonicalBytes()).Value, _escrow.Identity, s.H).IsOk;
     }
+
+    // ------------------------------------------------------------ lifecycle steps (each on fresh messages)
+
+    private byte[] _emBytes = null!, _sealedGrantBytes = null!, _emmBytes = null!, _sealedFinalBytes = null!, _receiptBytes = null!;
+    private Signed<LeaseRequest> _em = null!;
+    private VerifiedRequest _verifiedAtLeaser = null!, _verifiedAtEscrow = null!;
+    private OpenedGrant _opened = null!;
+    private VerifiedSettlement _settlement = null!;
+    private string _grantDigest = null!;
+
+    /// <summary>Runs the lifecycle once and keeps every message as bytes, so each step can be timed on its own.</summary>
+    public void SetupSteps()
+    {
+        _em = RpoiEquations.SignRequest(_request, _renter);
+        _emBytes = _em.ToCanonicalBytes();
+        _verifiedAtLeaser = StepLeaserVerifiesRequest();
+        _verifiedAtEscrow = StepEscrowVerifiesPledge();
+        _sealedGrantBytes = StepLeaserSealsGrant().ToUtf8Bytes();
+        _opened = StepRenterOpensGrant();
+        _emmBytes = StepRenterSignsRating().ToCanonicalBytes();
+        _grantDigest = RpoiEquations.GrantDigest(_grant);
+        SetupParse();
+        _sealedFinalBytes = StepLeaserSealsFinal().ToUtf8Bytes();
+        _settlement = StepEscrowOpensFinal();
+        _receiptBytes = StepEscrowSignsReceipt().ToCanonicalBytes();
+    }
+
+    public Signed<LeaseRequest> StepRenterSignsRequest() => RpoiEquations.SignRequest(_request, _renter);
+
+    public VerifiedRequest StepLeaserVerifiesRequest() =>
+        _verifier.Verify(Signed<LeaseRequest>.Parse(_emBytes).Value, new RequestExpectations("team-a", "train-1", _leaser.Identity.Address, _escrow.Identity.Address)).Value;
+
+    public VerifiedRequest StepEscrowVerifiesPledge() => RpoiEquations.VerifyRequest(Signed<LeaseRequest>.Parse(_emBytes).Value).Value;
+
+    public SealedMessage StepLeaserSealsGrant() => RpoiEquations.SealGrant(_verifiedAtLeaser, _grant, _leaser);
+
+    public OpenedGrant StepRenterOpensGrant() =>
+        RpoiEquations.OpenGrant(SealedMessage.Parse(_sealedGrantBytes).Value, _renter, _em, _leaser.Identity).Value;
+
+    public Signed<RenterRating> StepRenterSignsRating() =>
+        RpoiEquations.SignRenterRating(_em, _opened.GrantDigest, new Rating(5, "good", Now), _renter);
+
+    public Signed<RenterRating> StepLeaserVerifiesRating() =>
+        RpoiEquations.VerifyRenterRating(Signed<RenterRating>.Parse(_emmBytes).Value, _verifiedAtLeaser, RpoiEquations.GrantDigest(_grant)).Value;
+
+    public SealedMessage StepLeaserSealsFinal() =>
+        RpoiEquations.SealFinal(_verifiedAtLeaser.Request, _grantDigest, _emmParsed, new Rating(4, "", Now), _leaser, _escrow.Identity);
+
+    public VerifiedSettlement StepEscrowOpensFinal() =>
+        RpoiEquations.OpenFinal(SealedMessage.Parse(_sealedFinalBytes).Value, _escrow, _leaser.Identity, _verifiedAtEscrow).Value;
+
+    public Signed<SettlementReceipt> StepEscrowSignsReceipt() =>
+        RpoiEquations.SignReceipt(new SettlementReceipt(MessageKinds.Receipt, _settlement.H.Hex, _escrow.Identity.Address, _settlement.Source, _settlement.Decision, RpoiEquations.TransfersFor(_settlement.Request.Payload, _settlement.Decision, _escrow.Identity.Address), Now, "ledger:1"), _escrow);
+
+    public bool StepLeaserVerifiesReceipt() =>
+        RpoiEquations.VerifyReceipt(Signed<SettlementReceipt>.Parse(_receiptBytes).Value, _escrow.Identity, _settlement.H).IsOk;
+
+
+    // ------------------------------------------------------------ parse costs and larger messages (CPU-time runner only)
+
+    private byte[] _grantedPlaintext = null!, _finalPlaintext = null!, _grantedPayload = null!, _grantedSig = null!;
+    private Signed<RenterRating> _emmParsed = null!;
+    private GrantedLease _mPrime = null!;
+
+    /// <summary>The decrypted m' and m''' (canonical signed envelopes), for timing their parse on its own.</summary>
+    public void SetupParse()
+    {
+        var signedGrant = Signed<GrantedLease>.Create(new GrantedLease(MessageKinds.Grant, _h.Hex, _signed, _grant), _leaser);
+        _mPrime = signedGrant.Payload;
+        _grantedPlaintext = signedGrant.ToCanonicalBytes();
+        _grantedPayload = signedGrant.CanonicalPayload.ToArray();
+        _grantedSig = Convert.FromBase64String(signedGrant.Sig);
+        _emmParsed = Signed<RenterRating>.Parse(_emmBytes).Value;
+        var final = Signed<LeaserFinal>.Create(new LeaserFinal(MessageKinds.LeaserFinal, _h.Hex, _signed, _grantDigest, _emmParsed, new Rating(4, "", Now)), _leaser);
+        _finalPlaintext = final.ToCanonicalBytes();
+    }
+
+    public int GrantedPayloadLength => _grantedPayload.Length;
+
+    [Benchmark(Description = "Signed<LeaseRequest>.Parse (E(m), no verify)")]
+    public bool ParseRequestOnly() => Signed<LeaseRequest>.Parse(_emBytes).IsOk;
+
+    [Benchmark(Description = "Signed<GrantedLease>.Parse (decrypted m', no verify)")]
+    public bool ParseGrantedOnly() => Signed<GrantedLease>.Parse(_grantedPlaintext).IsOk;
+
+    public bool ParseFinalOnly() => Signed<LeaserFinal>.Parse(_finalPlaintext).IsOk;
+
+    public byte[] CanonicalGranted() => ProtocolJson.CanonicalBytes(_mPrime);
+
+    public string GrantDigestOnly() => RpoiEquations.GrantDigest(_grant);
+
+    public byte[] RawSignGranted()
+    {
+        var sig = new byte[64];
+        _bcPrivate.Sign(Ed25519.Algorithm.Ed25519, null, _grantedPayload, 0, _grantedPayload.Length, sig, 0);
+        return sig;
+    }
+
+    public bool RawVerifyGranted() =>
+        new Ed25519PublicKeyParameters(_leaser.Identity.SigningKeyBytes).Verify(Ed25519.Algorithm.Ed25519, null, _grantedPayload, 0, _grantedPayload.Length, _grantedSig, 0);
 
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider
     {

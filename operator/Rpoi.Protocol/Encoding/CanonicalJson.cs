@@ -30,6 +30,233 @@ public static class CanonicalJson
         return Canonicalize(doc.RootElement);
     }
 
+    // Deeper documents are left to the full canonicaliser (which enforces the reader's own depth limit).
+    private const int FastPathMaxDepth = 32;
+
+    /// <summary>
+    /// True when <paramref name="utf8Json"/> is already in RFC 8785 form, so <see cref="Canonicalize(ReadOnlySpan{byte})"/>
+    /// would return the same bytes. One pass, no allocation. Conservative: false for anything it does not recognise as
+    /// canonical (non-ASCII or escaped object keys, numbers other than plain integers below 10^15, deep nesting), so the
+    /// caller falls back to the full canonicaliser; never true for input that canonicalises differently or is invalid.
+    /// </summary>
+    internal static bool IsCanonical(ReadOnlySpan<byte> utf8Json)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(utf8Json))
+        {
+            return false;
+        }
+
+        var pos = 0;
+        return ScanValue(utf8Json, ref pos, 0) && pos == utf8Json.Length;
+    }
+
+    private static bool ScanValue(ReadOnlySpan<byte> s, ref int pos, int depth)
+    {
+        if (pos >= s.Length)
+        {
+            return false;
+        }
+
+        switch (s[pos])
+        {
+            case (byte)'{':
+                return depth < FastPathMaxDepth && ScanObject(s, ref pos, depth + 1);
+            case (byte)'[':
+                return depth < FastPathMaxDepth && ScanArray(s, ref pos, depth + 1);
+            case (byte)'"':
+                return ScanString(s, ref pos, out _);
+            case (byte)'t':
+                return ScanLiteral(s, ref pos, "true"u8);
+            case (byte)'f':
+                return ScanLiteral(s, ref pos, "false"u8);
+            case (byte)'n':
+                return ScanLiteral(s, ref pos, "null"u8);
+            default:
+                return ScanInteger(s, ref pos);
+        }
+    }
+
+    private static bool ScanObject(ReadOnlySpan<byte> s, ref int pos, int depth)
+    {
+        pos++; // '{'
+        if (pos < s.Length && s[pos] == (byte)'}')
+        {
+            pos++;
+            return true;
+        }
+
+        var previousKey = ReadOnlySpan<byte>.Empty;
+        var first = true;
+        while (true)
+        {
+            var keyStart = pos + 1;
+            if (pos >= s.Length || s[pos] != (byte)'"' || !ScanString(s, ref pos, out var plain) || !plain)
+            {
+                return false;
+            }
+
+            // Plain ASCII keys: byte order is UTF-16 code unit order, and strictly increasing also rules out duplicates.
+            var key = s[keyStart..(pos - 1)];
+            if (!first && previousKey.SequenceCompareTo(key) >= 0)
+            {
+                return false;
+            }
+
+            first = false;
+            previousKey = key;
+            if (pos >= s.Length || s[pos] != (byte)':')
+            {
+                return false;
+            }
+
+            pos++;
+            if (!ScanValue(s, ref pos, depth) || pos >= s.Length)
+            {
+                return false;
+            }
+
+            var next = s[pos++];
+            if (next == (byte)'}')
+            {
+                return true;
+            }
+
+            if (next != (byte)',')
+            {
+                return false;
+            }
+        }
+    }
+
+    private static bool ScanArray(ReadOnlySpan<byte> s, ref int pos, int depth)
+    {
+        pos++; // '['
+        if (pos < s.Length && s[pos] == (byte)']')
+        {
+            pos++;
+            return true;
+        }
+
+        while (true)
+        {
+            if (!ScanValue(s, ref pos, depth) || pos >= s.Length)
+            {
+                return false;
+            }
+
+            var next = s[pos++];
+            if (next == (byte)']')
+            {
+                return true;
+            }
+
+            if (next != (byte)',')
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Scans a string token; <paramref name="plain"/> is true when it is ASCII without escapes.</summary>
+    private static bool ScanString(ReadOnlySpan<byte> s, ref int pos, out bool plain)
+    {
+        plain = true;
+        pos++; // opening quote
+        while (pos < s.Length)
+        {
+            var b = s[pos];
+            if (b == (byte)'"')
+            {
+                pos++;
+                return true;
+            }
+
+            if (b < 0x20)
+            {
+                return false;
+            }
+
+            if (b >= 0x80)
+            {
+                plain = false; // valid UTF-8 (checked up front) is written unescaped by JCS
+                pos++;
+                continue;
+            }
+
+            if (b != (byte)'\\')
+            {
+                pos++;
+                continue;
+            }
+
+            plain = false;
+            if (pos + 1 >= s.Length)
+            {
+                return false;
+            }
+
+            switch (s[pos + 1])
+            {
+                case (byte)'"' or (byte)'\\' or (byte)'b' or (byte)'f' or (byte)'n' or (byte)'r' or (byte)'t':
+                    pos += 2;
+                    break;
+                case (byte)'u':
+                    // JCS uses \u00xx (lower-case hex) only for control characters without a short escape.
+                    if (pos + 5 >= s.Length || s[pos + 2] != (byte)'0' || s[pos + 3] != (byte)'0' || s[pos + 4] is not ((byte)'0' or (byte)'1'))
+                    {
+                        return false;
+                    }
+
+                    var low = s[pos + 5];
+                    var nibble = low is >= (byte)'0' and <= (byte)'9' ? low - '0' : low is >= (byte)'a' and <= (byte)'f' ? low - 'a' + 10 : -1;
+                    var c = nibble < 0 ? -1 : ((s[pos + 4] - '0') << 4) | nibble;
+                    if (c < 0 || c is '\b' or '\f' or '\n' or '\r' or '\t')
+                    {
+                        return false;
+                    }
+
+                    pos += 6;
+                    break;
+                default:
+                    return false;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool ScanLiteral(ReadOnlySpan<byte> s, ref int pos, ReadOnlySpan<byte> literal)
+    {
+        if (!s[pos..].StartsWith(literal))
+        {
+            return false;
+        }
+
+        pos += literal.Length;
+        return true;
+    }
+
+    /// <summary>The integers <see cref="IsSafeIntegerText"/> passes through unchanged: no fraction, exponent or leading zero.</summary>
+    private static bool ScanInteger(ReadOnlySpan<byte> s, ref int pos)
+    {
+        var negative = s[pos] == (byte)'-';
+        var start = negative ? pos + 1 : pos;
+        var end = start;
+        while (end < s.Length && s[end] is >= (byte)'0' and <= (byte)'9')
+        {
+            end++;
+        }
+
+        var digits = end - start;
+        if (digits is < 1 or > 15 || (s[start] == (byte)'0' && (digits > 1 || negative)))
+        {
+            return false;
+        }
+
+        pos = end;
+        return true;
+    }
+
     /// <summary>Canonicalizes a parsed JSON value.</summary>
     public static byte[] Canonicalize(JsonElement element)
     {

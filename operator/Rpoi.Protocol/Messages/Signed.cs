@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -19,6 +20,9 @@ public sealed class Signed<T>
     where T : class
 {
     private byte[]? _canonical;
+
+    // H of a signed request is needed at nearly every step; the envelope is immutable, so hash it once.
+    private TransactionHash? _hash;
 
     // The envelope is immutable, so a signature that verified once for a key verifies again: remember the key.
     private volatile string? _verifiedFor;
@@ -96,14 +100,7 @@ public sealed class Signed<T>
 
         try
         {
-            var reader = new Utf8JsonReader(utf8Json);
-            using var doc = JsonDocument.ParseValue(ref reader);
-            if (reader.Read())
-            {
-                return Check.Fail<Signed<T>>(ReasonCode.MalformedMessage, "trailing data after the signed message; send exactly one JSON object");
-            }
-
-            return Check.Ok(FromElement(doc.RootElement));
+            return Check.Ok(FromUtf8(utf8Json));
         }
         catch (JsonException ex)
         {
@@ -112,6 +109,110 @@ public sealed class Signed<T>
         catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException)
         {
             return Check.Fail<Signed<T>>(ReasonCode.MalformedMessage, $"signed {typeof(T).Name} is not valid: {ex.Message}");
+        }
+    }
+
+    /// <summary>Parses valid UTF-8; throws <see cref="JsonException"/> (or what the deserializer throws) on bad input.</summary>
+    private static Signed<T> FromUtf8(ReadOnlySpan<byte> utf8Json)
+    {
+        // Every party sends canonical envelopes (ToCanonicalBytes), so the usual input needs no rebuilding: a
+        // one-pass check proves it canonical, and then the payload bytes are a slice of it, ready to verify.
+        if (CanonicalJson.IsCanonical(utf8Json) && TryFromCanonical(utf8Json, out var fast))
+        {
+            return fast;
+        }
+
+        var reader = new Utf8JsonReader(utf8Json);
+        using var doc = JsonDocument.ParseValue(ref reader);
+        if (reader.Read())
+        {
+            throw new JsonException("trailing data after the signed message; send exactly one JSON object");
+        }
+
+        return FromElement(doc.RootElement);
+    }
+
+    /// <summary>
+    /// Splits a canonical envelope <c>{"payload":{…},"sig":"…","signer":"…"}</c> (JCS key order) without building a
+    /// document. False for any other shape, so the caller takes the general path and its error messages.
+    /// </summary>
+    internal static bool TryFromCanonical(ReadOnlySpan<byte> canonicalEnvelope, [NotNullWhen(true)] out Signed<T>? signed)
+    {
+        signed = null;
+        var reader = new Utf8JsonReader(canonicalEnvelope);
+        if (!reader.Read() || !TrySplit(ref reader, out var payload, out var sig, out var signer) || reader.Read())
+        {
+            return false;
+        }
+
+        signed = FromParts(canonicalEnvelope, payload, sig, signer);
+        return true;
+    }
+
+    internal static Signed<T> FromParts(ReadOnlySpan<byte> canonicalEnvelope, Range payload, string sig, string signer)
+    {
+        var bytes = canonicalEnvelope[payload].ToArray();
+        return new Signed<T>(DeserializeCanonical(bytes), bytes, signer, sig) { _canonical = canonicalEnvelope.ToArray() };
+    }
+
+    /// <summary>
+    /// With <paramref name="reader"/> on the envelope's StartObject, reads <c>{"payload":{…},"sig":"…","signer":"…"}</c>
+    /// in exactly that (JCS) order and leaves the reader on its EndObject. <paramref name="payload"/> is relative to the
+    /// envelope's first byte.
+    /// </summary>
+    internal static bool TrySplit(ref Utf8JsonReader reader, out Range payload, out string sig, out string signer)
+    {
+        payload = default;
+        sig = signer = string.Empty;
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            return false;
+        }
+
+        var envelopeStart = reader.TokenStartIndex;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("payload"u8)
+            || !reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            return false;
+        }
+
+        var start = (int)(reader.TokenStartIndex - envelopeStart);
+        reader.Skip();
+        payload = start..(int)(reader.BytesConsumed - envelopeStart);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("sig"u8)
+            || !reader.Read() || reader.TokenType != JsonTokenType.String)
+        {
+            return false;
+        }
+
+        sig = reader.GetString()!;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("signer"u8)
+            || !reader.Read() || reader.TokenType != JsonTokenType.String)
+        {
+            return false;
+        }
+
+        signer = reader.GetString()!;
+        return reader.Read() && reader.TokenType == JsonTokenType.EndObject;
+    }
+
+    /// <summary>
+    /// Deserializes canonical payload bytes. Signed messages nested in the payload take their own canonical bytes as
+    /// slices of <paramref name="canonicalPayload"/> (a subtree of canonical JSON is canonical), instead of being
+    /// re-parsed and re-canonicalised.
+    /// </summary>
+    private static T DeserializeCanonical(byte[] canonicalPayload)
+    {
+        var outer = CanonicalSource.Current;
+        CanonicalSource.Current = canonicalPayload;
+        try
+        {
+            return JsonSerializer.Deserialize<T>(canonicalPayload, ProtocolJson.Options)
+                ?? throw new JsonException("payload must not be null");
+        }
+        finally
+        {
+            CanonicalSource.Current = outer;
         }
     }
 
@@ -150,9 +251,7 @@ public sealed class Signed<T>
         }
 
         var canonical = CanonicalJson.Canonicalize(payload.Value);
-        var typed = JsonSerializer.Deserialize<T>(canonical, ProtocolJson.Options)
-            ?? throw new JsonException("payload must not be null");
-        return new Signed<T>(typed, canonical, signer, sig);
+        return new Signed<T>(DeserializeCanonical(canonical), canonical, signer, sig);
     }
 
     /// <summary>Checks that the envelope is signed by <paramref name="expected"/> and the signature verifies.</summary>
@@ -195,8 +294,24 @@ public sealed class Signed<T>
         return Check.Ok(this);
     }
 
+    /// <summary>SHA-256 of the canonical envelope as a <see cref="TransactionHash"/>, computed once per envelope.</summary>
+    internal TransactionHash Hash() => _hash ??= TransactionHash.FromBytes(SHA256.HashData(ToCanonicalBytes()));
+
     /// <summary>SHA-256 of <see cref="ToCanonicalBytes"/>.</summary>
     public byte[] Sha256() => SHA256.HashData(ToCanonicalBytes());
+}
+
+/// <summary>The canonical bytes being deserialized on this thread, if any (see <c>Signed{T}.DeserializeCanonical</c>).</summary>
+internal static class CanonicalSource
+{
+    [ThreadStatic]
+    private static byte[]? t_current;
+
+    public static byte[]? Current
+    {
+        get => t_current;
+        set => t_current = value;
+    }
 }
 
 /// <summary>Reads and writes <see cref="Signed{T}"/> inside other messages, keeping payload bytes as signed.</summary>
@@ -213,6 +328,27 @@ internal sealed class SignedConverterFactory : JsonConverterFactory
     {
         public override Signed<T> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
+            // Inside Signed<T>.DeserializeCanonical the reader runs over known canonical bytes: slice the nested
+            // envelope out of them. The bounds checks make sure the reader really is over that buffer.
+            var source = CanonicalSource.Current;
+            if (source is not null && reader.TokenType == JsonTokenType.StartObject && !reader.HasValueSequence)
+            {
+                var probe = reader;
+                var start = probe.TokenStartIndex;
+                if (Signed<T>.TrySplit(ref probe, out var payload, out var sig, out var signer) && probe.BytesConsumed <= source.Length)
+                {
+                    // Confirm the same envelope sits at those offsets of the canonical buffer before trusting them.
+                    var envelope = source.AsSpan((int)start, (int)(probe.BytesConsumed - start));
+                    var check = new Utf8JsonReader(envelope);
+                    if (check.Read() && Signed<T>.TrySplit(ref check, out var p2, out var sig2, out var signer2) && !check.Read()
+                        && p2.Equals(payload) && sig2 == sig && signer2 == signer)
+                    {
+                        reader = probe;
+                        return Signed<T>.FromParts(envelope, payload, sig, signer);
+                    }
+                }
+            }
+
             using var doc = JsonDocument.ParseValue(ref reader);
             return Signed<T>.FromElement(doc.RootElement);
         }
