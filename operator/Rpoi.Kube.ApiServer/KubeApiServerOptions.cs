@@ -33,6 +33,12 @@ public sealed record KubeApiServerOptions
     /// </summary>
     public Func<string?, bool>? Authenticate { get; init; }
 
+    /// <summary>
+    /// When true, absent fields of custom resources get their schema <c>default:</c> on create and update, as on a
+    /// real API server. False (the default) keeps the earlier behaviour (no defaulting) for suites written against it.
+    /// </summary>
+    public bool ApplySchemaDefaults { get; init; }
+
     /// <summary>Bearer token written into kubeconfigs.</summary>
     public string Token { get; init; } = "test-token";
 }

@@ -669,7 +669,7 @@ internal sealed partial class RequestHandler
     }
 
     /// <summary>Schema validation (custom resources) honouring <c>fieldValidation</c>: Strict rejects unknown fields, otherwise they are pruned with a warning.</summary>
-    private static void ValidateObject(HttpContext ctx, ResourceType type, JsonObject obj, JsonObject? old, List<string> warnings)
+    private void ValidateObject(HttpContext ctx, ResourceType type, JsonObject obj, JsonObject? old, List<string> warnings)
     {
         var name = Json.GetString(obj["metadata"]?["name"]) ?? "";
         ValidateMetadata(type, obj, name);
@@ -678,7 +678,7 @@ internal sealed partial class RequestHandler
             return;
         }
 
-        var (causes, unknown) = SchemaValidator.Validate(obj, schema, old);
+        var (causes, unknown) = SchemaValidator.Validate(obj, schema, old, _options.ApplySchemaDefaults);
         var mode = ctx.Request.Query["fieldValidation"].ToString();
         if (unknown.Count > 0)
         {

@@ -9,13 +9,21 @@ namespace Rpoi.Kube.ApiServer;
 /// Structural-schema validation of custom resources against a CRD's openAPIV3Schema: type, required,
 /// minimum/maximum (and exclusive), minLength/maxLength, pattern, enum, minItems/maxItems, nullable,
 /// x-kubernetes-int-or-string, x-kubernetes-preserve-unknown-fields, and pruning of unknown fields
-/// (or, with <c>fieldValidation=Strict</c>, rejecting them). CEL rules are a small subset, see <see cref="CelSubset"/>.
+/// (or, with <c>fieldValidation=Strict</c>, rejecting them), and, when asked, <c>default</c> values for absent fields. CEL rules are a small subset, see <see cref="CelSubset"/>.
 /// </summary>
 internal static class SchemaValidator
 {
-    /// <summary>Validates (and prunes) <paramref name="obj"/>; returns field causes and the unknown field paths found.</summary>
-    public static (List<StatusCause> Causes, List<string> Unknown) Validate(JsonObject obj, JsonObject schema, JsonObject? old)
+    /// <summary>
+    /// Validates (and prunes) <paramref name="obj"/>, filling in <c>default:</c> values when <paramref name="applyDefaults"/>;
+    /// returns field causes and the unknown field paths found.
+    /// </summary>
+    public static (List<StatusCause> Causes, List<string> Unknown) Validate(JsonObject obj, JsonObject schema, JsonObject? old, bool applyDefaults = false)
     {
+        if (applyDefaults)
+        {
+            ApplyDefaults(obj, schema);
+        }
+
         var causes = new List<StatusCause>();
         var unknown = new List<string>();
         var props = schema["properties"] as JsonObject;
@@ -40,6 +48,41 @@ internal static class SchemaValidator
         CheckRequired(obj, schema, "", causes, skipMeta: true);
         CelSubset.Check(obj, old, schema, "", causes);
         return (causes, unknown);
+    }
+
+    /// <summary>Structural defaulting, as the real server does on create and update: absent fields of present objects get their default.</summary>
+    private static void ApplyDefaults(JsonNode? node, JsonObject schema)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                if (schema["properties"] is JsonObject props)
+                {
+                    foreach (var (name, childSchema) in props)
+                    {
+                        if (childSchema is not JsonObject child)
+                        {
+                            continue;
+                        }
+
+                        if (!o.ContainsKey(name) && child["default"] is { } value)
+                        {
+                            o[name] = value.DeepClone();
+                        }
+
+                        ApplyDefaults(o[name], child);
+                    }
+                }
+
+                break;
+            case JsonArray a when schema["items"] is JsonObject items:
+                foreach (var item in a)
+                {
+                    ApplyDefaults(item, items);
+                }
+
+                break;
+        }
     }
 
     private static void CheckRequired(JsonObject obj, JsonObject schema, string path, List<StatusCause> causes, bool skipMeta = false)
@@ -264,18 +307,22 @@ internal static class SchemaValidator
 }
 
 /// <summary>
-/// The small subset of CEL <c>x-kubernetes-validations</c> the test server evaluates: <c>self == oldSelf</c>
-/// (immutability, checked only on updates) and <c>self.a OP self.b</c> / <c>self.a OP literal</c> / <c>self OP literal</c>
-/// comparisons with ==, !=, &lt;, &lt;=, &gt;, &gt;= on numbers and strings. Rules outside the subset are not
-/// enforced (docs/testing.md lists this difference); <see cref="Unsupported"/> tells which.
+/// The small subset of CEL <c>x-kubernetes-validations</c> the test server evaluates: comparisons
+/// <c>A OP B</c> (OP one of == != &lt; &lt;= &gt; &gt;=) where each side is <c>self[.field…]</c>,
+/// <c>oldSelf[.field…]</c>, a number, a quoted string or true/false; <c>has(self.field…)</c>; a bare boolean
+/// field; combined with <c>!</c>, <c>&amp;&amp;</c>, <c>||</c> and parentheses. That covers immutability
+/// (<c>self == oldSelf</c>), ranges and "required when" rules. Rules that use oldSelf run only on updates;
+/// a rule's <c>fieldPath</c> names the reported field. Rules outside the subset, and comparisons with a
+/// missing operand (a CEL runtime error on a real server), are not enforced (docs/testing.md lists this
+/// difference); <see cref="Unsupported"/> tells which rules are outside.
 /// </summary>
 internal static partial class CelSubset
 {
-    [GeneratedRegex(@"^\s*(self(?:\.[A-Za-z_][A-Za-z0-9_]*)*|oldSelf(?:\.[A-Za-z_][A-Za-z0-9_]*)*|-?\d+(?:\.\d+)?|'[^']*'|""[^""]*"")\s*(==|!=|<=|>=|<|>)\s*(self(?:\.[A-Za-z_][A-Za-z0-9_]*)*|oldSelf(?:\.[A-Za-z_][A-Za-z0-9_]*)*|-?\d+(?:\.\d+)?|'[^']*'|""[^""]*"")\s*$")]
-    private static partial Regex Comparison();
+    [GeneratedRegex(@"\G\s*(&&|\|\||==|!=|<=|>=|<|>|!|\(|\)|has\(|true\b|false\b|(?:self|oldSelf)(?:\.[A-Za-z_][A-Za-z0-9_]*)*\b|-?\d+(?:\.\d+)?|'[^']*'|""[^""]*"")")]
+    private static partial Regex Token();
 
     /// <summary>True when a rule is outside the supported subset (it is then not enforced).</summary>
-    public static bool Unsupported(string rule) => !Comparison().IsMatch(rule);
+    public static bool Unsupported(string rule) => Parse(rule) is null;
 
     public static void Check(JsonNode self, JsonNode? oldSelf, JsonObject schema, string path, List<StatusCause> causes)
     {
@@ -287,8 +334,7 @@ internal static partial class CelSubset
         foreach (var rule in rules.OfType<JsonObject>())
         {
             var text = Json.GetString(rule["rule"]) ?? "";
-            var m = Comparison().Match(text);
-            if (!m.Success)
+            if (Parse(text) is not { } expr)
             {
                 continue;
             }
@@ -299,20 +345,146 @@ internal static partial class CelSubset
                 continue; // transition rules only run on updates
             }
 
-            var left = Operand(m.Groups[1].Value, self, oldSelf);
-            var right = Operand(m.Groups[3].Value, self, oldSelf);
-            if (!Compare(left, right, m.Groups[2].Value))
+            if (expr.Evaluate(self, oldSelf) == false)
             {
                 var message = Json.GetString(rule["message"]) ?? $"failed rule: {text}";
                 var field = path.Length == 0 ? "<root>" : path;
-                causes.Add(new StatusCause("FieldValueInvalid", field, $"{field}: Invalid value: \"object\": {message}"));
+                var kind = "object";
+                if (Json.GetString(rule["fieldPath"]) is { Length: > 0 } fieldPath)
+                {
+                    // fieldPath is relative to self, for example ".returnRequested".
+                    field = path.Length == 0 ? fieldPath.TrimStart('.') : path + fieldPath;
+                    kind = (Expr.Resolve("self" + fieldPath, self, null)?.GetValueKind()) switch
+                    {
+                        JsonValueKind.String => "string",
+                        JsonValueKind.Number => "number",
+                        JsonValueKind.True or JsonValueKind.False => "boolean",
+                        JsonValueKind.Array => "array",
+                        _ => "object",
+                    };
+                }
+
+                causes.Add(new StatusCause("FieldValueInvalid", field, $"{field}: Invalid value: \"{kind}\": {message}"));
             }
         }
     }
 
-    private static JsonNode? Operand(string token, JsonNode self, JsonNode? oldSelf)
+    /// <summary>Parses a rule into an expression tree, or null when it is outside the subset.</summary>
+    private static Expr? Parse(string rule)
     {
-        if (token.StartsWith("self", StringComparison.Ordinal) || token.StartsWith("oldSelf", StringComparison.Ordinal))
+        var tokens = new List<string>();
+        var at = 0;
+        while (at < rule.Length)
+        {
+            if (string.IsNullOrWhiteSpace(rule[at..]))
+            {
+                break;
+            }
+
+            var m = Token().Match(rule, at);
+            if (!m.Success)
+            {
+                return null;
+            }
+
+            tokens.Add(m.Groups[1].Value);
+            at = m.Index + m.Length;
+        }
+
+        var parser = new Parser(tokens);
+        var expr = parser.Or();
+        return expr is not null && parser.AtEnd ? expr : null;
+    }
+
+    private sealed class Parser(List<string> tokens)
+    {
+        private int _next;
+
+        public bool AtEnd => _next == tokens.Count;
+
+        private string? Peek => _next < tokens.Count ? tokens[_next] : null;
+
+        public Expr? Or()
+        {
+            var left = And();
+            while (left is not null && Peek == "||")
+            {
+                _next++;
+                var right = And();
+                left = right is null ? null : new Expr.Binary("||", left, right);
+            }
+
+            return left;
+        }
+
+        private Expr? And()
+        {
+            var left = Unary();
+            while (left is not null && Peek == "&&")
+            {
+                _next++;
+                var right = Unary();
+                left = right is null ? null : new Expr.Binary("&&", left, right);
+            }
+
+            return left;
+        }
+
+        private Expr? Unary()
+        {
+            if (Peek == "!")
+            {
+                _next++;
+                return Unary() is { } inner ? new Expr.Not(inner) : null;
+            }
+
+            var left = Primary();
+            if (left is Expr.Operand && Peek is "==" or "!=" or "<" or "<=" or ">" or ">=")
+            {
+                var op = tokens[_next++];
+                return Primary() is Expr.Operand right ? new Expr.Compare(op, (Expr.Operand)left, right) : null;
+            }
+
+            return left;
+        }
+
+        private Expr? Primary()
+        {
+            var token = Peek;
+            if (token is null)
+            {
+                return null;
+            }
+
+            _next++;
+            switch (token)
+            {
+                case "(":
+                    var inner = Or();
+                    return inner is not null && Peek == ")" && ++_next > 0 ? inner : null;
+                case "has(":
+                    var field = Peek;
+                    if (field is null || !field.Contains('.', StringComparison.Ordinal) || !(field.StartsWith("self", StringComparison.Ordinal) || field.StartsWith("oldSelf", StringComparison.Ordinal)))
+                    {
+                        return null;
+                    }
+
+                    _next++;
+                    return Peek == ")" && ++_next > 0 ? new Expr.Has(field) : null;
+                case "&&" or "||" or ")" or "!" or "==" or "!=" or "<" or "<=" or ">" or ">=":
+                    return null;
+                default:
+                    return new Expr.Operand(token);
+            }
+        }
+    }
+
+    /// <summary>An expression; <see cref="Evaluate"/> is null when CEL would raise an error (not enforced).</summary>
+    private abstract record Expr
+    {
+        public abstract bool? Evaluate(JsonNode self, JsonNode? oldSelf);
+
+        public static JsonNode? Resolve(string token, JsonNode self, JsonNode? oldSelf)
         {
             var parts = token.Split('.');
             JsonNode? node = parts[0] == "self" ? self : oldSelf;
@@ -324,38 +496,83 @@ internal static partial class CelSubset
             return node;
         }
 
-        if (token.StartsWith('\'') || token.StartsWith('"'))
+        public sealed record Operand(string Token) : Expr
         {
-            return JsonValue.Create(token[1..^1]);
+            public JsonNode? Value(JsonNode self, JsonNode? oldSelf) => Token switch
+            {
+                "true" => JsonValue.Create(true),
+                "false" => JsonValue.Create(false),
+                _ when Token.StartsWith("self", StringComparison.Ordinal) || Token.StartsWith("oldSelf", StringComparison.Ordinal) => Resolve(Token, self, oldSelf),
+                _ when Token.StartsWith('\'') || Token.StartsWith('"') => JsonValue.Create(Token[1..^1]),
+                _ => JsonValue.Create(double.Parse(Token, CultureInfo.InvariantCulture)),
+            };
+
+            public override bool? Evaluate(JsonNode self, JsonNode? oldSelf) =>
+                Value(self, oldSelf) is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? v.GetValue<bool>() : null;
         }
 
-        return JsonValue.Create(double.Parse(token, CultureInfo.InvariantCulture));
-    }
-
-    private static bool Compare(JsonNode? a, JsonNode? b, string op)
-    {
-        if (op is "==" or "!=")
+        public sealed record Has(string Field) : Expr
         {
-            var equal = a is JsonValue va && b is JsonValue vb && va.TryGetValue<double>(out var x) && vb.TryGetValue<double>(out var y)
-                ? x == y
-                : JsonNode.DeepEquals(a, b);
-            return op == "==" ? equal : !equal;
+            public override bool? Evaluate(JsonNode self, JsonNode? oldSelf)
+            {
+                var dot = Field.LastIndexOf('.');
+                return Resolve(Field[..dot], self, oldSelf) is JsonObject parent ? parent.ContainsKey(Field[(dot + 1)..]) : null;
+            }
         }
 
-        int cmp;
-        if (a is JsonValue na && b is JsonValue nb && na.TryGetValue<double>(out var da) && nb.TryGetValue<double>(out var db))
+        public sealed record Not(Expr Inner) : Expr
         {
-            cmp = da.CompareTo(db);
-        }
-        else if (Json.GetString(a) is { } sa && Json.GetString(b) is { } sb)
-        {
-            cmp = string.CompareOrdinal(sa, sb);
-        }
-        else
-        {
-            return true; // absent or mismatched operands: nothing to compare (CEL would error; we do not enforce)
+            public override bool? Evaluate(JsonNode self, JsonNode? oldSelf) => !Inner.Evaluate(self, oldSelf);
         }
 
-        return op switch { "<" => cmp < 0, "<=" => cmp <= 0, ">" => cmp > 0, _ => cmp >= 0 };
+        public sealed record Binary(string Op, Expr Left, Expr Right) : Expr
+        {
+            // CEL's && and || are commutative over errors: false && error is false, true || error is true.
+            public override bool? Evaluate(JsonNode self, JsonNode? oldSelf)
+            {
+                var l = Left.Evaluate(self, oldSelf);
+                var r = Right.Evaluate(self, oldSelf);
+                return Op == "&&"
+                    ? (l == false || r == false ? false : l == true && r == true ? true : null)
+                    : (l == true || r == true ? true : l == false && r == false ? false : null);
+            }
+        }
+
+        public sealed record Compare(string Op, Operand Left, Operand Right) : Expr
+        {
+            public override bool? Evaluate(JsonNode self, JsonNode? oldSelf)
+            {
+                var a = Left.Value(self, oldSelf);
+                var b = Right.Value(self, oldSelf);
+                if (a is null || b is null)
+                {
+                    return null; // a missing field is a CEL error ("no such key"), not enforced here
+                }
+
+                if (Op is "==" or "!=")
+                {
+                    var equal = a is JsonValue va && b is JsonValue vb && va.TryGetValue<double>(out var x) && vb.TryGetValue<double>(out var y)
+                        ? x == y
+                        : JsonNode.DeepEquals(a, b);
+                    return Op == "==" ? equal : !equal;
+                }
+
+                int cmp;
+                if (a is JsonValue na && b is JsonValue nb && na.TryGetValue<double>(out var da) && nb.TryGetValue<double>(out var db))
+                {
+                    cmp = da.CompareTo(db);
+                }
+                else if (Json.GetString(a) is { } sa && Json.GetString(b) is { } sb)
+                {
+                    cmp = string.CompareOrdinal(sa, sb);
+                }
+                else
+                {
+                    return null;
+                }
+
+                return Op switch { "<" => cmp < 0, "<=" => cmp <= 0, ">" => cmp > 0, _ => cmp >= 0 };
+            }
+        }
     }
 }

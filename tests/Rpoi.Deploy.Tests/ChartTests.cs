@@ -72,16 +72,20 @@ public sealed class ChartTests
         var container = Assert.Single(pod.Containers);
         Assert.Equal("ghcr.io/rpoi/rpoi-operator:0.1.0", container.Image);
 
-        Assert.Equal(("/healthz", "health"), (container.LivenessProbe.HttpGet.Path, container.LivenessProbe.HttpGet.Port.Value));
-        Assert.Equal(("/readyz", "health"), (container.ReadinessProbe.HttpGet.Path, container.ReadinessProbe.HttpGet.Port.Value));
-        Assert.Equal(8081, container.Ports.Single(p => p.Name == "health").ContainerPort);
-        Assert.Equal(8080, container.Ports.Single(p => p.Name == "metrics").ContainerPort);
+        // The operator serves /metrics, /healthz and /readyz on one port (RPOI_Operator__MetricsPort).
+        Assert.Equal(("/healthz", "metrics"), (container.StartupProbe.HttpGet.Path, container.StartupProbe.HttpGet.Port.Value));
+        Assert.Equal(("/healthz", "metrics"), (container.LivenessProbe.HttpGet.Path, container.LivenessProbe.HttpGet.Port.Value));
+        Assert.Equal(("/readyz", "metrics"), (container.ReadinessProbe.HttpGet.Path, container.ReadinessProbe.HttpGet.Port.Value));
+        var port = Assert.Single(container.Ports);
+        Assert.Equal(("metrics", 8080), (port.Name, port.ContainerPort));
+        Assert.Equal("8080", Env(container, "RPOI_Operator__MetricsPort"));
         Assert.NotNull(container.Resources.Requests["cpu"]);
         Assert.NotNull(container.Resources.Limits["memory"]);
 
-        Assert.Equal("true", Env(container, "Rpoi__LeaderElection__Enabled"));
-        Assert.Equal("http://rpoi-operator-escrow.rpoi-system.svc:8080", Env(container, "Rpoi__EscrowUrl"));
-        Assert.Equal("rpoi.io/lease", Env(container, "Rpoi__LeaseTaintKey"));
+        Assert.Equal("true", Env(container, "RPOI_Operator__LeaderElection"));
+        Assert.Equal("http://rpoi-operator-escrow.rpoi-system.svc:8080", Env(container, "RPOI_Operator__EscrowUrl"));
+        Assert.Equal("rpoi-operator-lease-user", Env(container, "RPOI_Operator__LeaseUserClusterRole"));
+        Assert.Equal("3.00:00:00", Env(container, "RPOI_Operator__RatingWindow"));
         Assert.Equal("rpoi-leaser-keys", pod.Volumes.Single(v => v.Name == "leaser-keys").Secret.SecretName);
 
         var pdb = Chart.Render().Single<V1PodDisruptionBudget>("rpoi-operator");
@@ -170,7 +174,7 @@ public sealed class ChartTests
         var manifests = Chart.Render("escrow.enabled=false", "operator.escrowUrl=https://escrow.example.org");
         Assert.DoesNotContain(manifests.Objects, o => o.Metadata.Name.Contains("escrow", StringComparison.Ordinal));
         var container = manifests.Single<V1Deployment>("rpoi-operator").Spec.Template.Spec.Containers[0];
-        Assert.Equal("https://escrow.example.org", Env(container, "Rpoi__EscrowUrl"));
+        Assert.Equal("https://escrow.example.org", Env(container, "RPOI_Operator__EscrowUrl"));
     }
 
     [Fact]
@@ -204,7 +208,8 @@ public sealed class ChartTests
         Assert.Equal(["pods"], rule.Resources);
         Assert.Equal(["CREATE", "UPDATE"], rule.Operations);
         var variable = Assert.Single(policy.Spec.Variables);
-        Assert.Contains("'rpoi.io/lease'", variable.Expression, StringComparison.Ordinal);
+        // The operator's taint key is fixed in code; the policy must name exactly it.
+        Assert.Contains($"'{Rpoi.Operator.PhaseOne.Allocation.TpuLabels.LeaseTaintKey}'", variable.Expression, StringComparison.Ordinal);
         Assert.Contains("'Exists'", variable.Expression, StringComparison.Ordinal);
         var validation = Assert.Single(policy.Spec.Validations);
         Assert.Contains("== request.namespace", validation.Expression, StringComparison.Ordinal);
@@ -214,8 +219,6 @@ public sealed class ChartTests
         Assert.Equal(["Deny"], binding.Spec.ValidationActions);
         Assert.Equal(["kube-system"], binding.Spec.MatchResources.NamespaceSelector.MatchExpressions.Single().Values);
 
-        var custom = Chart.Render("operator.leaseTaintKey=tpu.example.com/lease");
-        Assert.Contains("'tpu.example.com/lease'", custom.Single<V1ValidatingAdmissionPolicy>("rpoi-operator-lease-toleration").Spec.Variables[0].Expression, StringComparison.Ordinal);
     }
 
     private static string? Env(V1Container container, string name) => container.Env.Single(e => e.Name == name).Value;

@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using k8s;
 using k8s.Models;
 using Rpoi.Kube.ApiServer.Tests.Support;
+using Rpoi.Tests.Shared;
 
 namespace Rpoi.Kube.ApiServer.Tests;
 
@@ -271,10 +272,16 @@ public sealed class KubectlTests
         using var __ = client;
         using var ___ = kubectl;
 
-        var watch = kubectl.RunAsync("get", "widgets", "-w");
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var watch = kubectl.RunAsync(TimeSpan.FromSeconds(60), lines, "get", "widgets", "-w");
         await Eventually.HoldsAsync(() => server.OpenWatches > 0 || watch.IsCompleted, TimeSpan.FromSeconds(20));
         await client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(new V1Patch("""{"spec":{"size":9}}""", V1Patch.PatchType.MergePatch),
             Widgets.Group, Widgets.Version, "default", Widgets.Plural, "w1");
+
+        // Cut only once kubectl printed the new row: a cut drops events still queued for the stream.
+        await Eventually.HoldsAsync(() => lines.Any(l => Regex.IsMatch(l, @"^w1\s+9\s+fast")) || watch.IsCompleted, TimeSpan.FromSeconds(20),
+            "kubectl get -w prints the updated row");
+
         // kubectl get -w ends when the server closes the watch.
         await Eventually.HoldsAsync(() =>
         {

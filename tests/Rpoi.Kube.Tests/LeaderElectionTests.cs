@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using k8s;
 using Prometheus;
 using Rpoi.Kube.Controllers;
 using Rpoi.Kube.Election;
@@ -21,7 +22,7 @@ public sealed class LeaderElectionTests
         }
     }
 
-    private sealed record Replica(OperatorHost Host, NamedReconciler Reconciler, k8s.Kubernetes Client) : IDisposable
+    private sealed record Replica(OperatorHost Host, NamedReconciler Reconciler, Kubernetes Client) : IDisposable
     {
         public void Dispose() => Client.Dispose();
     }
@@ -31,13 +32,13 @@ public sealed class LeaderElectionTests
         var client = cluster.NewClient();
         var reconciler = new NamedReconciler();
         var builder = new OperatorHostBuilder(client, Metrics.NewCustomRegistry());
-        builder.AddController("widgets", ResourceClients.Custom<Widget>(client, WidgetCluster.Resource, WidgetCluster.Namespace), reconciler);
+        builder.AddController("widgets", ResourceClients.Custom<Widget>(client, WidgetCluster.Resource, cluster.Namespace), reconciler);
 
         // Short timings so a hand-over takes well under a second of the test's time.
         builder.WithLeaderElection(new LeaderElectionOptions
         {
             LeaseName = "widget-operator",
-            Namespace = WidgetCluster.Namespace,
+            Namespace = cluster.Namespace,
             Identity = identity,
             LeaseDuration = TimeSpan.FromSeconds(6),
             RenewDeadline = TimeSpan.FromSeconds(4),
@@ -67,7 +68,7 @@ public sealed class LeaderElectionTests
         var handOver = System.Diagnostics.Stopwatch.StartNew();
         await Eventually.HoldsAsync(() => b.Host.IsLeader);
         Assert.True(handOver.Elapsed < TimeSpan.FromSeconds(4), $"hand-over took {handOver.Elapsed}");
-        Assert.Equal("replica-b", (string?)cluster.Server.GetObject("coordination.k8s.io/v1", "Lease", WidgetCluster.Namespace, "widget-operator")?["spec"]?["holderIdentity"]);
+        Assert.Equal("replica-b", (await cluster.Client.CoordinationV1.ReadNamespacedLeaseAsync("widget-operator", cluster.Namespace)).Spec.HolderIdentity);
 
         var seenByA = a.Reconciler.Seen.Count;
         await cluster.CreateAsync("y");

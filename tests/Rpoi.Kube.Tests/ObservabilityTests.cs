@@ -4,6 +4,7 @@ using k8s.Models;
 using Prometheus;
 using Rpoi.Kube.Events;
 using Rpoi.Kube.Observability;
+using Rpoi.Tests.Shared;
 
 namespace Rpoi.Kube.Tests;
 
@@ -16,8 +17,8 @@ public sealed class ObservabilityTests
         var metrics = new KubeMetrics(Metrics.NewCustomRegistry());
         using var client = cluster.NewClient(new RestClientMetricsHandler(metrics));
         await client.CoreV1.ListNamespaceAsync();
-        await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() => client.CoreV1.ReadNamespacedSecretAsync("missing", "default"));
-        var host = new Uri(cluster.Server.Url).Authority;
+        await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() => client.CoreV1.ReadNamespacedSecretAsync("missing", cluster.Namespace));
+        var host = new Uri(cluster.Cluster.Config.Host).Authority;
         Assert.Equal(1, metrics.RestClientRequests.WithLabels("200", "GET", host).Value);
         Assert.Equal(1, metrics.RestClientRequests.WithLabels("404", "GET", host).Value);
     }
@@ -52,7 +53,7 @@ public sealed class ObservabilityTests
         await recorder.RecordAsync(widget, EventTypes.Normal, "Provisioned", "Provision", "chips claimed", CancellationToken.None);
         await recorder.RecordAsync(widget, EventTypes.Warning, "Failed", "Provision", "no capacity", CancellationToken.None);
 
-        var events = (await cluster.Client.EventsV1.ListNamespacedEventAsync(WidgetCluster.Namespace)).Items;
+        var events = (await cluster.Client.EventsV1.ListNamespacedEventAsync(cluster.Namespace)).Items;
         Assert.Equal(2, events.Count);
         var provisioned = Assert.Single(events, e => e.Reason == "Provisioned");
         Assert.Equal(3, provisioned.Series?.Count);
@@ -61,15 +62,16 @@ public sealed class ObservabilityTests
         Assert.Null(Assert.Single(events, e => e.Reason == "Failed").Series);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Recording_never_throws_when_the_api_refuses()
     {
+        Skip.If(TestCluster.RealClusterConfigured, "needs fault injection (500 on events create)");
         await using var cluster = await WidgetCluster.StartAsync();
         var widget = await cluster.CreateAsync("quiet");
         cluster.Server.Faults.FailNext(1, 500, verb: "create", resource: "events");
         var recorder = new KubeEventRecorder(cluster.Client, "example.test/widget-controller", "replica-a");
         await recorder.RecordAsync(widget, EventTypes.Normal, "Seen", "Observe", null, CancellationToken.None);
         await recorder.RecordAsync(widget, EventTypes.Normal, "Seen", "Observe", null, CancellationToken.None);
-        Assert.Single((await cluster.Client.EventsV1.ListNamespacedEventAsync(WidgetCluster.Namespace)).Items);
+        Assert.Single((await cluster.Client.EventsV1.ListNamespacedEventAsync(cluster.Namespace)).Items);
     }
 }

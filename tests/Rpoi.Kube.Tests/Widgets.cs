@@ -3,13 +3,14 @@ using k8s;
 using k8s.Models;
 using Rpoi.Kube.ApiServer;
 using Rpoi.Kube.Informers;
+using Rpoi.Tests.Shared;
 
 namespace Rpoi.Kube.Tests;
 
 /// <summary>A test-local custom resource (group example.test), so these tests do not depend on the operator's CRDs.</summary>
 public sealed class Widget : IKubernetesObject<V1ObjectMeta>
 {
-    public const string Group = "example.test";
+    public const string Group = "runtime.example.test";
 
     [JsonPropertyName("apiVersion")]
     public string ApiVersion { get; set; } = $"{Group}/v1";
@@ -45,20 +46,23 @@ public sealed class WidgetStatus
     public IList<V1Condition>? Conditions { get; set; }
 }
 
-/// <summary>Starts a test API server with the Widget CRD and builds clients for it.</summary>
+/// <summary>
+/// The Widget CRD on a <see cref="TestCluster"/>: the in-memory API server by default, or the real cluster
+/// named by <c>RPOI_TEST_KUBECONFIG</c>. Each instance has its own fresh namespace.
+/// </summary>
 internal sealed class WidgetCluster : IAsyncDisposable
 {
-    public const string Namespace = "default";
-
     public static readonly CustomResource Resource = new(Widget.Group, "v1", "widgets");
 
+    // Its own group (not example.test): the API server tests install a different Widget CRD, and on a
+    // real cluster both suites share one set of CRDs.
     private const string Crd = """
         {
           "apiVersion": "apiextensions.k8s.io/v1",
           "kind": "CustomResourceDefinition",
-          "metadata": { "name": "widgets.example.test" },
+          "metadata": { "name": "widgets.runtime.example.test" },
           "spec": {
-            "group": "example.test",
+            "group": "runtime.example.test",
             "scope": "Namespaced",
             "names": { "plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList" },
             "versions": [{
@@ -76,32 +80,39 @@ internal sealed class WidgetCluster : IAsyncDisposable
         }
         """;
 
-    private WidgetCluster(KubeApiServer server)
+    private WidgetCluster(TestCluster cluster)
     {
-        Server = server;
-        Client = NewClient();
+        Cluster = cluster;
         Widgets = ResourceClients.Custom<Widget>(Client, Resource, Namespace);
     }
 
-    public KubeApiServer Server { get; }
+    /// <summary>The underlying fixture.</summary>
+    public TestCluster Cluster { get; }
 
-    public Kubernetes Client { get; }
+    /// <summary>The in-memory server; only for tests that skip on a real cluster.</summary>
+    public KubeApiServer Server => Cluster.Server;
+
+    public bool IsReal => Cluster.IsReal;
+
+    public string Namespace => Cluster.Namespace;
+
+    public Kubernetes Client => Cluster.Client;
 
     public IResourceClient<Widget> Widgets { get; }
 
-    public static async Task<WidgetCluster> StartAsync(int watchHistory = 10_000)
-    {
-        var server = await KubeApiServer.StartAsync(new KubeApiServerOptions
+    public static async Task<WidgetCluster> StartAsync(int watchHistory = 10_000) =>
+        new(await TestCluster.StartAsync(new TestClusterOptions
         {
-            BookmarkInterval = TimeSpan.FromMilliseconds(200),
-            WatchHistorySize = watchHistory,
-        });
-        server.RegisterCustomResourceDefinition(Crd);
-        return new WidgetCluster(server);
-    }
+            Server = new KubeApiServerOptions
+            {
+                BookmarkInterval = TimeSpan.FromMilliseconds(200),
+                WatchHistorySize = watchHistory,
+            },
+            Crds = [Crd],
+            NamespacePrefix = "kube-tests",
+        }));
 
-    public Kubernetes NewClient(params DelegatingHandler[] handlers) =>
-        new(new KubernetesClientConfiguration { Host = Server.Url, AccessToken = Server.Options.Token }, handlers);
+    public Kubernetes NewClient(params DelegatingHandler[] handlers) => Cluster.NewClient(handlers);
 
     public async Task<Widget> CreateAsync(string name, int size = 0, string? owner = null)
     {
@@ -116,9 +127,5 @@ internal sealed class WidgetCluster : IAsyncDisposable
     public Task DeleteAsync(string name) =>
         Client.CustomObjects.DeleteNamespacedCustomObjectAsync(Resource.Group, Resource.Version, Namespace, Resource.Plural, name);
 
-    public async ValueTask DisposeAsync()
-    {
-        Client.Dispose();
-        await Server.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => Cluster.DisposeAsync();
 }

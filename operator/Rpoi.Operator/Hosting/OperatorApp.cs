@@ -109,6 +109,7 @@ public static class OperatorApp
                 settings.ClusterCaFile is null ? null : Convert.ToBase64String(await File.ReadAllBytesAsync(settings.ClusterCaFile, stop.Token).ConfigureAwait(false))),
             DefaultRatingWindow = settings.RatingWindow,
             PodImage = settings.PodImage ?? PodPlacement.DefaultImage,
+            LeaseUserClusterRole = settings.LeaseUserClusterRole,
         };
 
         var builder = new OperatorHostBuilder(client, Prometheus.Metrics.NewCustomRegistry(), TimeProvider.System, loggerFactory);

@@ -9,6 +9,9 @@ namespace Rpoi.Operator.Hosting;
 /// </summary>
 public sealed record OperatorSettings
 {
+    /// <summary>Default of <see cref="LeaseUserClusterRole"/> (the chart's name for release <c>rpoi-operator</c>).</summary>
+    public const string DefaultLeaseUserClusterRole = PhaseOne.Grant.LeaseAccess.DefaultClusterRole;
+
     /// <summary>Command-line flags and the configuration keys they set.</summary>
     public static IReadOnlyDictionary<string, string> Flags { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -26,6 +29,7 @@ public sealed record OperatorSettings
         ["--pod-image"] = "Operator:PodImage",
         ["--rating-window"] = "Operator:RatingWindow",
         ["--json-logs"] = "Operator:JsonLogs",
+        ["--lease-user-cluster-role"] = "Operator:LeaseUserClusterRole",
         ["--config"] = "Operator:Config",
     };
 
@@ -70,6 +74,12 @@ public sealed record OperatorSettings
 
     /// <summary>JSON log lines (for log collectors) instead of plain text.</summary>
     public bool JsonLogs { get; init; }
+
+    /// <summary>
+    /// The ClusterRole each lease's ServiceAccount is bound to, by a RoleBinding in the lease's namespace (so its rules
+    /// apply there only). The Helm chart ships it as <c>&lt;fullname&gt;-lease-user</c> and lets the operator <c>bind</c> exactly it.
+    /// </summary>
+    public string LeaseUserClusterRole { get; init; } = DefaultLeaseUserClusterRole;
 
     /// <summary>Reads and validates the settings. Errors name the flag and the fix; nothing starts when there are any.</summary>
     public static (OperatorSettings? Settings, IReadOnlyList<string> Errors) Load(string[] args, string? workingDirectory = null)
@@ -190,6 +200,12 @@ public sealed record OperatorSettings
             errors.Add($"--rating-window: '{windowText}' is not a duration such as 72:00:00 or 3.00:00:00");
         }
 
+        var leaseUserRole = Text("LeaseUserClusterRole") ?? DefaultLeaseUserClusterRole;
+        if (!IsRbacName(leaseUserRole))
+        {
+            errors.Add($"--lease-user-cluster-role: '{leaseUserRole}' is not a ClusterRole name (lower-case letters, digits, '-', '.', ':'; at most 253 characters)");
+        }
+
         var settings = new OperatorSettings
         {
             LeaserKeyFile = leaserKey ?? string.Empty,
@@ -206,7 +222,13 @@ public sealed record OperatorSettings
             PodImage = Text("PodImage"),
             RatingWindow = window,
             JsonLogs = Bool("JsonLogs", "--json-logs", false),
+            LeaseUserClusterRole = leaseUserRole,
         };
         return errors.Count > 0 ? (null, errors) : (settings, []);
     }
+
+    // RBAC object names are path segments: no '/', no '%', not '.' or '..'; ClusterRoles commonly use ':' (system:...).
+    private static bool IsRbacName(string name) =>
+        name.Length <= 253 && name is not ("." or "..")
+        && name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '.' or ':');
 }

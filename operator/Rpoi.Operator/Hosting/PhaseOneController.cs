@@ -67,7 +67,7 @@ public sealed class PhaseOneController
         var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
         var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>());
         var queue = new AllocationQueue();
-        var access = new LeaseAccess(client, builder.Time);
+        var access = new LeaseAccess(client, builder.Time, options.LeaseUserClusterRole);
         var recorder = events ?? new KubeEventRecorder(client, "rpoi.io/operator", Environment.MachineName, builder.Time, builder.LoggerFactory.CreateLogger<KubeEventRecorder>());
         var reconciler = new LeaseReconciler(
             new LeaseReconcilerDependencies(leases, provider, queue, new GrantIssuer(client, access), access, escrow, recorder,

@@ -23,8 +23,13 @@ public sealed class ApiCostTests
             .Where(r => !r.Path.Contains("/events", StringComparison.Ordinal))
             .Select(r => $"{r.Method} {r.Path}")
             .ToList();
-        // The Lease create, then: finalizer, node claim, ServiceAccount, Role, RoleBinding, token, Secret, status.
+        // The Lease create, then: finalizer, node claim, ServiceAccount, RoleBinding, token, Secret, grant annotations on
+        // the Lease, status. No Role per lease any more (the RoleBinding points at the shipped ClusterRole).
         Assert.True(writes.Count <= 9, $"{writes.Count} writes: {string.Join("; ", writes)}");
+        Assert.DoesNotContain(writes, w => w.Contains("/roles", StringComparison.Ordinal));
+        Assert.Single(writes, w => w.StartsWith("POST /apis/rbac.authorization.k8s.io/v1/namespaces/", StringComparison.Ordinal) && w.EndsWith("/rolebindings", StringComparison.Ordinal));
+        // Two metadata patches of the Lease: its finalizer, and the grant annotations.
+        Assert.Equal(2, writes.Count(w => w.StartsWith("PATCH ", StringComparison.Ordinal) && w.EndsWith("/leases/counted", StringComparison.Ordinal)));
         Assert.Single(writes, w => w.StartsWith("PATCH /api/v1/nodes/", StringComparison.Ordinal));
         Assert.Single(writes, w => w.EndsWith("/leases/counted/status", StringComparison.Ordinal));
     }

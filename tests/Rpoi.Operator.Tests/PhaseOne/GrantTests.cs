@@ -78,7 +78,20 @@ public sealed class GrantTests
         Assert.False(string.IsNullOrEmpty(config.AccessToken));
         using var renterClient = new Kubernetes(config);
         Assert.Empty((await renterClient.CoreV1.ListNamespacedPodAsync(config.Namespace)).Items);
-        Assert.Equal((true, true, true), await env.AccessObjectsAsync("train"));
+        // Access comes from a RoleBinding in the lease's namespace to the shipped lease-user ClusterRole; no Role per lease.
+        Assert.Equal((true, false, true), await env.AccessObjectsAsync("train"));
+        var binding = await env.Client.RbacAuthorizationV1.ReadNamespacedRoleBindingAsync(LeaseAccess.AccessName("train"), PhaseOneEnvironment.Namespace);
+        Assert.Equal(("ClusterRole", LeaseAccess.DefaultClusterRole), (binding.RoleRef.Kind, binding.RoleRef.Name));
+        var subject = Assert.Single(binding.Subjects);
+        Assert.Equal(("ServiceAccount", LeaseAccess.AccessName("train"), PhaseOneEnvironment.Namespace), (subject.Kind, subject.Name, subject.NamespaceProperty));
+        Assert.Equal(lease.Metadata.Uid, Assert.Single(binding.Metadata.OwnerReferences).Uid);
+
+        // The Lease itself records what a restart and phase II need, so the operator never reads the Secret back.
+        var recorded = lease.Metadata.Annotations;
+        Assert.Equal(opened.Value.GrantDigest, recorded[LeaseReconciler.GrantDigestAnnotation]);
+        Assert.Equal(status.TransactionHash, recorded[GrantIssuer.HashAnnotation]);
+        Assert.Equal(GrantIssuer.FormatTime(sigma.ValidFrom), recorded[GrantIssuer.ValidFromAnnotation]);
+        Assert.Equal(GrantIssuer.FormatTime(sigma.ValidUntil), recorded[GrantIssuer.ValidUntilAnnotation]);
 
         // Nobody else opens it: not another renter key, not β, and not under another H.
         var stranger = PartyKeyPair.Generate(PartyRole.Renter);

@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Net;
+using System.Text.Json.Nodes;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
+using Rpoi.Operator.Entities;
 using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Protocol;
 using Rpoi.Protocol.Keys;
@@ -22,6 +24,12 @@ public sealed record IssuedGrant(string SecretName, string GrantDigest, DateTime
 /// <c>&lt;lease&gt;-access</c>: type <c>rpoi.io/access</c>, data key <c>access.rpoi</c>, annotations with H, the renter's
 /// key id and the validity window, owned by the Lease so garbage collection removes it with the Lease.
 /// </summary>
+/// <remarks>
+/// The operator never reads a Secret outside its own namespace (its RBAC allows only create, update and delete there):
+/// the Secret is written with create, and on 409 replaced by an unconditional PUT; what a restart needs to find the
+/// grant again (H, σ's digest, the validity window) is recorded on the Lease itself (<see cref="Find"/>,
+/// <see cref="RecordOnLease"/>), right after the Secret is written. A crash between the two re-issues the grant.
+/// </remarks>
 public sealed class GrantIssuer
 {
     /// <summary>Secret type of an access Secret.</summary>
@@ -30,7 +38,7 @@ public sealed class GrantIssuer
     /// <summary>Data key holding the sealed grant (JSON of a sealed message).</summary>
     public const string DataKey = "access.rpoi";
 
-    /// <summary>Annotation: the transaction hash H the grant belongs to.</summary>
+    /// <summary>Annotation (on the Secret and the Lease): the transaction hash H the grant belongs to.</summary>
     public const string HashAnnotation = "rpoi.io/transaction-hash";
 
     /// <summary>Annotation: key id of the renter the grant is sealed to.</summary>
@@ -39,13 +47,13 @@ public sealed class GrantIssuer
     /// <summary>Annotation: key id of β, who signed the grant.</summary>
     public const string LeaserKeyAnnotation = "rpoi.io/leaser-key-id";
 
-    /// <summary>Annotation: hex SHA-256 of σ.</summary>
+    /// <summary>Annotation (on the Secret and the Lease): hex SHA-256 of σ.</summary>
     public const string DigestAnnotation = "rpoi.io/grant-digest";
 
-    /// <summary>Annotation: start of validity, RFC 3339.</summary>
+    /// <summary>Annotation (on the Secret and the Lease): start of validity, RFC 3339.</summary>
     public const string ValidFromAnnotation = "rpoi.io/valid-from";
 
-    /// <summary>Annotation: end of validity, RFC 3339.</summary>
+    /// <summary>Annotation (on the Secret and the Lease): end of validity, RFC 3339.</summary>
     public const string ValidUntilAnnotation = "rpoi.io/valid-until";
 
     private readonly IKubernetes client;
@@ -62,26 +70,48 @@ public sealed class GrantIssuer
     public static string SecretName(string leaseName) => $"{leaseName}-access";
 
     /// <summary>
-    /// The grant already delivered for H, read back from the Secret's annotations (after a restart), or null when
-    /// the Secret is missing or belongs to another H.
+    /// The grant already delivered for H, read back from the Lease's annotations (written by <see cref="RecordOnLease"/>
+    /// after the Secret), or null when the Lease records none or one for another H.
     /// </summary>
-    public async Task<IssuedGrant?> FindAsync(LeaseIdentity lease, TransactionHash h, CancellationToken cancellationToken)
+    public static IssuedGrant? Find(Lease lease, TransactionHash h)
     {
         ArgumentNullException.ThrowIfNull(lease);
         ArgumentNullException.ThrowIfNull(h);
-        var secret = await ReadSecretAsync(lease, cancellationToken).ConfigureAwait(false);
-        var annotations = secret?.Metadata?.Annotations;
+        var annotations = lease.Metadata?.Annotations;
         if (annotations is null
             || !annotations.TryGetValue(HashAnnotation, out var hash) || hash != h.Hex
-            || !annotations.TryGetValue(DigestAnnotation, out var digest)
+            || !annotations.TryGetValue(DigestAnnotation, out var digest) || string.IsNullOrEmpty(digest)
             || !annotations.TryGetValue(ValidFromAnnotation, out var from) || !TryParseTime(from, out var validFrom)
-            || !annotations.TryGetValue(ValidUntilAnnotation, out var until) || !TryParseTime(until, out var validUntil)
-            || secret!.Data?.ContainsKey(DataKey) != true)
+            || !annotations.TryGetValue(ValidUntilAnnotation, out var until) || !TryParseTime(until, out var validUntil))
         {
             return null;
         }
 
-        return new IssuedGrant(secret.Metadata.Name, digest, validFrom, validUntil);
+        return new IssuedGrant(SecretName(lease.Metadata!.Name), digest, validFrom, validUntil);
+    }
+
+    /// <summary>
+    /// The merge patch that records <paramref name="grant"/> on the Lease: H, σ's digest (<c>rpoi.io/grant-digest</c>, which
+    /// phase II rates against after the Secret is gone) and the validity window. Apply it right after the Secret is written.
+    /// </summary>
+    public static V1Patch RecordOnLease(TransactionHash h, IssuedGrant grant)
+    {
+        ArgumentNullException.ThrowIfNull(h);
+        ArgumentNullException.ThrowIfNull(grant);
+        var patch = new JsonObject
+        {
+            ["metadata"] = new JsonObject
+            {
+                ["annotations"] = new JsonObject
+                {
+                    [HashAnnotation] = h.Hex,
+                    [DigestAnnotation] = grant.GrantDigest,
+                    [ValidFromAnnotation] = FormatTime(grant.ValidFrom),
+                    [ValidUntilAnnotation] = FormatTime(grant.ValidUntil),
+                },
+            },
+        };
+        return new V1Patch(patch.ToJsonString(), V1Patch.PatchType.MergePatch);
     }
 
     /// <summary>
@@ -153,19 +183,11 @@ public sealed class GrantIssuer
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict)
         {
             // A Secret of that name from an interrupted earlier attempt (or someone else's): ours replaces it wholesale.
-            var existing = await client.CoreV1.ReadNamespacedSecretAsync(name, lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
-            secret.Metadata.ResourceVersion = existing.Metadata.ResourceVersion;
+            // No resourceVersion, so the PUT is unconditional and the operator never has to read the Secret.
             await client.CoreV1.ReplaceNamespacedSecretAsync(secret, name, lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
 
         return new IssuedGrant(name, digest, validFrom, validUntil);
-    }
-
-    /// <summary>Reads the grant digest from the access Secret (for phase II), or null when the Secret is gone.</summary>
-    public async Task<string?> DigestAsync(LeaseIdentity lease, CancellationToken cancellationToken)
-    {
-        var secret = await ReadSecretAsync(lease, cancellationToken).ConfigureAwait(false);
-        return secret?.Metadata?.Annotations is { } a && a.TryGetValue(DigestAnnotation, out var d) ? d : null;
     }
 
     /// <summary>Deletes the access Secret (missing is fine).</summary>
@@ -178,19 +200,6 @@ public sealed class GrantIssuer
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
         {
-        }
-    }
-
-    private async Task<V1Secret?> ReadSecretAsync(LeaseIdentity lease, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(lease);
-        try
-        {
-            return await client.CoreV1.ReadNamespacedSecretAsync(SecretName(lease.Name), lease.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
-        {
-            return null;
         }
     }
 

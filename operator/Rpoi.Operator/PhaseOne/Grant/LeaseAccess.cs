@@ -21,29 +21,50 @@ public sealed record ClusterEndpointOptions(string Server, string? CertificateAu
 public sealed record LeaseCredentials(string ServiceAccountName, string Token, DateTimeOffset TokenExpiresAt, string Kubeconfig);
 
 /// <summary>
-/// Creates and deletes the per-lease ServiceAccount <c>rpoi-&lt;lease&gt;</c>, its Role (pods, logs, exec in the
-/// lease's namespace only) and RoleBinding, and asks the TokenRequest API for a token that expires with the lease.
-/// Deleting the ServiceAccount revokes every token issued for it, which is how a return takes access away.
+/// Creates and deletes the per-lease ServiceAccount <c>rpoi-&lt;lease&gt;</c> and a RoleBinding in the lease's namespace
+/// that binds it to the shipped lease-user ClusterRole (pods, logs, exec), and asks the TokenRequest API for a token
+/// that expires with the lease. Deleting the ServiceAccount revokes every token issued for it, which is how a return
+/// takes access away.
 /// </summary>
+/// <remarks>
+/// Why a ClusterRole and not a Role per lease: RBAC refuses to let the operator create a Role granting rights it does
+/// not hold itself (pods/exec, ...) unless it has <c>escalate</c>. Binding an existing ClusterRole needs only <c>bind</c>
+/// on that one ClusterRole, and a RoleBinding grants a ClusterRole's rules within the RoleBinding's namespace only, so
+/// the renter's token still works in the lease's namespace alone.
+/// </remarks>
 public sealed class LeaseAccess
 {
     /// <summary>The API server refuses TokenRequest expirations under 10 minutes.</summary>
     public static readonly TimeSpan MinimumTokenLifetime = TimeSpan.FromMinutes(10);
 
+    /// <summary>Default name of the lease-user ClusterRole (the Helm chart's <c>&lt;fullname&gt;-lease-user</c> for release <c>rpoi-operator</c>).</summary>
+    public const string DefaultClusterRole = "rpoi-operator-lease-user";
+
     private readonly IKubernetes client;
     private readonly TimeProvider time;
 
     /// <summary>Creates the provisioner.</summary>
-    public LeaseAccess(IKubernetes client, TimeProvider time)
+    /// <param name="client">The API client.</param>
+    /// <param name="time">The clock (token lifetimes).</param>
+    /// <param name="clusterRole">The lease-user ClusterRole each lease's ServiceAccount is bound to.</param>
+    public LeaseAccess(IKubernetes client, TimeProvider time, string clusterRole = DefaultClusterRole)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(clusterRole);
         this.client = client;
         this.time = time;
+        ClusterRole = clusterRole;
     }
 
-    /// <summary>The name of the lease's ServiceAccount, Role and RoleBinding.</summary>
+    /// <summary>The lease-user ClusterRole each lease's ServiceAccount is bound to.</summary>
+    public string ClusterRole { get; }
+
+    /// <summary>The name of the lease's ServiceAccount and RoleBinding.</summary>
     public static string AccessName(string leaseName) => $"rpoi-{leaseName}";
 
-    /// <summary>What a lease's Role allows, in the lease's namespace only.</summary>
+    /// <summary>
+    /// What the lease-user ClusterRole must allow (the Helm chart and <c>config/rbac</c> ship exactly these rules; a
+    /// deploy test compares them). Bound by a RoleBinding, they apply in the lease's namespace only.
+    /// </summary>
     public static IList<V1PolicyRule> Rules { get; } =
     [
         new() { ApiGroups = [""], Resources = ["pods"], Verbs = ["get", "list", "watch", "create", "update", "patch", "delete"] },
@@ -53,8 +74,9 @@ public sealed class LeaseAccess
     ];
 
     /// <summary>
-    /// Makes sure the ServiceAccount, Role and RoleBinding exist (each owned by the Lease so that garbage collection
-    /// removes them with it), then issues a fresh token valid until <paramref name="validUntil"/>.
+    /// Makes sure the ServiceAccount and the RoleBinding to <see cref="ClusterRole"/> exist (each owned by the Lease so
+    /// that garbage collection removes them with it), then issues a fresh token valid until <paramref name="validUntil"/>.
+    /// Only creates are used (a 409 means "already there"), so the operator never needs to read these objects.
     /// </summary>
     public async Task<LeaseCredentials> IssueAsync(LeaseIdentity lease, V1OwnerReference owner, DateTimeOffset validUntil, ClusterEndpointOptions endpoint, CancellationToken cancellationToken)
     {
@@ -63,11 +85,10 @@ public sealed class LeaseAccess
         var name = AccessName(lease.Name);
         var meta = Meta(lease, name, owner);
         await CreateIfMissingAsync(() => client.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = meta, AutomountServiceAccountToken = false }, lease.Namespace, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await CreateIfMissingAsync(() => client.RbacAuthorizationV1.CreateNamespacedRoleAsync(new V1Role { Metadata = Meta(lease, name, owner), Rules = Rules }, lease.Namespace, cancellationToken: cancellationToken)).ConfigureAwait(false);
         var binding = new V1RoleBinding
         {
             Metadata = Meta(lease, name, owner),
-            RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = name },
+            RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = ClusterRole },
             Subjects = [new Rbacv1Subject { Kind = "ServiceAccount", Name = name, NamespaceProperty = lease.Namespace }],
         };
         await CreateIfMissingAsync(() => client.RbacAuthorizationV1.CreateNamespacedRoleBindingAsync(binding, lease.Namespace, cancellationToken: cancellationToken)).ConfigureAwait(false);
@@ -93,13 +114,12 @@ public sealed class LeaseAccess
         return new LeaseCredentials(name, token, expires, Kubeconfig(endpoint, lease, token));
     }
 
-    /// <summary>Deletes the RoleBinding, Role and ServiceAccount (revoking the tokens). Missing objects are fine.</summary>
+    /// <summary>Deletes the RoleBinding and ServiceAccount (revoking the tokens). Missing objects are fine.</summary>
     public async Task RevokeAsync(LeaseIdentity lease, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lease);
         var name = AccessName(lease.Name);
         await DeleteIfPresentAsync(() => client.RbacAuthorizationV1.DeleteNamespacedRoleBindingAsync(name, lease.Namespace, cancellationToken: cancellationToken)).ConfigureAwait(false);
-        await DeleteIfPresentAsync(() => client.RbacAuthorizationV1.DeleteNamespacedRoleAsync(name, lease.Namespace, cancellationToken: cancellationToken)).ConfigureAwait(false);
         await DeleteIfPresentAsync(() => client.CoreV1.DeleteNamespacedServiceAccountAsync(name, lease.Namespace, cancellationToken: cancellationToken)).ConfigureAwait(false);
     }
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Rpoi.Escrow.Client;
@@ -41,11 +40,11 @@ public sealed record LeaseReconcilerDependencies(
 /// sealed grant → Active; and the return (expiry, <c>spec.returnRequested</c>, deletion) → AwaitingRatings, where
 /// phase II takes over. Every step is idempotent, so a restart at any point resumes without a second pledge or claim:
 /// π is asked for the pledge under H before pledging, claims are found by the lease UID on the nodes, and the grant is
-/// found by H on the access Secret.
+/// found by H in the Lease's own grant annotations.
 /// </summary>
 public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
 {
-    /// <summary>Annotation on the Lease with the hex SHA-256 of σ, kept after the access Secret is deleted (phase II rates against it).</summary>
+    /// <summary>Annotation on the Lease with the hex SHA-256 of σ, written with the grant and kept after the access Secret is deleted (phase II rates against it).</summary>
     public const string GrantDigestAnnotation = "rpoi.io/grant-digest";
 
     private const string HeldState = "Held";
@@ -182,13 +181,15 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         status.QueuePosition = null;
         SetCondition(status, lease, LeaseConditions.Allocated, true, LeaseConditions.Succeeded, $"{claim.Chips} chips on {claim.Nodes.Count} node(s) of pool {status.NodePool}");
 
-        // Grant: reuse the Secret already written for H (restart), else issue credentials and seal σ.
-        var issued = await d.Grants.FindAsync(id, request.H, cancellationToken).ConfigureAwait(false);
+        // Grant: reuse the grant the Lease records for H (restart), else issue credentials, seal σ, write the Secret and
+        // record H, σ's digest and the validity on the Lease (the operator never reads Secrets outside its namespace).
+        var issued = GrantIssuer.Find(lease, request.H);
         if (issued is null)
         {
             var validFrom = status.ActiveSince is { } since ? Utc(since) : Truncate(d.Time.GetUtcNow());
             var validUntil = validFrom + TimeSpan.FromSeconds(m.DurationSeconds);
             issued = await d.Grants.IssueAsync(id, OwnerOf(lease), request, claim, validFrom, validUntil, d.Options.Leaser, d.Options.Cluster, d.Options.PodImage, cancellationToken).ConfigureAwait(false);
+            lease = await d.Leases.PatchAsync(ObjectKey.Of(lease), GrantIssuer.RecordOnLease(request.H, issued), cancellationToken).ConfigureAwait(false);
             await RecordAsync(lease, EventTypes.Normal, "Granted", "Grant", $"sealed access grant written to Secret {issued.SecretName} for renter key {request.Renter.KeyId}", cancellationToken).ConfigureAwait(false);
         }
 
@@ -399,16 +400,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         var id = IdentityOf(lease);
         var released = await d.Tpus.ReleaseAsync(id, cancellationToken).ConfigureAwait(false);
         await d.Access.RevokeAsync(id, cancellationToken).ConfigureAwait(false);
-        var digest = await d.Grants.DigestAsync(id, cancellationToken).ConfigureAwait(false);
-        if (digest is not null && lease.Metadata.Annotations?.ContainsKey(GrantDigestAnnotation) != true)
-        {
-            var patch = new JsonObject
-            {
-                ["metadata"] = new JsonObject { ["annotations"] = new JsonObject { [GrantDigestAnnotation] = digest } },
-            };
-            await d.Leases.PatchAsync(ObjectKey.Of(lease), new V1Patch(patch.ToJsonString(), V1Patch.PatchType.MergePatch), cancellationToken).ConfigureAwait(false);
-        }
-
+        // σ's digest stays on the Lease (rpoi.io/grant-digest, recorded when the grant was made) for phase II.
         await d.Grants.DeleteAsync(id, cancellationToken).ConfigureAwait(false);
         return released;
     }

@@ -24,4 +24,7 @@ public sealed record PhaseOneOptions
 
     /// <summary>Image of the ready pod template in σ.</summary>
     public string PodImage { get; init; } = PodPlacement.DefaultImage;
+
+    /// <summary>The shipped ClusterRole each lease's ServiceAccount is bound to in the lease's namespace (<see cref="LeaseAccess"/>).</summary>
+    public string LeaseUserClusterRole { get; init; } = LeaseAccess.DefaultClusterRole;
 }

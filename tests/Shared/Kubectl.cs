@@ -1,27 +1,41 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
+using Rpoi.Kube.ApiServer;
 
-namespace Rpoi.Kube.ApiServer.Tests.Support;
+namespace Rpoi.Tests.Shared;
 
 /// <summary>Result of one kubectl run.</summary>
-internal sealed record KubectlResult(int ExitCode, string Stdout, string Stderr, string CommandLine)
+public sealed record KubectlResult(int ExitCode, string Stdout, string Stderr, string CommandLine)
 {
     public override string ToString() => $"$ {CommandLine}\nexit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
 }
 
-/// <summary>Runs a real kubectl binary against a test server with a temporary kubeconfig and cache.</summary>
-internal sealed class Kubectl : IDisposable
+/// <summary>Runs a real kubectl binary against a test server or a real cluster, with its own HOME and cache.</summary>
+public sealed class Kubectl : IDisposable
 {
     private readonly string _binary;
     private readonly string _home;
     private readonly string _kubeconfig;
 
+    /// <summary>kubectl against an in-memory server (a kubeconfig is written for it).</summary>
     public Kubectl(string binary, KubeApiServer server)
     {
         _binary = binary;
         _home = Directory.CreateTempSubdirectory("kubectl-test-").FullName;
         _kubeconfig = server.WriteKubeconfig(Path.Combine(_home, "kubeconfig"));
     }
+
+    /// <summary>kubectl against a <see cref="TestCluster"/> (the test server or the real cluster).</summary>
+    public Kubectl(string binary, TestCluster cluster)
+    {
+        _binary = binary;
+        _home = Directory.CreateTempSubdirectory("kubectl-test-").FullName;
+        _kubeconfig = cluster.KubeconfigPath;
+    }
+
+    /// <summary>The binary this instance runs.</summary>
+    public string Binary => _binary;
 
     /// <summary>The kubectl binaries to test with: 1.32 at /usr/bin/kubectl and 1.35 when present.</summary>
     public static IEnumerable<object[]> Binaries()
@@ -59,7 +73,13 @@ internal sealed class Kubectl : IDisposable
 
     public Task<KubectlResult> RunAsync(params string[] args) => RunAsync(TimeSpan.FromSeconds(60), args);
 
-    public async Task<KubectlResult> RunAsync(TimeSpan timeout, params string[] args)
+    public Task<KubectlResult> RunAsync(TimeSpan timeout, params string[] args) => RunAsync(timeout, null, args);
+
+    /// <summary>
+    /// Runs kubectl; <paramref name="stdoutLines"/>, when given, receives each stdout line as it is printed, so a test
+    /// can wait for output of a long-running command (<c>get -w</c>) before acting.
+    /// </summary>
+    public async Task<KubectlResult> RunAsync(TimeSpan timeout, ConcurrentQueue<string>? stdoutLines, params string[] args)
     {
         var psi = new ProcessStartInfo(_binary)
         {
@@ -76,7 +96,7 @@ internal sealed class Kubectl : IDisposable
         psi.Environment["HOME"] = _home;
         psi.Environment["KUBECACHEDIR"] = Path.Combine(_home, "cache");
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {_binary}");
-        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stdout = ReadLinesAsync(process.StandardOutput, stdoutLines);
         var stderr = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(timeout);
         try
@@ -94,6 +114,18 @@ internal sealed class Kubectl : IDisposable
         return new KubectlResult(process.ExitCode, await stdout, await stderr, $"{_binary} {string.Join(' ', args)}");
     }
 
+    private static async Task<string> ReadLinesAsync(StreamReader reader, ConcurrentQueue<string>? lines)
+    {
+        var all = new StringBuilder();
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            all.Append(line).Append('\n');
+            lines?.Enqueue(line);
+        }
+
+        return all.ToString();
+    }
+
     public void Dispose()
     {
         try
@@ -108,7 +140,7 @@ internal sealed class Kubectl : IDisposable
 }
 
 /// <summary>Assertion helpers that put the whole kubectl transcript in the failure message.</summary>
-internal static class KubectlAssert
+public static class KubectlAssert
 {
     public static KubectlResult Succeeded(KubectlResult result)
     {
