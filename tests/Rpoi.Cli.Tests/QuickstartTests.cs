@@ -4,7 +4,8 @@ using Rpoi.Sandbox;
 namespace Rpoi.Cli.Tests;
 
 /// <summary>
-/// docs/quickstart.md, executed: every <c>bash</c> block in order, <c>kubectl rpoi …</c> through the CLI in this process
+/// The README's "Five minutes" walkthrough, executed: every <c>bash</c> block of that section (and only that section; the
+/// "Two commands" block above it runs a foreground server and the whole suite) in order, <c>kubectl rpoi …</c> through the CLI in this process
 /// and every other <c>kubectl …</c> through the real kubectl binary, in a temporary directory that is also HOME. A
 /// command that fails fails the test, so the walkthrough cannot drift from what works. The <c>bash setup</c> block
 /// (build, PATH) is what this test process already is; the <c>bash settlement</c> block needs phase II in the operator
@@ -12,6 +13,12 @@ namespace Rpoi.Cli.Tests;
 /// </summary>
 public sealed class QuickstartTests : IDisposable
 {
+    /// <summary>The README heading the walkthrough lives under; the section ends at the next <c>## </c> heading.</summary>
+    private const string Heading = "## Five minutes";
+
+    /// <summary>What each block's info string means to this test; any other marker fails rather than being skipped.</summary>
+    private static readonly string[] Markers = ["bash", "bash setup", "bash settlement"];
+
     private readonly TempHome home = new();
 
     [Fact]
@@ -19,9 +26,7 @@ public sealed class QuickstartTests : IDisposable
     {
         var root = RepositoryRoot();
         CopyDirectory(Path.Combine(root, "config", "samples"), home.File("config/samples"));
-        var blocks = Walkthrough.Blocks(File.ReadAllText(Path.Combine(root, "docs", "quickstart.md")));
-        Assert.Contains(blocks, b => b.Info == "bash settlement");
-        Assert.True(blocks.Count(b => b.Info == "bash") >= 5, "the walkthrough lost its steps");
+        var blocks = ReadmeWalkthrough(root);
         var env = new Dictionary<string, string> { ["HOME"] = home.Path };
         var transcript = new List<string>();
         try
@@ -58,6 +63,37 @@ public sealed class QuickstartTests : IDisposable
     }
 
     [Fact]
+    public void The_readme_section_is_the_whole_walkthrough_and_nothing_else()
+    {
+        var root = RepositoryRoot();
+        var blocks = ReadmeWalkthrough(root);
+        var lines = blocks.SelectMany(b => b.Lines).ToList();
+
+        // Exactly the issue's lifecycle, in this order, and not the "Two commands" block (a foreground server, the whole suite).
+        string[] steps = ["kubectl rpoi sandbox up --detach", "kubectl rpoi keygen", "kubectl rpoi request ", "kubectl wait --for=condition=Ready",
+            "kubectl rpoi access ", "returnRequested", "kubectl rpoi rate ", "rating-leaser.yaml", "=Settled", "kubectl rpoi status ", "kubectl rpoi balance --leaser", "kubectl rpoi sandbox down"];
+        var at = steps.Select(step => lines.FindIndex(l => l.Contains(step, StringComparison.Ordinal))).ToList();
+        Assert.DoesNotContain(-1, at);
+        Assert.Equal(at.Order(), at);
+        Assert.DoesNotContain(lines, l => l.StartsWith("dotnet test", StringComparison.Ordinal) || l == "dotnet run --project operator/Rpoi.Cli -- sandbox up");
+
+        // docs/quickstart.md explains the steps but holds no second copy of the commands to drift.
+        Assert.Empty(Walkthrough.Blocks(File.ReadAllText(Path.Combine(root, "docs", "quickstart.md"))));
+    }
+
+    [Fact]
+    public void A_section_ends_at_the_next_heading_and_continued_lines_are_joined()
+    {
+        var markdown = "# T\n```bash\nrun-me-not\n```\n## Five minutes\n### step\n```bash\nkubectl a \\\n  --b c\nkubectl d # note\n```\n## Next\n```bash\nnor-me\n```\n";
+        var blocks = Walkthrough.Blocks(Walkthrough.Section(markdown, Heading));
+        var block = Assert.Single(blocks);
+        Assert.Equal(["kubectl a --b c", "kubectl d # note"], block.Lines);
+        Assert.Throws<InvalidOperationException>(() => Walkthrough.Section(markdown, "## Ten minutes"));
+        Assert.Throws<FormatException>(() => Walkthrough.Blocks("```bash\nkubectl a \\\n```\n"));
+        Assert.Equal("", Assert.Single(Walkthrough.Blocks("```\nbare\n```\n")).Info);
+    }
+
+    [Fact]
     public void Quoting_is_split_as_a_shell_does()
     {
         Assert.Equal(["kubectl", "patch", "-p", "{\"spec\":{\"returnRequested\":true}}"], Walkthrough.Words("kubectl patch -p '{\"spec\":{\"returnRequested\":true}}'"));
@@ -87,6 +123,17 @@ public sealed class QuickstartTests : IDisposable
         }
 
         return await Processes.RunAsync("kubectl", words.Skip(1), home.Path, env);
+    }
+
+    /// <summary>The blocks of the README's walkthrough section, checked for shape before anything runs.</summary>
+    private static IReadOnlyList<CodeBlock> ReadmeWalkthrough(string root)
+    {
+        var blocks = Walkthrough.Blocks(Walkthrough.Section(File.ReadAllText(Path.Combine(root, "README.md")), Heading));
+        Assert.All(blocks, b => Assert.True(Markers.Contains(b.Info), $"README's walkthrough has a ```{b.Info} block; use one of: {string.Join(", ", Markers)}"));
+        Assert.Single(blocks, b => b.Info == "bash setup");
+        Assert.Single(blocks, b => b.Info == "bash settlement");
+        Assert.True(blocks.Count(b => b.Info == "bash") >= 5, "the README's walkthrough lost its steps");
+        return blocks;
     }
 
     private static string RepositoryRoot()

@@ -6,18 +6,55 @@ namespace Rpoi.Cli.Tests.Support;
 /// <summary>One fenced code block of a Markdown file: its info string (e.g. <c>bash settlement</c>) and its command lines.</summary>
 public sealed record CodeBlock(string Info, IReadOnlyList<string> Lines);
 
-/// <summary>Reads the executable parts of docs/quickstart.md: its fenced blocks and, per line, shell words.</summary>
+/// <summary>Reads the executable parts of the README's walkthrough: its section, its fenced blocks and, per line, shell words.</summary>
 public static partial class Walkthrough
 {
+    /// <summary>
+    /// The text from the line that starts with <paramref name="heading"/> up to the next <c>## </c> heading (or the end),
+    /// so blocks elsewhere in the file, such as the README's "Two commands", are never run.
+    /// </summary>
+    public static string Section(string markdown, string heading)
+    {
+        var lines = markdown.ReplaceLineEndings("\n").Split('\n');
+        var start = Array.FindIndex(lines, l => l.StartsWith(heading, StringComparison.Ordinal));
+        if (start < 0)
+        {
+            throw new InvalidOperationException($"no line starts with '{heading}'; the walkthrough's heading was renamed or removed");
+        }
+
+        var end = Array.FindIndex(lines, start + 1, l => l.StartsWith("## ", StringComparison.Ordinal));
+        return string.Join('\n', lines[start..(end < 0 ? lines.Length : end)]);
+    }
+
+    /// <summary>Every fenced block of <paramref name="markdown"/>, with a line that ends in <c>\</c> joined to the next, as a shell does.</summary>
     public static IReadOnlyList<CodeBlock> Blocks(string markdown)
     {
         var blocks = new List<CodeBlock>();
-        foreach (Match m in Fence().Matches(markdown))
+        foreach (Match m in Fence().Matches(markdown.ReplaceLineEndings("\n")))
         {
-            var lines = m.Groups[2].Value.Split('\n')
-                .Select(l => l.Trim())
-                .Where(l => l.Length > 0 && !l.StartsWith('#'))
-                .ToList();
+            var lines = new List<string>();
+            var pending = "";
+            foreach (var raw in m.Groups[2].Value.TrimEnd('\n').Split('\n'))
+            {
+                var line = pending + raw.Trim();
+                if (line.EndsWith('\\'))
+                {
+                    pending = line[..^1].TrimEnd() + " ";
+                    continue;
+                }
+
+                pending = "";
+                if (line.Length > 0 && !line.StartsWith('#'))
+                {
+                    lines.Add(line);
+                }
+            }
+
+            if (pending.Length > 0)
+            {
+                throw new FormatException($"the last line of a ```{m.Groups[1].Value.Trim()} block ends in \\ and continues nowhere");
+            }
+
             blocks.Add(new CodeBlock(m.Groups[1].Value.Trim(), lines));
         }
 
@@ -93,6 +130,7 @@ public static partial class Walkthrough
         return words;
     }
 
-    [GeneratedRegex(@"^```(bash[^\n]*)\n(.*?)^```", RegexOptions.Multiline | RegexOptions.Singleline)]
+    // Every fence, not only bash ones, so a ```sh or bare ``` block in the walkthrough fails the test instead of being skipped.
+    [GeneratedRegex(@"^```([^\n`]*)\n(.*?)^```", RegexOptions.Multiline | RegexOptions.Singleline)]
     private static partial Regex Fence();
 }
