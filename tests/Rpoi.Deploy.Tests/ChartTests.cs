@@ -85,7 +85,7 @@ public sealed class ChartTests
         Assert.Equal("true", Env(container, "RPOI_Operator__LeaderElection"));
         Assert.Equal("http://rpoi-operator-escrow.rpoi-system.svc:8080", Env(container, "RPOI_Operator__EscrowUrl"));
         Assert.Equal("rpoi-operator-lease-user", Env(container, "RPOI_Operator__LeaseUserClusterRole"));
-        Assert.Equal("3.00:00:00", Env(container, "RPOI_Operator__RatingWindow"));
+        Assert.Equal("72h", Env(container, "RPOI_Operator__RatingWindow"));
         Assert.Equal("rpoi-leaser-keys", pod.Volumes.Single(v => v.Name == "leaser-keys").Secret.SecretName);
 
         var pdb = Chart.Render().Single<V1PodDisruptionBudget>("rpoi-operator");

@@ -100,18 +100,20 @@ public sealed class ImmutableAttribute : Attribute
     public string Message { get; init; } = "field is immutable";
 }
 
-/// <summary>A CEL rule (<c>x-kubernetes-validations</c>) on the field or on the object of the class.</summary>
+/// <summary>
+/// A CEL rule (<c>x-kubernetes-validations</c>) on the field or on the object of the class.
+/// There is deliberately no <c>fieldPath</c>: it needs Kubernetes 1.28 and the CRDs must load on 1.25,
+/// so a rule on an object names the field it checks in its <see cref="Message"/> (for example
+/// "spec.signedRating is required ...").
+/// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Class, AllowMultiple = true)]
 public sealed class CelRuleAttribute(string rule, string message) : Attribute
 {
     /// <summary>The CEL expression; <c>self</c> is the value, <c>oldSelf</c> the previous one on update.</summary>
     public string Rule { get; } = rule;
 
-    /// <summary>The message the API server returns when the rule fails.</summary>
+    /// <summary>The message the API server returns when the rule fails; it names the field it checks.</summary>
     public string Message { get; } = message;
-
-    /// <summary>Optional field path the error is reported against (for example <c>.signedRating</c>).</summary>
-    public string? FieldPath { get; init; }
 }
 
 /// <summary>

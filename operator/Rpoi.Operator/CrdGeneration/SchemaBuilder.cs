@@ -212,8 +212,9 @@ public sealed class SchemaBuilder(XmlDocumentation docs)
         }
     }
 
+    // Only rule and message: fieldPath, messageExpression, reason and optionalOldSelf need Kubernetes newer than 1.25.
     private static V1ValidationRule Rule(CelRuleAttribute rule) =>
-        new() { Rule = rule.Rule, Message = rule.Message, FieldPath = rule.FieldPath };
+        new() { Rule = rule.Rule, Message = rule.Message };
 
     private static string JsonName(PropertyInfo property) =>
         property.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicy.CamelCase.ConvertName(property.Name);

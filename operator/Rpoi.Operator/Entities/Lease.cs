@@ -63,7 +63,7 @@ public sealed class Lease : IKubernetesObject<V1ObjectMeta>, ISpec<LeaseSpec>, I
 
 /// <summary>The desired state of a Lease: the signed request E(m) and the lease policy.</summary>
 [CelRule("!has(oldSelf.returnRequested) || !oldSelf.returnRequested || (has(self.returnRequested) && self.returnRequested)",
-    "returnRequested cannot be withdrawn once set to true", FieldPath = ".returnRequested")]
+    "spec.returnRequested cannot be withdrawn once set to true")]
 public sealed class LeaseSpec
 {
     /// <summary>

@@ -68,7 +68,7 @@ public enum Rater
 /// <summary>A rating of a Lease.</summary>
 [CelRule("self == oldSelf", "spec is immutable: delete and recreate the Rating to change it")]
 [CelRule("self.rater != 'Renter' || has(self.signedRating)",
-    "signedRating is required when rater is Renter: sign it with `kubectl rpoi rate`", FieldPath = ".signedRating")]
+    "spec.signedRating is required when rater is Renter: sign it with `kubectl rpoi rate`")]
 public sealed class RatingSpec
 {
     /// <summary>The rated Lease, in the same namespace.</summary>

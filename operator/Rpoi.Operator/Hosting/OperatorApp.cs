@@ -5,6 +5,8 @@ using Rpoi.Escrow.Client;
 using Rpoi.Kube.Election;
 using Rpoi.Kube.Hosting;
 using Rpoi.Kube.Observability;
+using Rpoi.Operator.Discovery;
+using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Operator.PhaseOne.Grant;
 using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Operator.PhaseTwo;
@@ -24,6 +26,9 @@ public static class OperatorApp
 
     /// <summary>Exit code when start-up failed after the settings were valid (key file, π, cluster).</summary>
     public const int StartFailed = 1;
+
+    // How often discovery retries fetching π's identity when π was down at start (the publisher's own refresh period).
+    private static readonly TimeSpan DiscoveryRetry = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Runs until SIGTERM/SIGINT or <paramref name="cancellationToken"/>; returns the process exit code.
@@ -77,9 +82,11 @@ public static class OperatorApp
         var escrow = new EscrowClient(http, new EscrowClientOptions { BaseAddress = settings.EscrowUrl!, Credentials = EscrowCredentials.Leaser(leaser) });
 
         string escrowAddress;
+        EscrowIdentity? escrowIdentity = null;
         try
         {
             var identity = await escrow.GetIdentityAsync(stop.Token).ConfigureAwait(false);
+            escrowIdentity = identity;
             if (settings.EscrowAddress is { } pinned && pinned != identity.Address)
             {
                 log.LogCritical("--escrow-address is {Pinned} but the escrow at {Url} is {Actual}; point --escrow-url at the right escrow or fix the address", pinned, settings.EscrowUrl, identity.Address);
@@ -133,6 +140,13 @@ public static class OperatorApp
             endpoints = await OperatorEndpoints.StartAsync(host.Metrics.Registry, () => host.IsReady, $"http://{settings.MetricsAddress}:{settings.MetricsPort}", stop.Token).ConfigureAwait(false);
         }
 
+        // Discovery runs on every replica, not only the leader: it reads capacity from the API server (not from the
+        // leader's cache), writes the ConfigMap only when its content changes, and a 409 between replicas just
+        // converges on the next tick, so it stays published across leader fail-overs.
+        var discovery = Task.Run(
+            () => RunDiscoveryAsync(client, phaseOne.Tpus, escrow, escrowIdentity, leaser, escrowAddress, settings, loggerFactory, stop.Token),
+            CancellationToken.None);
+
         log.LogInformation("rpoi-operator: leaser {Leaser} (key {KeyId}), escrow {Escrow}, cluster server for renters {Server}, leader election {Election}",
             leaser.Identity.Address, leaser.Identity.KeyId, escrowAddress, settings.ClusterServer, settings.LeaderElection ? "on" : "off");
         started?.Invoke(new OperatorRuntime(host, phaseOne, endpoints?.Urls.FirstOrDefault()));
@@ -145,6 +159,8 @@ public static class OperatorApp
         }
         finally
         {
+            await stop.CancelAsync().ConfigureAwait(false);
+            await discovery.ConfigureAwait(false);
             if (endpoints is not null)
             {
                 await endpoints.StopAsync(CancellationToken.None).ConfigureAwait(false);
@@ -154,6 +170,68 @@ public static class OperatorApp
 
         log.LogInformation("rpoi-operator stopped");
         return 0;
+    }
+
+    /// <summary>
+    /// Publishes the discovery ConfigMap (π's identity and public URL, β's identity, free capacity) until stopped.
+    /// When π was unreachable at start its identity is fetched first, retried every refresh interval.
+    /// </summary>
+    private static async Task RunDiscoveryAsync(
+        IKubernetes client, ITpuProvider tpus, EscrowClient escrow, EscrowIdentity? known, PartyKeyPair leaser, string escrowAddress,
+        OperatorSettings settings, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var log = loggerFactory.CreateLogger<DiscoveryPublisher>();
+        var refresh = DiscoveryRetry;
+        PartyIdentity? escrowIdentity = null;
+        while (escrowIdentity is null && !cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var id = known ?? await escrow.GetIdentityAsync(cancellationToken).ConfigureAwait(false);
+                known = null;
+                var parsed = PartyIdentity.FromBase64(id.SigningPublicKey, id.EncryptionPublicKey, PartyRole.Escrow);
+                if (parsed.TryGetValue(out var identity) && identity.Address == escrowAddress)
+                {
+                    escrowIdentity = identity;
+                    break;
+                }
+
+                log.LogError("discovery not published: the escrow at {Url} is {Actual}, not {Expected} ({Message}); retrying in {Interval}",
+                    settings.EscrowUrl, id.Address, escrowAddress, parsed.Message, refresh);
+            }
+            catch (Exception e) when (e is EscrowException or HttpRequestException)
+            {
+                log.LogWarning("discovery not published yet: escrow at {Url} unreachable ({Message}); retrying in {Interval}", settings.EscrowUrl, e.Message, refresh);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            try
+            {
+                await Task.Delay(refresh, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
+        if (escrowIdentity is null)
+        {
+            return;
+        }
+
+        var options = new DiscoveryOptions(leaser.Identity, escrowIdentity, settings.EscrowPublicUrl ?? settings.EscrowUrl!, settings.Namespace);
+        try
+        {
+            await new DiscoveryPublisher(client, tpus, options, TimeProvider.System, log).RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped in the middle of a round.
+        }
     }
 }
 

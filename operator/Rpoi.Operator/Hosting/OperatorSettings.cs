@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
 
 namespace Rpoi.Operator.Hosting;
@@ -7,7 +8,7 @@ namespace Rpoi.Operator.Hosting;
 /// The operator's settings, from (later wins) <c>appsettings.json</c> in the working directory or the file named by
 /// <c>--config</c>, environment variables <c>RPOI_Operator__&lt;Key&gt;</c>, and command-line flags. docs/phase-one.md lists them.
 /// </summary>
-public sealed record OperatorSettings
+public sealed partial record OperatorSettings
 {
     /// <summary>Default of <see cref="LeaseUserClusterRole"/> (the chart's name for release <c>rpoi-operator</c>).</summary>
     public const string DefaultLeaseUserClusterRole = PhaseOne.Grant.LeaseAccess.DefaultClusterRole;
@@ -18,6 +19,7 @@ public sealed record OperatorSettings
         ["--leaser-key-file"] = "Operator:LeaserKeyFile",
         ["--escrow-url"] = "Operator:EscrowUrl",
         ["--escrow-address"] = "Operator:EscrowAddress",
+        ["--escrow-public-url"] = "Operator:EscrowPublicUrl",
         ["--cluster-server"] = "Operator:ClusterServer",
         ["--cluster-ca-file"] = "Operator:ClusterCaFile",
         ["--kubeconfig"] = "Operator:Kubeconfig",
@@ -38,6 +40,12 @@ public sealed record OperatorSettings
 
     /// <summary>π's base URL.</summary>
     public Uri? EscrowUrl { get; init; }
+
+    /// <summary>
+    /// π's URL as renters reach it, published in the discovery ConfigMap; defaults to <see cref="EscrowUrl"/>
+    /// (which may be an in-cluster address renters cannot reach).
+    /// </summary>
+    public Uri? EscrowPublicUrl { get; init; }
 
     /// <summary>π's address; when empty it is read from π's identity endpoint at start.</summary>
     public string? EscrowAddress { get; init; }
@@ -172,6 +180,13 @@ public sealed record OperatorSettings
             errors.Add($"--escrow-url: '{escrowText}' is not an http(s) URL");
         }
 
+        Uri? escrowPublicUrl = escrowUrl;
+        if (Text("EscrowPublicUrl") is { } publicText
+            && (!Uri.TryCreate(publicText.EndsWith('/') ? publicText : publicText + "/", UriKind.Absolute, out escrowPublicUrl) || escrowPublicUrl.Scheme is not ("http" or "https")))
+        {
+            errors.Add($"--escrow-public-url: '{publicText}' is not an http(s) URL; give π's URL as renters reach it, e.g. https://escrow.example.com/");
+        }
+
         var server = Text("ClusterServer");
         if (server is null)
         {
@@ -195,9 +210,10 @@ public sealed record OperatorSettings
         }
 
         var window = TimeSpan.FromHours(72);
-        if (Text("RatingWindow") is { } windowText && (!TimeSpan.TryParse(windowText, CultureInfo.InvariantCulture, out window) || window < TimeSpan.Zero))
+        if (Text("RatingWindow") is { } windowText && !TryParseDuration(windowText, out window))
         {
-            errors.Add($"--rating-window: '{windowText}' is not a duration such as 72:00:00 or 3.00:00:00");
+            window = TimeSpan.FromHours(72);
+            errors.Add($"--rating-window: '{windowText}' is not a duration; use Go style such as 72h, 90m or 1h30m, whole seconds such as 259200, or d.hh:mm:ss such as 3.00:00:00");
         }
 
         var leaseUserRole = Text("LeaseUserClusterRole") ?? DefaultLeaseUserClusterRole;
@@ -210,6 +226,7 @@ public sealed record OperatorSettings
         {
             LeaserKeyFile = leaserKey ?? string.Empty,
             EscrowUrl = escrowUrl,
+            EscrowPublicUrl = escrowPublicUrl,
             EscrowAddress = Text("EscrowAddress"),
             ClusterServer = server ?? string.Empty,
             ClusterCaFile = ca,
@@ -226,6 +243,68 @@ public sealed record OperatorSettings
         };
         return errors.Count > 0 ? (null, errors) : (settings, []);
     }
+
+    /// <summary>
+    /// Parses a non-negative duration: Go style (<c>72h</c>, <c>90m</c>, <c>3600s</c>, <c>1h30m</c>, <c>1.5h</c>; units h, m, s, ms),
+    /// whole seconds (<c>259200</c>), or .NET's invariant <c>[d.]hh:mm:ss</c> with hours below 24 (<c>3.00:00:00</c>).
+    /// <c>TimeSpan.TryParse</c> alone is not used: it reads <c>72:00:00</c> as 72 days.
+    /// </summary>
+    public static bool TryParseDuration(string text, out TimeSpan value)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        value = TimeSpan.Zero;
+        text = text.Trim();
+        if (text.Length == 0)
+        {
+            return false;
+        }
+
+        if (text.All(char.IsAsciiDigit))
+        {
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) || seconds > (long)TimeSpan.MaxValue.TotalSeconds)
+            {
+                return false;
+            }
+
+            value = TimeSpan.FromSeconds(seconds);
+            return true;
+        }
+
+        if (text.Contains(':', StringComparison.Ordinal))
+        {
+            // The constant ("c") format rejects hours of 24 or more, so 72:00:00 is an error, not 72 days.
+            return TimeSpan.TryParseExact(text, "c", CultureInfo.InvariantCulture, out value) && value >= TimeSpan.Zero;
+        }
+
+        var match = GoDuration().Match(text);
+        if (!match.Success)
+        {
+            return false;
+        }
+
+        var total = 0m;
+        for (var i = 0; i < match.Groups["n"].Captures.Count; i++)
+        {
+            var number = decimal.Parse(match.Groups["n"].Captures[i].Value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture);
+            total += number * match.Groups["u"].Captures[i].Value switch
+            {
+                "h" => 3600m,
+                "m" => 60m,
+                "s" => 1m,
+                _ => 0.001m, // ms
+            };
+            if (total > (decimal)TimeSpan.MaxValue.TotalSeconds)
+            {
+                return false;
+            }
+        }
+
+        value = TimeSpan.FromTicks((long)(total * TimeSpan.TicksPerSecond));
+        return true;
+    }
+
+    [GeneratedRegex(@"^(?:(?<n>\d+(?:\.\d+)?)(?<u>ms|h|m|s))+$", RegexOptions.CultureInvariant)]
+    private static partial Regex GoDuration();
 
     // RBAC object names are path segments: no '/', no '%', not '.' or '..'; ClusterRoles commonly use ':' (system:...).
     private static bool IsRbacName(string name) =>

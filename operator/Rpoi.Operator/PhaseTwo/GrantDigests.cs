@@ -4,7 +4,10 @@ using Rpoi.Protocol.Encoding;
 
 namespace Rpoi.Operator.PhaseTwo;
 
-/// <summary>Where the digest of σ comes from in phase II: the Lease's <c>rpoi.io/grant-digest</c> annotation, written at the return.</summary>
+/// <summary>
+/// Where the digest of σ comes from in phase II: the Lease's <c>rpoi.io/grant-digest</c> annotation, which phase I
+/// writes on the Lease right after it writes the access Secret (so it survives the Secret's deletion at the return).
+/// </summary>
 public static class GrantDigests
 {
     /// <summary>
@@ -17,7 +20,7 @@ public static class GrantDigests
     /// <summary>How sure the operator is of the digest it found.</summary>
     public enum Source
     {
-        /// <summary>The annotation the return wrote (access Secret's digest, kept after the Secret is deleted).</summary>
+        /// <summary>The annotation written with the access Secret (its digest, kept after the Secret is deleted).</summary>
         Annotation,
 
         /// <summary>The lease never became Active, so there is no σ: <see cref="NoGrant"/>.</summary>

@@ -5,6 +5,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Rpoi.Escrow;
 using Rpoi.Escrow.Client;
 using Rpoi.Escrow.Storage;
+using k8s;
+using k8s.Models;
+using Rpoi.Operator.Discovery;
 using Rpoi.Operator.Entities;
 using Rpoi.Operator.Hosting;
 using Rpoi.Operator.Tests.Support;
@@ -79,11 +82,22 @@ public sealed class OperatorAppTests : IDisposable
                 [
                     "--leaser-key-file", keyFile, "--escrow-url", escrowUrl.ToString(), "--cluster-server", env.Server.Url,
                     "--kubeconfig", kubeconfig, "--namespace", "rpoi-system", "--metrics-port", "0", "--metrics-address", "127.0.0.1",
+                    "--escrow-public-url", "https://escrow.example.com",
                 ],
                 stop.Token,
                 rt => runtime = rt);
             await Eventually.HoldsAsync(() => Task.FromResult(runtime?.Host.IsLeader == true || run.IsCompleted), "the operator started and leads");
             Assert.False(run.IsCompleted, run.IsCompleted ? $"operator exited with {await run}" : null);
+
+            // The operator publishes discovery itself, with π's public URL rather than the one it calls.
+            V1ConfigMap? discovery = null;
+            await Eventually.HoldsAsync(async () => (discovery = await TryReadConfigMapAsync(env.Client, "rpoi-system", DiscoveryDocument.ConfigMapName)) is not null, "the operator published the discovery ConfigMap");
+            Assert.Equal("https://escrow.example.com/", discovery!.Data["escrow.url"]);
+            Assert.Equal(parties.Escrow.Identity.Address, discovery.Data["escrow.address"]);
+            Assert.Equal(parties.Leaser.Identity.Address, discovery.Data["leaser.address"]);
+            var (document, _) = DiscoveryDocument.Parse(discovery.Data[DiscoveryDocument.DataKey]);
+            var offer = Assert.Single(document!.Offers);
+            Assert.Equal(("2x4", 8), (offer.Topology, offer.FreeChips));
 
             var builder = env.Lease("e2e").Shape(LeaseBuilder.V5e, "2x4").Chips(8).Amounts("1000000", "250000");
             var request = builder.BuildRequest();
@@ -115,6 +129,18 @@ public sealed class OperatorAppTests : IDisposable
         {
             await escrowApp.StopAsync();
             await escrowApp.DisposeAsync();
+        }
+    }
+
+    private static async Task<V1ConfigMap?> TryReadConfigMapAsync(IKubernetes client, string ns, string name)
+    {
+        try
+        {
+            return await client.CoreV1.ReadNamespacedConfigMapAsync(name, ns);
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
         }
     }
 }
