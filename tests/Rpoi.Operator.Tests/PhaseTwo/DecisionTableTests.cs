@@ -110,12 +110,8 @@ public sealed class DecisionTableTests
     {
         await using var env = await PhaseTwoEnvironment.StartAsync();
         await env.StartOperatorAsync();
-        var lease = await env.ReturnedLeaseAsync("never-active");
         // Returned before it was Active (e.g. deleted while queued): no σ, no annotation.
-        var patch = new k8s.Models.V1Patch("{\"metadata\":{\"annotations\":{\"rpoi.io/grant-digest\":null}}}", k8s.Models.V1Patch.PatchType.MergePatch);
-        await env.Client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, Lease.Group, Lease.Version, PhaseTwoEnvironment.Namespace, Lease.Plural, "never-active");
-        var status = new k8s.Models.V1Patch("{\"status\":{\"activeSince\":null,\"expiresAt\":null}}", k8s.Models.V1Patch.PatchType.MergePatch);
-        await env.Client.CustomObjects.PatchNamespacedCustomObjectStatusAsync(status, Lease.Group, Lease.Version, PhaseTwoEnvironment.Namespace, Lease.Plural, "never-active");
+        var lease = await env.ReturnedLeaseAsync("never-active", everActive: false);
 
         await env.ApplyAsync(PhaseTwoEnvironment.RenterRatingResource("never-active-renter", "never-active", env.SignRenterRating(lease, 1, "never got nodes", digest: GrantDigests.NoGrant)));
         var rating = await env.WaitForDecisionAsync("never-active-renter");

@@ -210,7 +210,7 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
     /// debited from R), nodes released, phase AwaitingRatings with the rating deadline set, and the digest of the σ it
     /// received in the <c>rpoi.io/grant-digest</c> annotation.
     /// </summary>
-    public async Task<ReturnedLease> ReturnedLeaseAsync(string name, TimeSpan? ratingWindow = null, long deposit = 1_000_000, long rent = 500_000, string? extraFinalizer = null, bool pledge = true)
+    public async Task<ReturnedLease> ReturnedLeaseAsync(string name, TimeSpan? ratingWindow = null, long deposit = 1_000_000, long rent = 500_000, string? extraFinalizer = null, bool pledge = true, bool everActive = true)
     {
         var window = ratingWindow ?? TimeSpan.FromHours(1);
         var builder = LeaseBuilder.For(Parties.Renter).In(Namespace, name).To(Parties.Leaser, Parties.Escrow).SignedAt(Time.GetUtcNow())
@@ -219,7 +219,13 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
         var h = RpoiEquations.TransactionHashOf(request);
         var digest = RpoiEquations.GrantDigest(GrantFor(name));
         var lease = builder.Build(request);
-        lease.Metadata.Annotations = new Dictionary<string, string> { [LeaseReconciler.GrantDigestAnnotation] = digest };
+        // A lease returned before it was ever Active has no σ, so no digest annotation. It is left out at creation rather
+        // than removed later, so the operator's cache can never show a rating the digest of an earlier version.
+        if (everActive)
+        {
+            lease.Metadata.Annotations = new Dictionary<string, string> { [LeaseReconciler.GrantDigestAnnotation] = digest };
+        }
+
         if (extraFinalizer is not null)
         {
             lease.Metadata.Finalizers = [extraFinalizer];
@@ -240,8 +246,8 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
             Chips = request.Payload.Chips,
             Accelerator = request.Payload.Accelerator,
             Topology = request.Payload.Topology,
-            ActiveSince = (now - TimeSpan.FromHours(1)).UtcDateTime,
-            ExpiresAt = now.UtcDateTime,
+            ActiveSince = everActive ? (now - TimeSpan.FromHours(1)).UtcDateTime : null,
+            ExpiresAt = everActive ? now.UtcDateTime : null,
             ReturnedAt = now.UtcDateTime,
             RatingDeadline = (now + window).UtcDateTime,
             Conditions =
