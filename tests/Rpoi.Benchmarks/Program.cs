@@ -1,6 +1,12 @@
 using BenchmarkDotNet.Running;
 using Rpoi.Benchmarks;
 
+// RPOI phase I under load (PhaseOneBenchmark.cs): ... -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes]
+if (args.Length > 0 && args[0] == "phase-one")
+{
+    return await PhaseOneBenchmark.RunAsync(args[1..]);
+}
+
 // Escrow settlements/s with full verification (Stopwatch runner, EscrowBenchmark.cs): ... -- escrow [settlements] [concurrency]
 if (args.Length > 0 && args[0] == "escrow")
 {

@@ -1,0 +1,353 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
+using Rpoi.Escrow.Client;
+using Rpoi.Kube.ApiServer;
+using Rpoi.Kube.Hosting;
+using Rpoi.Kube.Informers;
+using Rpoi.Operator.Entities;
+using Rpoi.Operator.Hosting;
+using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Operator.PhaseOne.Grant;
+using Rpoi.Operator.PhaseOne.Leases;
+using Rpoi.Protocol;
+using Rpoi.Protocol.Keys;
+using Rpoi.Protocol.Messages;
+
+namespace Rpoi.Benchmarks;
+
+/// <summary>
+/// RPOI phase I under load (issue 5): N Leases applied at once against the in-memory API server with N simulated
+/// single-host v5e 2x2 TPU nodes, the operator (phase I controller on the Rpoi.Kube host) running in-process on the
+/// real clock with an in-memory π (<see cref="PhaseOneEscrow"/>). Reports create → Active latency, the operator's API
+/// writes per lease by verb/resource (from a counting handler on the operator's own client, because the server's
+/// request log keeps only the last 10,000 requests), and the requests the operator sends while idle, counted both by
+/// that handler and from the server's request log over a measured window.
+/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes]</c>.
+/// </summary>
+internal static class PhaseOneBenchmark
+{
+    private const string Ns = "team-a";
+    private const string Accelerator = "tpu-v5-lite-podslice";
+    private const string Topology = "2x2";
+    private const int ChipsPerHost = 4;
+    private static readonly CustomResource LeaseResource = new(Lease.Group, Lease.Version, Lease.Plural);
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var leases = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
+        var idle = TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20);
+        var workerSettings = args.Length > 1
+            ? args[1].Split(',').Select(w => int.Parse(w, CultureInfo.InvariantCulture)).ToArray()
+            : [new OperatorSettings().Workers, 16];
+        var limit = TimeSpan.FromMinutes(args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5);
+        Console.WriteLine($"phase I benchmark: {leases} leases, {leases} v5e {Topology} nodes, idle window {idle.TotalSeconds:0} s, workers {string.Join(", ", workerSettings)}");
+        var ok = true;
+        foreach (var workers in workerSettings)
+        {
+            ok &= await RunOnceAsync(leases, workers, idle, limit);
+        }
+
+        return ok ? 0 : 1;
+    }
+
+    private static async Task<bool> RunOnceAsync(int count, int workers, TimeSpan idle, TimeSpan limit)
+    {
+        await using var server = await KubeApiServer.StartAsync(new KubeApiServerOptions
+        {
+            BookmarkInterval = TimeSpan.FromSeconds(5),
+            WatchHistorySize = 200_000,
+            WatchQueueCapacity = 100_000,
+        });
+        using var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token });
+        var crdFile = Path.Combine(FindRoot(), "crds", "rpoi.io_leases.yaml");
+        await client.ApiextensionsV1.CreateCustomResourceDefinitionAsync(KubernetesYaml.Deserialize<V1CustomResourceDefinition>(await File.ReadAllTextAsync(crdFile)));
+        await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = Ns } });
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await CreateNodeAsync(client, i, ct));
+
+        var renter = PartyKeyPair.Generate(PartyRole.Renter);
+        var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
+        var escrowKeys = PartyKeyPair.Generate(PartyRole.Escrow);
+        var escrow = new PhaseOneEscrow(escrowKeys);
+        await escrow.DepositAsync(new DepositRequest("fund-renter", renter.Identity.Address, new EscrowAmount("100000000000", "uusd")));
+
+        // The operator talks through its own client, whose handler counts every request it sends.
+        var counter = new CountingHandler();
+        using var operatorClient = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token }, counter);
+        var builder = new OperatorHostBuilder(operatorClient, Prometheus.Metrics.NewCustomRegistry(), TimeProvider.System);
+        var options = new PhaseOneOptions { Leaser = leaser, EscrowAddress = escrowKeys.Identity.Address, Cluster = new ClusterEndpointOptions(server.Url, null) };
+        var controller = PhaseOneController.Register(builder, options, escrow, workers: workers);
+        var host = builder.Build();
+        using var stop = new CancellationTokenSource();
+        var hostTask = Task.Run(() => host.RunAsync(stop.Token));
+
+        // The benchmark's own watch sees each lease turn Active (a watch, so it adds no polling load).
+        var sent = new long[count];
+        var active = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+        var allActive = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var watcher = new Informer<Lease>(ResourceClients.Custom<Lease>(client, LeaseResource));
+        void Seen(Lease l)
+        {
+            if (l.Status?.Phase == LeasePhase.Active && active.TryAdd(l.Metadata.Name, Stopwatch.GetTimestamp()) && active.Count == count)
+            {
+                allActive.TrySetResult();
+            }
+        }
+
+        watcher.AddEventHandler(new ResourceEventHandler<Lease>((l, _) => Seen(l), (_, l) => Seen(l)));
+        var watcherTask = Task.Run(() => watcher.RunAsync(stop.Token));
+        var ready = Stopwatch.StartNew();
+        while (!(host.IsReady && controller.Controller.Queue is not null && watcher.HasSynced))
+        {
+            if (ready.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new TimeoutException("the operator's informers did not sync within 30 s");
+            }
+
+            await Task.Delay(20);
+        }
+
+        // Signed just before the burst so the request's age window holds; signing is not part of the measurement.
+        var objects = Enumerable.Range(0, count).Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}")).ToArray();
+        var before = counter.Snapshot();
+        var start = Stopwatch.GetTimestamp();
+        await Task.WhenAll(objects.Select(async (lease, i) =>
+        {
+            sent[i] = Stopwatch.GetTimestamp();
+            await client.CustomObjects.CreateNamespacedCustomObjectAsync(lease, Lease.Group, Lease.Version, Ns, Lease.Plural);
+        }));
+        var appliedIn = Stopwatch.GetElapsedTime(start);
+        var finished = await Task.WhenAny(allActive.Task, Task.Delay(limit)) == allActive.Task;
+        var wall = Stopwatch.GetElapsedTime(start);
+        var during = counter.Snapshot().Skip(before.Count).ToList();
+
+        // Let stragglers (events written after the status) land, then measure an idle window on both sides of the wire.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var settled = counter.Snapshot();
+        var toSettle = settled.Skip(before.Count).ToList();
+        var serverBefore = server.Requests;
+        var idleStart = counter.Snapshot().Count;
+        var idleClock = Stopwatch.StartNew();
+        await Task.Delay(idle);
+        var idleElapsed = idleClock.Elapsed;
+        var idleRequests = counter.Snapshot().Skip(idleStart).ToList();
+        var serverIdle = NewSince(serverBefore, server.Requests);
+
+        var latencies = Enumerable.Range(0, count)
+            .Where(i => active.ContainsKey($"lease-{i:D4}"))
+            .Select(i => Stopwatch.GetElapsedTime(sent[i], active[$"lease-{i:D4}"]).TotalMilliseconds)
+            .Order()
+            .ToArray();
+        Console.WriteLine();
+        Console.WriteLine($"== workers {workers}: {active.Count}/{count} Active{(finished ? string.Empty : $" (TIMED OUT after {limit.TotalMinutes:0} min)")}, creates sent in {appliedIn.TotalMilliseconds:0} ms, last Active after {wall.TotalMilliseconds:0} ms");
+        if (latencies.Length > 0)
+        {
+            Console.WriteLine($"create -> Active: p50 {Percentile(latencies, 0.50):0} ms, p90 {Percentile(latencies, 0.90):0} ms, p99 {Percentile(latencies, 0.99):0} ms, max {latencies[^1]:0} ms");
+        }
+
+        Console.WriteLine($"escrow: {escrow.Debits} debits, {escrow.PledgeCalls} pledge calls");
+        Report("operator requests until all Active", during, count);
+        Report("operator requests including 2 s settle", toSettle, count);
+        var perMinute = 60 / idleElapsed.TotalSeconds;
+        var idleNonWatch = idleRequests.Count(r => r.Verb != "watch");
+        var serverIdleNonWatch = serverIdle.Count(r => !r.Query.Contains("watch=true", StringComparison.OrdinalIgnoreCase));
+        Console.WriteLine($"idle {idleElapsed.TotalSeconds:0.0} s: operator sent {idleNonWatch} non-watch requests ({idleNonWatch * perMinute:0.0}/min) and {idleRequests.Count - idleNonWatch} watch requests; "
+            + $"the server logged {serverIdleNonWatch} non-watch ({serverIdleNonWatch * perMinute:0.0}/min) of {serverIdle.Count} requests");
+        foreach (var group in idleRequests.GroupBy(r => $"{r.Verb} {r.Resource}").OrderByDescending(g => g.Count()))
+        {
+            Console.WriteLine($"  idle: {group.Key} x{group.Count()}");
+        }
+
+        await stop.CancelAsync();
+        await Quietly(hostTask);
+        await Quietly(watcherTask);
+        return finished;
+    }
+
+    private static void Report(string title, List<Call> calls, int count)
+    {
+        var writes = calls.Where(c => c.IsWrite).ToList();
+        var events = writes.Count(c => c.Resource == "events");
+        Console.WriteLine($"{title}: {calls.Count} requests, {writes.Count} writes = {(double)writes.Count / count:0.00}/lease "
+            + $"({(double)(writes.Count - events) / count:0.00}/lease without events, {(double)events / count:0.00} events/lease), "
+            + $"{calls.Count(c => !c.IsWrite)} reads, {calls.Count(c => c.Status >= 400)} answered >= 400");
+        foreach (var group in calls.GroupBy(c => $"{c.Verb} {c.Resource}").OrderByDescending(g => g.Count()))
+        {
+            var failed = group.Count(c => c.Status >= 400);
+            var codes = failed == 0 ? string.Empty : " (" + string.Join(", ", group.Where(c => c.Status >= 400).GroupBy(c => c.Status).Select(g => $"{g.Count()}x{g.Key}")) + ")";
+            Console.WriteLine($"  {group.Key,-34} {group.Count(),6}  {(double)group.Count() / count,5:0.00}/lease{codes}");
+        }
+    }
+
+    private static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
+
+    /// <summary>
+    /// The server's log keeps the last 10,000 requests, so entries new since <paramref name="before"/> are found by
+    /// aligning the old tail inside the new log rather than by index.
+    /// </summary>
+    private static List<RecordedRequest> NewSince(IReadOnlyList<RecordedRequest> before, IReadOnlyList<RecordedRequest> after)
+    {
+        const int Probe = 50;
+        var tail = before.Skip(Math.Max(0, before.Count - Probe)).ToArray();
+        for (var end = after.Count; end >= tail.Length; end--)
+        {
+            if (Enumerable.Range(0, tail.Length).All(k => after[end - tail.Length + k] == tail[k]))
+            {
+                return after.Skip(end).ToList();
+            }
+        }
+
+        throw new InvalidOperationException("the server's request log rolled over during the idle window; shorten the window");
+    }
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static async Task CreateNodeAsync(Kubernetes client, int i, CancellationToken ct)
+    {
+        var name = $"gke-bench-{i:D4}";
+        var pool = $"bench-{i:D4}";
+        var node = new V1Node
+        {
+            Metadata = new V1ObjectMeta
+            {
+                Name = name,
+                Labels = new Dictionary<string, string>
+                {
+                    [TpuLabels.Accelerator] = Accelerator,
+                    [TpuLabels.Topology] = Topology,
+                    [TpuLabels.NodePool] = pool,
+                    ["kubernetes.io/hostname"] = name,
+                },
+            },
+            Spec = new V1NodeSpec { Taints = [new V1Taint { Key = TpuLabels.GkeTpuTaintKey, Value = TpuLabels.GkeTpuTaintValue, Effect = TpuLabels.NoSchedule }] },
+            Status = NodeStatus(),
+        };
+        var created = await client.CoreV1.CreateNodeAsync(node, cancellationToken: ct);
+        if (created.Status?.Allocatable?.ContainsKey(TpuLabels.TpuResource) != true)
+        {
+            // Like a real API server, the test server may ignore status on create: the kubelet's part is a status write.
+            created.Status = NodeStatus();
+            await client.CoreV1.ReplaceNodeStatusAsync(created, name, cancellationToken: ct);
+        }
+    }
+
+    private static V1NodeStatus NodeStatus() => new()
+    {
+        Capacity = new Dictionary<string, ResourceQuantity> { [TpuLabels.TpuResource] = new(ChipsPerHost.ToString(CultureInfo.InvariantCulture)) },
+        Allocatable = new Dictionary<string, ResourceQuantity> { [TpuLabels.TpuResource] = new(ChipsPerHost.ToString(CultureInfo.InvariantCulture)) },
+        Conditions = [new V1NodeCondition { Type = "Ready", Status = "True" }],
+    };
+
+    private static Lease BuildLease(PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow, string name)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var m = new LeaseRequest(
+            MessageKinds.Request,
+            renter.Identity.ToPublicKeys(),
+            leaser.Identity.Address,
+            escrow.Identity.Address,
+            Accelerator,
+            Topology,
+            ChipsPerHost,
+            3600,
+            new DateTimeOffset(now.UtcTicks - (now.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero),
+            Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
+            new Money("1000000", "uusd"),
+            new Money("500000", "uusd"),
+            new LeaseRef(Ns, name));
+        var envelope = JsonNode.Parse(RpoiEquations.SignRequest(m, renter).ToJson())!.AsObject();
+        return new Lease
+        {
+            ApiVersion = $"{Lease.Group}/{Lease.Version}",
+            Kind = "Lease",
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = Ns },
+            Spec = new LeaseSpec
+            {
+                Request = new SignedLeaseRequest
+                {
+                    Payload = (JsonObject)envelope["payload"]!.DeepClone(),
+                    Signer = envelope["signer"]!.GetValue<string>(),
+                    Sig = envelope["sig"]!.GetValue<string>(),
+                },
+            },
+        };
+    }
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Rpoi.Operator.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"Rpoi.Operator.sln not found above {AppContext.BaseDirectory}; run the benchmark from the repository");
+    }
+
+    /// <summary>One request the operator sent: Kubernetes verb, resource (with subresource), answer.</summary>
+    private sealed record Call(string Verb, string Resource, int Status)
+    {
+        public bool IsWrite => Verb is "create" or "update" or "patch" or "delete" or "deletecollection";
+    }
+
+    /// <summary>Counts every request on the operator's client by verb and resource.</summary>
+    private sealed class CountingHandler : DelegatingHandler
+    {
+        private readonly ConcurrentQueue<Call> calls = new();
+
+        public List<Call> Snapshot() => [.. calls];
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            calls.Enqueue(Classify(request, (int)response.StatusCode));
+            return response;
+        }
+
+        private static Call Classify(HttpRequestMessage request, int status)
+        {
+            var uri = request.RequestUri!;
+            var segments = uri.AbsolutePath.Trim('/').Split('/');
+
+            // /api/v1/... or /apis/<group>/<version>/...
+            var rest = segments[0] == "api" ? segments[2..] : segments[0] == "apis" && segments.Length > 3 ? segments[3..] : [];
+            if (rest.Length > 2 && rest[0] == "namespaces")
+            {
+                rest = rest[2..];
+            }
+
+            var resource = rest.Length switch
+            {
+                0 => uri.AbsolutePath,
+                1 or 2 => rest[0],
+                _ => $"{rest[0]}/{rest[2]}",
+            };
+            var named = rest.Length >= 2;
+            var verb = request.Method.Method switch
+            {
+                "POST" => "create",
+                "PUT" => "update",
+                "PATCH" => "patch",
+                "DELETE" => named ? "delete" : "deletecollection",
+                _ when uri.Query.Contains("watch=true", StringComparison.OrdinalIgnoreCase) || uri.Query.Contains("watch=1", StringComparison.Ordinal) => "watch",
+                _ => named ? "get" : "list",
+            };
+            return new Call(verb, resource, status);
+        }
+    }
+}
