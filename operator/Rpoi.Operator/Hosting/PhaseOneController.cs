@@ -99,7 +99,8 @@ public sealed class PhaseOneController
             return [];
         }
 
-        return queue.Waiting(new TpuShape(accelerator, topology)).Select(e => new ObjectKey(e.Lease.Namespace, e.Lease.Name));
+        // Only the head of the queue may claim, so only the head is woken (see AllocationQueue.Leave).
+        return queue.Waiting(new TpuShape(accelerator, topology)).Take(1).Select(e => new ObjectKey(e.Lease.Namespace, e.Lease.Name));
     }
 
     /// <summary>A lease the cache shows waiting in the queue (status Pending with a queue position).</summary>

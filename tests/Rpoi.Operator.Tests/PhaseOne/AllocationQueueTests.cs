@@ -36,7 +36,26 @@ public sealed class AllocationQueueTests
     }
 
     [Fact]
-    public void Leaving_wakes_the_leases_behind_and_freed_capacity_wakes_all()
+    public void An_older_lease_entering_late_wakes_the_leases_it_moves_back()
+    {
+        var queue = new AllocationQueue();
+        var woken = new List<string>();
+        queue.Changed += ids => woken.AddRange(ids.Select(i => i.Name));
+        queue.Enter(Entry("b", 2));
+        queue.Enter(Entry("c", 3));
+        Assert.Empty(woken);
+
+        Assert.Equal(1, queue.Enter(Entry("a", 1)));
+        Assert.Equal(["b", "c"], woken);
+        Assert.Equal(2, queue.PositionOf(Entry("b", 2).Lease));
+
+        woken.Clear();
+        queue.Enter(Entry("a", 1));
+        Assert.Empty(woken);
+    }
+
+    [Fact]
+    public void Leaving_and_freed_capacity_wake_only_the_new_head()
     {
         var queue = new AllocationQueue();
         var woken = new List<string>();
@@ -46,7 +65,7 @@ public sealed class AllocationQueueTests
         queue.Enter(Entry("c", 3));
 
         queue.Leave(Entry("a", 1).Lease);
-        Assert.Equal(["b", "c"], woken);
+        Assert.Equal(["b"], woken);
         Assert.Equal(1, queue.PositionOf(Entry("b", 2).Lease));
 
         woken.Clear();
@@ -54,7 +73,7 @@ public sealed class AllocationQueueTests
         Assert.Empty(woken);
 
         queue.CapacityFreed(Small);
-        Assert.Equal(["b", "c"], woken);
+        Assert.Equal(["b"], woken);
 
         woken.Clear();
         queue.Forget("ns", "b");

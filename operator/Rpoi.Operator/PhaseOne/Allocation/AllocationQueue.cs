@@ -67,11 +67,28 @@ public sealed class AllocationQueue
             Seed(source());
         }
 
+        int position;
+        IReadOnlyList<LeaseIdentity> behind = [];
         lock (gate)
         {
-            AddLocked(entry);
-            return byShape[entry.Shape].IndexOf(byUid[entry.Lease.Uid]) + 1;
+            var added = AddLocked(entry);
+            var queue = byShape[entry.Shape];
+            position = queue.IndexOf(byUid[entry.Lease.Uid]) + 1;
+
+            // An older lease reconciled after younger ones moves them back a place: wake those so the positions they
+            // recorded stay true. Leases usually enter in creation order (appended), so this is rare.
+            if (added && position < queue.Count)
+            {
+                behind = queue.Skip(position).Select(e => e.Lease).ToList();
+            }
         }
+
+        if (behind.Count > 0)
+        {
+            Changed?.Invoke(behind);
+        }
+
+        return position;
     }
 
     /// <summary>1-based position of the lease in its queue, or 0 when it is not waiting.</summary>
@@ -84,7 +101,11 @@ public sealed class AllocationQueue
         }
     }
 
-    /// <summary>Removes the lease (it claimed its chips, failed or was deleted). Wakes the leases behind it.</summary>
+    /// <summary>
+    /// Removes the lease (it claimed its chips, failed or was deleted). Wakes only the new head of its queue: under
+    /// strict FIFO nobody else may claim, and waking every waiter made each claim cost O(waiting) reconciles and status
+    /// writes, O(n²) for n queued leases (BENCHMARKS.md, phase I).
+    /// </summary>
     public void Leave(LeaseIdentity lease)
     {
         ArgumentNullException.ThrowIfNull(lease);
@@ -98,7 +119,7 @@ public sealed class AllocationQueue
 
             var queue = byShape[entry.Shape];
             queue.Remove(entry);
-            wake = queue.Select(e => e.Lease).ToList();
+            wake = queue.Take(1).Select(e => e.Lease).ToList();
         }
 
         if (wake.Count > 0)
@@ -122,14 +143,14 @@ public sealed class AllocationQueue
         }
     }
 
-    /// <summary>Capacity of <paramref name="shape"/> was freed: wakes every lease waiting for it.</summary>
+    /// <summary>Capacity of <paramref name="shape"/> was freed: wakes the head of its queue, the only lease that may claim.</summary>
     public void CapacityFreed(TpuShape shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         IReadOnlyList<LeaseIdentity> wake;
         lock (gate)
         {
-            wake = byShape.TryGetValue(shape, out var queue) ? queue.Select(e => e.Lease).ToList() : [];
+            wake = byShape.TryGetValue(shape, out var queue) ? queue.Take(1).Select(e => e.Lease).ToList() : [];
         }
 
         if (wake.Count > 0)
@@ -147,11 +168,11 @@ public sealed class AllocationQueue
         }
     }
 
-    private void AddLocked(QueuedLease entry)
+    private bool AddLocked(QueuedLease entry)
     {
         if (byUid.ContainsKey(entry.Lease.Uid))
         {
-            return;
+            return false;
         }
 
         if (!byShape.TryGetValue(entry.Shape, out var queue))
@@ -163,5 +184,6 @@ public sealed class AllocationQueue
         var index = queue.BinarySearch(entry, Order);
         queue.Insert(index < 0 ? ~index : index, entry);
         byUid[entry.Lease.Uid] = entry;
+        return true;
     }
 }
