@@ -65,7 +65,9 @@ public sealed class PhaseOneController
         ArgumentNullException.ThrowIfNull(escrow);
         var client = builder.Client;
         var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
-        var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>());
+        // The Node informer feeds both the wake-ups below and the provider's lookups (no node list per reconcile).
+        var nodes = builder.Informer(ResourceClients.Nodes(client));
+        var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>(), nodes);
         var queue = new AllocationQueue();
         var access = new LeaseAccess(client, builder.Time, options.LeaseUserClusterRole);
         var recorder = events ?? new KubeEventRecorder(client, "rpoi.io/operator", Environment.MachineName, builder.Time, builder.LoggerFactory.CreateLogger<KubeEventRecorder>());
@@ -76,7 +78,6 @@ public sealed class PhaseOneController
         var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler);
 
         // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
-        var nodes = builder.Informer(ResourceClients.Nodes(client));
         controller.Watch(nodes, node => WaitingFor(queue, node));
         queue.Changed += waiting =>
         {

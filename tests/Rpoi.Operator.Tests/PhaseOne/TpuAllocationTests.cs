@@ -1,6 +1,7 @@
 using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
+using Rpoi.Kube.Informers;
 using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Operator.Tests.Support;
 
@@ -46,6 +47,59 @@ public sealed class TpuAllocationTests : IAsyncLifetime
         Assert.Equal(before.Metadata.Labels, after.Metadata.Labels);
         Assert.Equal(KubernetesJson.Serialize(before.Spec.Taints), KubernetesJson.Serialize(after.Spec.Taints));
         Assert.Null(await provider.FindClaimAsync(Lease("a"), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Lookups_read_the_node_cache_and_confirm_a_miss_only_for_a_lease_claimed_here()
+    {
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "pool-a", hosts: 2);
+        var counter = new NodeListCounter();
+        var client = new Kubernetes(new KubernetesClientConfiguration { Host = env.Server.Url, AccessToken = env.Server.Options.Token }, counter);
+        var informer = new Informer<V1Node>(ResourceClients.Nodes(client));
+        using var stop = new CancellationTokenSource();
+        var run = informer.RunAsync(stop.Token);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        // Stopping the informer freezes its cache: every write below is one the cache never sees.
+        await stop.CancelAsync();
+        await run;
+        var provider = new GkeTpuProvider(client, env.Time, NullLogger<GkeTpuProvider>.Instance, informer);
+
+        var lists = counter.Count;
+        Assert.Null(await provider.FindClaimAsync(Lease("queued"), CancellationToken.None));
+        Assert.Equal(8, Assert.Single(await provider.GetCapacityAsync(CancellationToken.None)).FreeChips);
+        Assert.Equal(lists, counter.Count);
+
+        var claim = Assert.IsType<TpuClaimOutcome.Claimed>(await provider.ClaimAsync(new TpuClaimRequest(Lease("a"), V5e2x2, 4), CancellationToken.None)).Claim;
+        // The cache does not show the marks; a lease claimed here is looked up on the API server instead.
+        lists = counter.Count;
+        var found = await provider.FindClaimAsync(Lease("a"), CancellationToken.None);
+        Assert.Equal(claim.Nodes, found?.Nodes);
+        Assert.Equal(lists + 1, counter.Count);
+
+        await provider.ReleaseAsync(Lease("a"), CancellationToken.None);
+        lists = counter.Count;
+        Assert.Null(await provider.FindClaimAsync(Lease("a"), CancellationToken.None));
+        Assert.Equal(lists, counter.Count);
+    }
+
+    /// <summary>Counts node list requests as the client sends them (the server's log is written after it answers).</summary>
+    private sealed class NodeListCounter : DelegatingHandler
+    {
+        private int count;
+
+        public int Count => Volatile.Read(ref count);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var uri = request.RequestUri;
+            if (request.Method == HttpMethod.Get && uri is not null && uri.AbsolutePath.EndsWith("/nodes", StringComparison.Ordinal)
+                && !uri.Query.Contains("watch=true", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref count);
+            }
+
+            return base.SendAsync(request, cancellationToken);
+        }
     }
 
     [Fact]

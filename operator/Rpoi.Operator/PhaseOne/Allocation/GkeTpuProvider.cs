@@ -6,6 +6,7 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
+using Rpoi.Kube.Informers;
 
 namespace Rpoi.Operator.PhaseOne.Allocation;
 
@@ -14,6 +15,8 @@ namespace Rpoi.Operator.PhaseOne.Allocation;
 /// an annotation with the lease's UID and a <c>rpoi.io/lease=&lt;namespace&gt;:NoSchedule</c> taint, written with
 /// PUT carrying the node's resourceVersion: the API server refuses a write based on a stale read (409), so
 /// two leases or two operator replicas can never both believe they hold one node.
+/// Reads that only look (<see cref="FindClaimAsync"/>, <see cref="GetCapacityAsync"/>) use the Node informer's cache
+/// when one is given and synced; claims and releases always list from the API server.
 /// </summary>
 public sealed class GkeTpuProvider : ITpuProvider
 {
@@ -28,21 +31,31 @@ public sealed class GkeTpuProvider : ITpuProvider
     // Serialises claims of one shape inside this process: the API's optimistic concurrency is the real guard,
     // this only spares our own reconcilers from racing each other into 409s.
     private readonly ConcurrentDictionary<TpuShape, SemaphoreSlim> shapeLocks = new();
+    private readonly Informer<V1Node>? nodeCache;
+    // Leases this process claimed nodes for and has not released: the cache may not show all their marks yet, so their
+    // look-ups go to the API server (an Active lease must never look unallocated or partly allocated).
+    private readonly ConcurrentDictionary<string, byte> claimedHere = new(StringComparer.Ordinal);
 
     /// <summary>Creates the provider.</summary>
-    public GkeTpuProvider(IKubernetes client, TimeProvider time, ILogger<GkeTpuProvider> logger)
+    /// <param name="client">The API client (claims, releases, and reads when there is no synced cache).</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">The logger.</param>
+    /// <param name="nodeCache">The Node informer; when given, lookups read its cache instead of listing nodes per reconcile.</param>
+    public GkeTpuProvider(IKubernetes client, TimeProvider time, ILogger<GkeTpuProvider> logger, Informer<V1Node>? nodeCache = null)
     {
         this.client = client;
         this.time = time;
         this.logger = logger;
+        this.nodeCache = nodeCache;
     }
 
     /// <inheritdoc/>
     public async Task<IReadOnlyList<TpuCapacity>> GetCapacityAsync(CancellationToken cancellationToken)
     {
-        var list = await client.CoreV1.ListNodeAsync(labelSelector: TpuLabels.Accelerator, cancellationToken: cancellationToken).ConfigureAwait(false);
+        IEnumerable<V1Node> nodes = CachedNodes()?.Where(n => n.Metadata.Labels?.ContainsKey(TpuLabels.Accelerator) == true)
+            ?? (await client.CoreV1.ListNodeAsync(labelSelector: TpuLabels.Accelerator, cancellationToken: cancellationToken).ConfigureAwait(false)).Items;
         var result = new List<TpuCapacity>();
-        var byShape = list.Items
+        var byShape = nodes
             .Where(n => n.Metadata.Labels?.ContainsKey(TpuLabels.Topology) == true)
             .GroupBy(n => new TpuShape(n.Metadata.Labels[TpuLabels.Accelerator], n.Metadata.Labels[TpuLabels.Topology]));
         foreach (var group in byShape.OrderBy(g => g.Key.Accelerator, StringComparer.Ordinal).ThenBy(g => g.Key.Topology, StringComparer.Ordinal))
@@ -142,6 +155,7 @@ public sealed class GkeTpuProvider : ITpuProvider
             if (!lost)
             {
                 var claim = ToClaim(shape, marked);
+                claimedHere[uid] = 0;
                 logger.LogInformation("Lease {Lease} claimed {Chips} chips on {Nodes}", request.Lease, claim.Chips, string.Join(",", claim.Nodes));
                 return new TpuClaimOutcome.Claimed(claim);
             }
@@ -160,7 +174,15 @@ public sealed class GkeTpuProvider : ITpuProvider
     public async Task<TpuClaim?> FindClaimAsync(LeaseIdentity lease, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        var nodes = await ListHeldAsync(lease, cancellationToken).ConfigureAwait(false);
+        // A synced cache can only lag behind marks this process wrote moments ago (all or part of a claim), so leases
+        // claimed here are read from the API server; a lease that never claimed here (the queued ones, nearly every
+        // reconcile of a burst) costs no API request.
+        var nodes = claimedHere.ContainsKey(lease.Uid) ? null : CachedNodes() is { } all ? HeldBy(all, lease) : null;
+        if (nodes is null)
+        {
+            nodes = await ListHeldAsync(lease, cancellationToken).ConfigureAwait(false);
+        }
+
         if (nodes.Count == 0)
         {
             return null;
@@ -178,6 +200,7 @@ public sealed class GkeTpuProvider : ITpuProvider
         ArgumentNullException.ThrowIfNull(lease);
         var nodes = await ListHeldAsync(lease, cancellationToken).ConfigureAwait(false);
         await UnmarkAsync(nodes, lease.Uid, cancellationToken).ConfigureAwait(false);
+        claimedHere.TryRemove(lease.Uid, out _);
         if (nodes.Count > 0)
         {
             logger.LogInformation("Lease {Lease} released {Nodes}", lease, string.Join(",", nodes.Select(n => n.Metadata.Name)));
@@ -197,8 +220,19 @@ public sealed class GkeTpuProvider : ITpuProvider
     {
         var selector = $"{TpuLabels.LeaseNamespaceLabel}={lease.Namespace},{TpuLabels.LeaseNameLabel}={lease.Name}";
         var list = await client.CoreV1.ListNodeAsync(labelSelector: selector, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return list.Items.Where(n => TpuSlices.OwnerOf(n) == lease.Uid).OrderBy(n => n.Metadata.Name, StringComparer.Ordinal).ToList();
+        return HeldBy(list.Items, lease);
     }
+
+    /// <summary>The nodes marked for <paramref name="lease"/> (labels and UID annotation), by name.</summary>
+    private static List<V1Node> HeldBy(IEnumerable<V1Node> nodes, LeaseIdentity lease) =>
+        nodes.Where(n => TpuSlices.LabelOf(n, TpuLabels.LeaseNamespaceLabel) == lease.Namespace
+                && TpuSlices.LabelOf(n, TpuLabels.LeaseNameLabel) == lease.Name
+                && TpuSlices.OwnerOf(n) == lease.Uid)
+            .OrderBy(n => n.Metadata.Name, StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>The informer's nodes, or null when there is no cache or it has not synced yet (then callers list).</summary>
+    private IReadOnlyList<V1Node>? CachedNodes() => nodeCache is { HasSynced: true } cache ? cache.Store.List() : null;
 
     private static TpuClaim ToClaim(TpuShape shape, IEnumerable<V1Node> nodes)
     {
