@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using k8s;
@@ -67,7 +68,10 @@ internal static class PhaseOneBenchmark
         var crdFile = Path.Combine(FindRoot(), "crds", "rpoi.io_leases.yaml");
         await client.ApiextensionsV1.CreateCustomResourceDefinitionAsync(KubernetesYaml.Deserialize<V1CustomResourceDefinition>(await File.ReadAllTextAsync(crdFile)));
         await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = Ns } });
+        var setupCpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var setupClock = Stopwatch.StartNew();
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await CreateNodeAsync(client, i, ct));
+        Console.WriteLine($"setup: {count} node creates in {setupClock.ElapsedMilliseconds} ms, {(Process.GetCurrentProcess().TotalProcessorTime - setupCpu).TotalMilliseconds / count:0.000} ms CPU per node create (server and client, no watchers yet)");
 
         var renter = PartyKeyPair.Generate(PartyRole.Renter);
         var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
@@ -114,6 +118,8 @@ internal static class PhaseOneBenchmark
         // Signed just before the burst so the request's age window holds; signing is not part of the measurement.
         var objects = Enumerable.Range(0, count).Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}")).ToArray();
         var before = counter.Snapshot();
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        int[] gcBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         var start = Stopwatch.GetTimestamp();
         await Task.WhenAll(objects.Select(async (lease, i) =>
         {
@@ -123,6 +129,8 @@ internal static class PhaseOneBenchmark
         var appliedIn = Stopwatch.GetElapsedTime(start);
         var finished = await Task.WhenAny(allActive.Task, Task.Delay(limit)) == allActive.Task;
         var wall = Stopwatch.GetElapsedTime(start);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+        var gcs = string.Join("/", Enumerable.Range(0, 3).Select(g => GC.CollectionCount(g) - gcBefore[g]));
         var during = counter.Snapshot().Skip(before.Count).ToList();
 
         // Let stragglers (events written after the status) land, then measure an idle window on both sides of the wire.
@@ -149,7 +157,8 @@ internal static class PhaseOneBenchmark
             Console.WriteLine($"create -> Active: p50 {Percentile(latencies, 0.50):0} ms, p90 {Percentile(latencies, 0.90):0} ms, p99 {Percentile(latencies, 0.99):0} ms, max {latencies[^1]:0} ms");
         }
 
-        Console.WriteLine($"escrow: {escrow.Debits} debits, {escrow.PledgeCalls} pledge calls");
+        Console.WriteLine($"process CPU (API server, operator, benchmark client) until all Active: {cpu.TotalSeconds:0.00} s = {cpu / wall:0.00} cores of {Environment.ProcessorCount}, {cpu.TotalMilliseconds / count:0.00} ms per lease; GCs gen0/1/2 {gcs}, {(GCSettings.IsServerGC ? "server" : "workstation")} GC");
+        Console.WriteLine($"escrow: {escrow.Debits} debits, {escrow.PledgeCalls} pledge calls; {controller.Controller.ReconcileCount} Lease reconciles ({(double)controller.Controller.ReconcileCount / count:0.00} per lease)");
         Report("operator requests until all Active", during, count);
         Report("operator requests including 2 s settle", toSettle, count);
         var perMinute = 60 / idleElapsed.TotalSeconds;

@@ -173,6 +173,46 @@ public sealed class ClusterCommandTests(ClusterFixture cluster) : IClassFixture<
         Assert.NotNull(stored);
     }
 
+    [Fact]
+    public async Task Rate_falls_back_to_the_leases_status_grant_digest_and_says_it_is_unverified()
+    {
+        var name = await RequestAsync("rate-status");
+        var grant = await cluster.ActivateAsync(name);
+        // 'access' never ran on this machine and the Secret is gone: only the operator's record is left.
+        await cluster.Client.CoreV1.DeleteNamespacedSecretAsync(GrantIssuer.SecretName(name), ClusterFixture.Namespace);
+        var missing = await Run("rate", name, "--score", "3");
+        Assert.Equal(ExitCodes.NotFound, missing.ExitCode);
+        Assert.Contains("no status.grantDigest", missing.Err, StringComparison.Ordinal);
+
+        var digest = RpoiEquations.GrantDigest(grant);
+        await cluster.PatchStatusAsync(name, new { grantDigest = digest });
+        var result = await Run("rate", name, "--score", "3");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("status.grantDigest", result.Err, StringComparison.Ordinal);
+        Assert.Contains("did not verify", result.Err, StringComparison.Ordinal);
+        var signed = Signed<RenterRating>.Parse(Yaml.ReadAll(result.Out).Single()!["spec"]!["signedRating"]!.ToJsonString()).Value;
+        Assert.Equal(digest, signed.Payload.GrantDigest);
+    }
+
+    [Fact]
+    public async Task Rate_keeps_the_digest_it_verified_and_warns_when_the_status_records_another()
+    {
+        var name = await RequestAsync("rate-mismatch");
+        var grant = await cluster.ActivateAsync(name);
+        Assert.Equal(0, (await Run("access", name)).ExitCode);
+        var recorded = new string('e', 64);
+        await cluster.PatchStatusAsync(name, new { grantDigest = recorded });
+
+        var result = await Run("rate", name, "--score", "2");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var signed = Signed<RenterRating>.Parse(Yaml.ReadAll(result.Out).Single()!["spec"]!["signedRating"]!.ToJsonString()).Value;
+        Assert.Equal(RpoiEquations.GrantDigest(grant), signed.Payload.GrantDigest);
+        Assert.Contains($"status.grantDigest is {recorded}", result.Err, StringComparison.Ordinal);
+        Assert.Contains("GrantDigestMismatch", result.Err, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("6")]

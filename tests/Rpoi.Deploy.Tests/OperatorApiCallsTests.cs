@@ -30,12 +30,12 @@ public sealed partial class OperatorApiCallsTests
     /// <summary>Derived by reading the code (grep CoreV1., CustomObjects., RbacAuthorizationV1., CoordinationV1., EventsV1., ResourceClients., LeaseLock).</summary>
     public static IReadOnlyList<ApiCall> Calls { get; } =
     [
-        // Leases and Ratings through ResourceClients.Custom<T>: informers (list, watch), fresh reads (get), finalizers and
-        // grant annotations (JSON/merge patch of metadata), status (merge patch of /status).
+        // Leases and Ratings through ResourceClients.Custom<T>: informers (list, watch), fresh reads (get), finalizers
+        // (JSON/merge patch of metadata), status (merge patch of /status; the grant's record lives there).
         new("ResourceClients.Custom<Lease>", "rpoi.io", "leases", "list", Scope.Cluster, null, "Rpoi.Kube informer (PhaseOneController, PhaseTwoController)"),
         new("ResourceClients.Custom<Lease>", "rpoi.io", "leases", "watch", Scope.Cluster, null, "Rpoi.Kube informer"),
-        new("ResourceClients.Custom<Lease>", "rpoi.io", "leases", "get", Scope.Cluster, null, "LeaseReconciler.FinalizeAsync (fresh read)"),
-        new("ResourceClients.Custom<Lease>", "rpoi.io", "leases", "patch", Scope.Cluster, null, "Finalizers.AddAsync/RemoveAsync, LeaseReconciler (grant annotations)"),
+        new("ResourceClients.Custom<Lease>", "rpoi.io", "leases", "get", Scope.Cluster, null, "LeaseReconciler.FinalizeAsync and before issuing a grant (fresh read)"),
+        new("ResourceClients.Custom<Lease>", "rpoi.io", "leases", "patch", Scope.Cluster, null, "Finalizers.AddAsync/RemoveAsync"),
         new("ResourceClients.Custom<Lease>", "rpoi.io", "leases/status", "patch", Scope.Cluster, null, "LeaseStatusWriter, phase II settlement"),
         new("ResourceClients.Custom<Rating>", "rpoi.io", "ratings", "list", Scope.Cluster, null, "Rpoi.Kube informer (PhaseTwoController)"),
         new("ResourceClients.Custom<Rating>", "rpoi.io", "ratings", "watch", Scope.Cluster, null, "Rpoi.Kube informer"),

@@ -17,7 +17,7 @@ internal static partial class RateCommand
         var lease = new Argument<string>("lease") { Description = "The Lease's name." };
         var score = new Option<int>("--score") { Description = "Your rating of the leaser, 1 (worst) to 5 (best).", Required = true };
         var comment = new Option<string>("--comment") { Description = "A comment (at most 1024 characters).", DefaultValueFactory = _ => "" };
-        var digest = new Option<string?>("--grant-digest") { Description = "The hex SHA-256 of σ, when neither the access Secret nor 'kubectl rpoi access' left it on this machine." };
+        var digest = new Option<string?>("--grant-digest") { Description = "The hex SHA-256 of σ, instead of the one from the access Secret, 'kubectl rpoi access' on this machine, or the Lease's status.grantDigest." };
         var leaserIdentity = new Option<string?>("--leaser-identity") { Description = "β's public identity file, instead of the one in the operator's discovery ConfigMap." };
         var apply = new Option<bool>("--apply") { Description = "Create the Rating in the cluster instead of printing it." };
         var format = new Option<string>("--output", "-o") { Description = "Print format: yaml or json.", DefaultValueFactory = _ => "yaml" };
@@ -51,7 +51,7 @@ internal static partial class RateCommand
             var ns = ctx.Namespace;
             var (current, _) = await ctx.GetLeaseAsync(name, ct).ConfigureAwait(false);
             var em = CliContext.RequestOf(current);
-            var grantDigest = given ?? await DigestAsync(ctx, name, em, keys, parse.GetValue(leaserIdentity), ct).ConfigureAwait(false);
+            var grantDigest = given ?? await DigestAsync(ctx, current, em, keys, parse.GetValue(leaserIdentity), ct).ConfigureAwait(false);
 
             var signed = RpoiEquations.SignRenterRating(em, grantDigest, new Rating(s, text, ctx.Time.GetUtcNow()), keys);
             var check = RpoiEquations.VerifyRenterRating(signed, em, grantDigest);
@@ -80,28 +80,51 @@ internal static partial class RateCommand
         return command;
     }
 
-    private static async Task<string> DigestAsync(CliContext ctx, string name, Signed<LeaseRequest> em, Protocol.Keys.PartyKeyPair keys, string? leaserIdentity, CancellationToken ct)
+    /// <summary>
+    /// digest(σ), most trusted source first: the access Secret opened and verified now, what this machine verified when
+    /// it opened the grant, then the operator's record in <c>status.grantDigest</c> (β's word, which the renter did not
+    /// verify: said on stderr). A verified digest that differs from the operator's record is warned about, because the
+    /// operator refuses a rating that names another digest.
+    /// </summary>
+    private static async Task<string> DigestAsync(CliContext ctx, Lease lease, Signed<LeaseRequest> em, Protocol.Keys.PartyKeyPair keys, string? leaserIdentity, CancellationToken ct)
     {
         var ns = ctx.Namespace;
+        var name = lease.Metadata.Name;
+        var h = RpoiEquations.TransactionHashOf(em).Hex;
+        var recorded = lease.Status?.TransactionHash == h && lease.Status.GrantDigest is { } d && HexDigest().IsMatch(d) ? d : null;
+        string verified;
         try
         {
             var leaser = await AccessCommand.LeaserIdentityAsync(ctx, leaserIdentity, ct).ConfigureAwait(false);
             var opened = await AccessCommand.OpenAsync(ctx, name, em, keys, leaser, ct).ConfigureAwait(false);
-            return opened.GrantDigest;
+            verified = opened.GrantDigest;
         }
         catch (CliException e) when (e.ExitCode == ExitCodes.NotFound)
         {
             // After the return the Secret is gone: use the digest this machine verified when it opened the grant.
             var cached = GrantCache.Load(ctx.Env, ns, name);
-            var h = RpoiEquations.TransactionHashOf(em).Hex;
             if (cached is not null && cached.H == h)
             {
-                return cached.GrantDigest;
+                verified = cached.GrantDigest;
             }
-
-            throw new CliException(ExitCodes.NotFound,
-                $"cannot find the digest of lease {ns}/{name}'s grant: the access Secret is gone and 'kubectl rpoi access' was not run on this machine while the lease was Active; pass --grant-digest (the lease's rpoi.io/grant-digest annotation, if you trust it)", e);
+            else if (recorded is not null)
+            {
+                ctx.Err.WriteLine($"note: the access Secret is gone and 'kubectl rpoi access' was not run on this machine; rating against the grant digest the operator recorded in lease {ns}/{name}'s status.grantDigest ({recorded}), which this machine did not verify");
+                return recorded;
+            }
+            else
+            {
+                throw new CliException(ExitCodes.NotFound,
+                    $"cannot find the digest of lease {ns}/{name}'s grant: the access Secret is gone, 'kubectl rpoi access' was not run on this machine while the lease was Active, and the Lease has no status.grantDigest for H {h}; pass --grant-digest (the 'grant digest' line of 'kubectl rpoi access'; for a Lease made Active by an older operator, its rpoi.io/grant-digest annotation, if you trust it)", e);
+            }
         }
+
+        if (recorded is not null && recorded != verified)
+        {
+            ctx.Err.WriteLine($"warning: the grant this machine opened has digest {verified}, but lease {ns}/{name}'s status.grantDigest is {recorded}: the operator will refuse this rating (GrantDigestMismatch)");
+        }
+
+        return verified;
     }
 
     [GeneratedRegex("^[0-9a-f]{64}$")]

@@ -81,6 +81,14 @@ public sealed class LeaseStatus
     [JsonPropertyName("accessSecretName")]
     public string? AccessSecretName { get; set; }
 
+    /// <summary>
+    /// Hex SHA-256 of the access grant σ delivered in the access Secret, lower case. Set together with phase Active and
+    /// kept after the Secret is deleted at the return: the renter's rating E(m'') and m_final must name this digest.
+    /// </summary>
+    [JsonPropertyName("grantDigest")]
+    [Pattern("^[0-9a-f]{64}$")]
+    public string? GrantDigest { get; set; }
+
     /// <summary>Position in the allocation queue while the lease waits for chips (1 is next).</summary>
     [JsonPropertyName("queuePosition")]
     public long? QueuePosition { get; set; }

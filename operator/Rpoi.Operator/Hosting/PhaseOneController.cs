@@ -100,8 +100,8 @@ public sealed class PhaseOneController
             return [];
         }
 
-        // Only the head of the queue may claim, so only the head is woken (see AllocationQueue.Leave).
-        return queue.Waiting(new TpuShape(accelerator, topology)).Take(1).Select(e => new ObjectKey(e.Lease.Namespace, e.Lease.Name));
+        // Only the first parked lease is woken; when it claims, its leaving wakes the next (see AllocationQueue.Leave).
+        return queue.FirstParked(new TpuShape(accelerator, topology)).Select(e => new ObjectKey(e.Namespace, e.Name));
     }
 
     /// <summary>A lease the cache shows waiting in the queue (status Pending with a queue position).</summary>
@@ -114,6 +114,6 @@ public sealed class PhaseOneController
             return null;
         }
 
-        return new QueuedLease(LeaseReconciler.IdentityOf(lease), new TpuShape(s.Accelerator, s.Topology), new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)));
+        return new QueuedLease(LeaseReconciler.IdentityOf(lease), new TpuShape(s.Accelerator, s.Topology), new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)), (int)(s.Chips ?? 0));
     }
 }

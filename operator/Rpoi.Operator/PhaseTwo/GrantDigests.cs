@@ -5,8 +5,9 @@ using Rpoi.Protocol.Encoding;
 namespace Rpoi.Operator.PhaseTwo;
 
 /// <summary>
-/// Where the digest of σ comes from in phase II: the Lease's <c>rpoi.io/grant-digest</c> annotation, which phase I
-/// writes on the Lease right after it writes the access Secret (so it survives the Secret's deletion at the return).
+/// Where the digest of σ comes from in phase II: the Lease's <c>status.grantDigest</c>, which phase I writes in the
+/// same status write that makes the Lease Active (so it survives the Secret's deletion at the return). Leases made
+/// Active by older operator versions have it only in the legacy annotation <c>rpoi.io/grant-digest</c>, read as a fallback.
 /// </summary>
 public static class GrantDigests
 {
@@ -20,13 +21,16 @@ public static class GrantDigests
     /// <summary>How sure the operator is of the digest it found.</summary>
     public enum Source
     {
-        /// <summary>The annotation written with the access Secret (its digest, kept after the Secret is deleted).</summary>
-        Annotation,
+        /// <summary><c>status.grantDigest</c>, written with phase Active and kept after the Secret is deleted.</summary>
+        Status,
+
+        /// <summary>The legacy annotation <c>rpoi.io/grant-digest</c> of a Lease made Active by an older operator version.</summary>
+        LegacyAnnotation,
 
         /// <summary>The lease never became Active, so there is no σ: <see cref="NoGrant"/>.</summary>
         NoGrantIssued,
 
-        /// <summary>The lease had a grant but the annotation is missing or malformed: the digest cannot be checked.</summary>
+        /// <summary>The lease had a grant but neither status.grantDigest nor the legacy annotation holds a well-formed one: the digest cannot be checked.</summary>
         Unknown,
     }
 
@@ -34,13 +38,20 @@ public static class GrantDigests
     public static (string? Digest, Source From) Of(Lease lease)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        if (lease.Metadata.Annotations?.TryGetValue(LeaseReconciler.GrantDigestAnnotation, out var value) == true && Codec.TryFromHex(value, 32, out _))
+        if (lease.Status?.GrantDigest is { } digest && IsDigest(digest))
         {
-            return (value, Source.Annotation);
+            return (digest, Source.Status);
+        }
+
+        if (lease.Metadata?.Annotations?.TryGetValue(LeaseReconciler.GrantDigestAnnotation, out var legacy) == true && IsDigest(legacy))
+        {
+            return (legacy, Source.LegacyAnnotation);
         }
 
         return lease.Status?.ActiveSince is null && lease.Status?.AccessSecretName is null
             ? (NoGrant, Source.NoGrantIssued)
             : (null, Source.Unknown);
     }
+
+    private static bool IsDigest(string value) => Codec.TryFromHex(value, 32, out _);
 }

@@ -155,9 +155,10 @@ public static class RatingVerification
         var (_, from) = GrantDigests.Of(lease);
         var digestNote = from switch
         {
-            GrantDigests.Source.Annotation => "the digest of the grant this lease received",
+            GrantDigests.Source.Status => "the digest of the grant this lease received (status.grantDigest)",
+            GrantDigests.Source.LegacyAnnotation => "the digest of the grant this lease received (the legacy rpoi.io/grant-digest annotation)",
             GrantDigests.Source.NoGrantIssued => "the no-grant digest (the lease never became Active)",
-            _ => "a well-formed grant digest (the Lease lost its rpoi.io/grant-digest annotation, so it could not be compared)",
+            _ => "a well-formed grant digest (the Lease has no status.grantDigest, so it could not be compared)",
         };
         return RatingVerdict.Accept($"E(m'') verifies: signed by the renter key {signed.Signer} of this lease's request, for H {signed.Payload.H}, with {digestNote}; score {signedScore}");
     }

@@ -2,15 +2,15 @@ using Rpoi.Operator.PhaseOne.Allocation;
 
 namespace Rpoi.Operator.Tests.PhaseOne;
 
-/// <summary>The FIFO queue: order by creation time, per shape, with wake-ups when the head leaves or capacity frees.</summary>
+/// <summary>The FIFO queue: order by creation time, per shape, with wake-ups for parked leases when the leases ahead move or capacity frees.</summary>
 public sealed class AllocationQueueTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly TpuShape Small = new("tpu-v5-lite-podslice", "2x2");
     private static readonly TpuShape Big = new("tpu-v5-lite-podslice", "4x4");
 
-    private static QueuedLease Entry(string name, int second, TpuShape? shape = null) =>
-        new(new LeaseIdentity("ns", name, "uid-" + name), shape ?? Small, T0.AddSeconds(second));
+    private static QueuedLease Entry(string name, int second, TpuShape? shape = null, int chips = 4) =>
+        new(new LeaseIdentity("ns", name, "uid-" + name), shape ?? Small, T0.AddSeconds(second), chips);
 
     [Fact]
     public void Positions_follow_creation_time_not_arrival_then_namespace_and_name()
@@ -36,17 +36,19 @@ public sealed class AllocationQueueTests
     }
 
     [Fact]
-    public void An_older_lease_entering_late_wakes_the_leases_it_moves_back()
+    public void An_older_lease_entering_late_wakes_the_parked_leases_it_moves_back()
     {
         var queue = new AllocationQueue();
         var woken = new List<string>();
         queue.Changed += ids => woken.AddRange(ids.Select(i => i.Name));
-        queue.Enter(Entry("b", 2));
+        var b = queue.Look(Entry("b", 2));
         queue.Enter(Entry("c", 3));
+        Assert.True(queue.Park(Entry("b", 2).Lease, b));
         Assert.Empty(woken);
 
+        // c is being reconciled (not parked): it sees its new place itself; b recorded a place that is now wrong.
         Assert.Equal(1, queue.Enter(Entry("a", 1)));
-        Assert.Equal(["b", "c"], woken);
+        Assert.Equal(["b"], woken);
         Assert.Equal(2, queue.PositionOf(Entry("b", 2).Lease));
 
         woken.Clear();
@@ -55,14 +57,28 @@ public sealed class AllocationQueueTests
     }
 
     [Fact]
-    public void Leaving_and_freed_capacity_wake_only_the_new_head()
+    public void Look_tells_the_demands_ahead_so_leases_that_fit_claim_side_by_side()
+    {
+        var queue = new AllocationQueue();
+        queue.Enter(Entry("a", 1, chips: 16));
+        queue.Enter(Entry("b", 2));
+        var view = queue.Look(Entry("c", 3));
+        Assert.Equal(3, view.Position);
+        Assert.Equal([new QueuedDemand("uid-a", 16), new QueuedDemand("uid-b", 4)], view.Ahead);
+        Assert.Empty(queue.Look(Entry("other-shape", 0, Big)).Ahead);
+    }
+
+    [Fact]
+    public void Leaving_and_freed_capacity_wake_only_the_first_parked_lease()
     {
         var queue = new AllocationQueue();
         var woken = new List<string>();
         queue.Changed += ids => woken.AddRange(ids.Select(i => i.Name));
         queue.Enter(Entry("a", 1));
-        queue.Enter(Entry("b", 2));
-        queue.Enter(Entry("c", 3));
+        var b = queue.Look(Entry("b", 2));
+        var c = queue.Look(Entry("c", 3));
+        Assert.True(queue.Park(Entry("c", 3).Lease, c));
+        Assert.True(queue.Park(Entry("b", 2).Lease, b));
 
         queue.Leave(Entry("a", 1).Lease);
         Assert.Equal(["b"], woken);
@@ -75,11 +91,36 @@ public sealed class AllocationQueueTests
         queue.CapacityFreed(Small);
         Assert.Equal(["b"], woken);
 
+        // b looks again (no longer parked): the next wake-up goes to c.
+        woken.Clear();
+        queue.Enter(Entry("b", 2));
+        queue.CapacityFreed(Small);
+        Assert.Equal(["c"], woken);
+
         woken.Clear();
         queue.Forget("ns", "b");
         Assert.Equal(["c"], woken);
         queue.CapacityFreed(Big);
         Assert.Equal(["c"], woken);
+    }
+
+    [Fact]
+    public void A_lease_that_decided_to_wait_on_an_old_view_is_told_to_look_again()
+    {
+        var queue = new AllocationQueue();
+        var woken = new List<string>();
+        queue.Changed += ids => woken.AddRange(ids.Select(i => i.Name));
+        queue.Enter(Entry("a", 1));
+        var seen = queue.Look(Entry("b", 2));
+        // a leaves (its room comes back) while b is still deciding: the wake-up finds nobody parked...
+        queue.Leave(Entry("a", 1).Lease);
+        Assert.Empty(woken);
+        // ...so b must not park on what it saw before.
+        Assert.False(queue.Park(Entry("b", 2).Lease, seen));
+        Assert.True(queue.Park(Entry("b", 2).Lease, queue.Look(Entry("b", 2))));
+        Assert.Equal(["b"], queue.FirstParked(Small).Select(l => l.Name));
+        // Parking without a view always parks (a lease that looked several times in a row).
+        Assert.True(queue.Park(Entry("b", 2).Lease, null));
     }
 
     [Fact]

@@ -86,12 +86,15 @@ public sealed class GrantTests
         Assert.Equal(("ServiceAccount", LeaseAccess.AccessName("train"), PhaseOneEnvironment.Namespace), (subject.Kind, subject.Name, subject.NamespaceProperty));
         Assert.Equal(lease.Metadata.Uid, Assert.Single(binding.Metadata.OwnerReferences).Uid);
 
-        // The Lease itself records what a restart and phase II need, so the operator never reads the Secret back.
-        var recorded = lease.Metadata.Annotations;
-        Assert.Equal(opened.Value.GrantDigest, recorded[LeaseReconciler.GrantDigestAnnotation]);
-        Assert.Equal(status.TransactionHash, recorded[GrantIssuer.HashAnnotation]);
-        Assert.Equal(GrantIssuer.FormatTime(sigma.ValidFrom), recorded[GrantIssuer.ValidFromAnnotation]);
-        Assert.Equal(GrantIssuer.FormatTime(sigma.ValidUntil), recorded[GrantIssuer.ValidUntilAnnotation]);
+        // The Lease's status records what a restart and phase II need, so the operator never reads the Secret back, and
+        // nothing of the grant lands in the Lease's metadata.
+        Assert.Equal(opened.Value.GrantDigest, status.GrantDigest);
+        Assert.Equal(sigma.ValidFrom.UtcDateTime, status.ActiveSince);
+        Assert.Equal(sigma.ValidUntil.UtcDateTime, status.ExpiresAt);
+        Assert.DoesNotContain(lease.Metadata.Annotations ?? new Dictionary<string, string>(), a => a.Key.StartsWith("rpoi.io/", StringComparison.Ordinal));
+        var found = GrantIssuer.Find(lease, RpoiEquations.TransactionHashOf(request));
+        Assert.Equal(new IssuedGrant(GrantIssuer.SecretName("train"), opened.Value.GrantDigest, sigma.ValidFrom, sigma.ValidUntil), found);
+        Assert.Null(GrantIssuer.Find(lease, RpoiEquations.TransactionHashOf(env.Lease("other-h").BuildRequest())));
 
         // Nobody else opens it: not another renter key, not β, and not under another H.
         var stranger = PartyKeyPair.Generate(PartyRole.Renter);

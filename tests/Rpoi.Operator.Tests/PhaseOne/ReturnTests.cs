@@ -1,5 +1,6 @@
 using k8s;
 using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Grant;
 using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Operator.Tests.Support;
 
@@ -26,7 +27,8 @@ public sealed class ReturnTests
         await env.StartOperatorAsync();
         await env.ApplyAsync(env.Lease("job").Shape(LeaseBuilder.V5e, "4x4").Chips(16).Duration(TimeSpan.FromHours(1)).RatingWindow(TimeSpan.FromHours(48)).Build());
         var active = await env.WaitForPhaseAsync("job", LeasePhase.Active);
-        var digest = (await env.AccessSecretAsync("job"))!.Metadata.Annotations["rpoi.io/grant-digest"];
+        var digest = (await env.AccessSecretAsync("job"))!.Metadata.Annotations[GrantIssuer.DigestAnnotation];
+        Assert.Equal(digest, active.Status!.GrantDigest);
 
         switch (trigger)
         {
@@ -49,7 +51,8 @@ public sealed class ReturnTests
         Assert.NotNull(status.ReturnedAt);
         Assert.Equal(status.ReturnedAt!.Value.AddHours(48), status.RatingDeadline);
         Assert.Equal(LeaseConditions.Returned, Assert.Single(status.Conditions!, c => c.Type == LeaseConditions.Ready).Reason);
-        Assert.Equal(digest, returned.Metadata.Annotations[LeaseReconciler.GrantDigestAnnotation]);
+        // The Secret is gone, but status.grantDigest keeps σ's digest for phase II.
+        Assert.Equal(digest, status.GrantDigest);
         Assert.All(await env.NodesAsync(), n => Assert.True(TpuNodePools.IsClean(n), $"{n.Metadata.Name} still carries lease marks"));
         Assert.Equal((false, false, false), await env.AccessObjectsAsync("job"));
         Assert.Null(await env.AccessSecretAsync("job"));

@@ -1,8 +1,8 @@
 using k8s;
 using k8s.Models;
+using Rpoi.Kube.ApiServer;
 using Rpoi.Operator.Entities;
 using Rpoi.Operator.PhaseOne.Grant;
-using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Operator.Tests.Support;
 
 namespace Rpoi.Operator.Tests.PhaseOne;
@@ -28,16 +28,21 @@ public sealed class SecretAccessTests
         // The restart found the grant recorded on the Lease: same validity, nothing re-issued.
         Assert.Equal(active.Status!.ExpiresAt, (await env.GetLeaseAsync("quiet"))!.Status!.ExpiresAt);
 
+        bool IsLeasePatch(RecordedRequest r) => r.Method == "PATCH" && r.Path.EndsWith("/leases/quiet", StringComparison.Ordinal);
+        var patchesBefore = env.Server.Requests.Count(IsLeasePatch);
         await env.RequestReturnAsync("quiet");
-        // Counted after the test's own patch of spec.returnRequested; the operator only reacts to it.
+        // Counted after the test's own patch of spec.returnRequested; the operator only reacts to it. The server logs a
+        // request after answering it, so wait until that patch is in the log.
+        await Eventually.HoldsAsync(() => Task.FromResult(env.Server.Requests.Count(IsLeasePatch) > patchesBefore), "the return request was logged");
         var beforeReturn = env.Server.Requests.Count;
         var returned = await env.WaitForPhaseAsync("quiet", LeasePhase.AwaitingRatings);
         // Checked before this test reads any Secret itself: until here only the operator talked to the server about Secrets.
         AssertNoSecretReads(env, "grant, restart and return");
-        Assert.Equal(active.Metadata.Annotations[LeaseReconciler.GrantDigestAnnotation], returned.Metadata.Annotations[LeaseReconciler.GrantDigestAnnotation]);
+        Assert.NotNull(active.Status!.GrantDigest);
+        Assert.Equal(active.Status.GrantDigest, returned.Status!.GrantDigest);
         Assert.Null(await env.AccessSecretAsync("quiet"));
-        // The return no longer patches the digest onto the Lease: it was recorded with the grant.
-        Assert.DoesNotContain(env.Server.Requests.Skip(beforeReturn), r => r.Method == "PATCH" && r.Path.EndsWith("/leases/quiet", StringComparison.Ordinal));
+        // The return writes no metadata of the Lease: the digest was recorded in status with the grant.
+        Assert.DoesNotContain(env.Server.Requests.Skip(beforeReturn), IsLeasePatch);
     }
 
     [Fact]
@@ -62,7 +67,7 @@ public sealed class SecretAccessTests
         Assert.Equal(GrantIssuer.SecretType, secret.Type);
         Assert.False(secret.Metadata.Annotations.ContainsKey("left"), "the stale Secret was replaced wholesale");
         Assert.Equal([GrantIssuer.DataKey], secret.Data.Keys);
-        Assert.Equal(lease.Metadata.Annotations[LeaseReconciler.GrantDigestAnnotation], secret.Metadata.Annotations[GrantIssuer.DigestAnnotation]);
+        Assert.Equal(lease.Status!.GrantDigest, secret.Metadata.Annotations[GrantIssuer.DigestAnnotation]);
         Assert.Contains(env.Server.Requests, r => r.Method == "PUT" && r.Path.EndsWith("/secrets/" + GrantIssuer.SecretName("stale"), StringComparison.Ordinal) && r.StatusCode < 400);
     }
 

@@ -50,9 +50,9 @@ public sealed class TpuAllocationTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Lookups_read_the_node_cache_and_confirm_a_miss_only_for_a_lease_claimed_here()
+    public async Task Claims_and_lookups_read_the_node_cache_plus_own_writes_and_a_stale_cache_never_double_claims()
     {
-        await TpuNodePools.V5eSingleHostAsync(env.Client, "pool-a", hosts: 2);
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "pool-a", hosts: 3);
         var counter = new NodeListCounter();
         var client = new Kubernetes(new KubernetesClientConfiguration { Host = env.Server.Url, AccessToken = env.Server.Options.Token }, counter);
         var informer = new Informer<V1Node>(ResourceClients.Nodes(client));
@@ -66,20 +66,52 @@ public sealed class TpuAllocationTests : IAsyncLifetime
 
         var lists = counter.Count;
         Assert.Null(await provider.FindClaimAsync(Lease("queued"), CancellationToken.None));
-        Assert.Equal(8, Assert.Single(await provider.GetCapacityAsync(CancellationToken.None)).FreeChips);
-        Assert.Equal(lists, counter.Count);
+        Assert.Equal(12, Assert.Single(await provider.GetCapacityAsync(CancellationToken.None)).FreeChips);
 
-        var claim = Assert.IsType<TpuClaimOutcome.Claimed>(await provider.ClaimAsync(new TpuClaimRequest(Lease("a"), V5e2x2, 4), CancellationToken.None)).Claim;
-        // The cache does not show the marks; a lease claimed here is looked up on the API server instead.
-        lists = counter.Count;
-        var found = await provider.FindClaimAsync(Lease("a"), CancellationToken.None);
-        Assert.Equal(claim.Nodes, found?.Nodes);
+        // Another replica (no cache) takes the first node behind the frozen cache's back.
+        var other = Assert.IsType<TpuClaimOutcome.Claimed>(await NewProvider().ClaimAsync(new TpuClaimRequest(Lease("elsewhere"), V5e2x2, 4), CancellationToken.None)).Claim;
+
+        // Picks come from the stale cache; the resourceVersion precondition turns the stale pick into a 409, a re-read
+        // and another node, never a second owner.
+        var a = Assert.IsType<TpuClaimOutcome.Claimed>(await provider.ClaimAsync(new TpuClaimRequest(Lease("a"), V5e2x2, 4), CancellationToken.None)).Claim;
+        Assert.Empty(a.Nodes.Intersect(other.Nodes));
+        // This process's own marks are seen at once, though the cache never received them.
+        Assert.Equal(a.Nodes, (await provider.FindClaimAsync(Lease("a"), CancellationToken.None))?.Nodes);
+        var b = await provider.ClaimAsync(new TpuClaimRequest(Lease("b"), V5e2x2, 4), CancellationToken.None);
+        var bClaim = Assert.IsType<TpuClaimOutcome.Claimed>(b).Claim;
+        Assert.Empty(bClaim.Nodes.Intersect(a.Nodes.Concat(other.Nodes)));
+        Assert.Equal(lists, counter.Count);
+        Assert.IsType<TpuClaimOutcome.Insufficient>(await provider.ClaimAsync(new TpuClaimRequest(Lease("c"), V5e2x2, 4), CancellationToken.None));
+
+        // The release lists from the API server (an unsynced cache must never leave a claim behind); after it the
+        // freed node is visible to this process without a list.
+        await provider.ReleaseAsync(Lease("a"), CancellationToken.None);
+        Assert.Equal(lists + 1, counter.Count);
+        Assert.Null(await provider.FindClaimAsync(Lease("a"), CancellationToken.None));
+        Assert.Equal(a.Nodes, Assert.IsType<TpuClaimOutcome.Claimed>(await provider.ClaimAsync(new TpuClaimRequest(Lease("c"), V5e2x2, 4), CancellationToken.None)).Claim.Nodes);
         Assert.Equal(lists + 1, counter.Count);
 
-        await provider.ReleaseAsync(Lease("a"), CancellationToken.None);
-        lists = counter.Count;
-        Assert.Null(await provider.FindClaimAsync(Lease("a"), CancellationToken.None));
-        Assert.Equal(lists, counter.Count);
+        var owners = (await env.Client.CoreV1.ListNodeAsync()).Items.Select(n => n.Metadata.Annotations?[TpuLabels.LeaseUidAnnotation]).Order().ToList();
+        Assert.Equal(["uid-b", "uid-c", "uid-elsewhere"], owners);
+    }
+
+    [Fact]
+    public async Task Concurrent_claims_of_one_shape_pick_different_nodes_and_keep_room_for_older_leases()
+    {
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "pool-a", hosts: 4);
+        var provider = NewProvider();
+        var claims = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
+            provider.ClaimAsync(new TpuClaimRequest(Lease($"l{i}"), V5e2x2, 4), CancellationToken.None)));
+        var nodes = claims.Select(c => Assert.IsType<TpuClaimOutcome.Claimed>(c).Claim.Nodes.Single()).ToList();
+        Assert.Equal(3, nodes.Distinct().Count());
+
+        // One node is left. An older lease queued ahead that holds nothing yet keeps it: the younger one must wait.
+        var ahead = new[] { new QueuedDemand("uid-older", 4) };
+        var younger = Assert.IsType<TpuClaimOutcome.Insufficient>(await provider.ClaimAsync(new TpuClaimRequest(Lease("younger"), V5e2x2, 4, ahead), CancellationToken.None));
+        Assert.Contains("kept for older leases", younger.Message, StringComparison.Ordinal);
+        // Leases ahead that already hold their nodes keep nothing more.
+        var served = nodes.Select((_, i) => new QueuedDemand($"uid-l{i}", 4)).ToArray();
+        Assert.IsType<TpuClaimOutcome.Claimed>(await provider.ClaimAsync(new TpuClaimRequest(Lease("younger"), V5e2x2, 4, served), CancellationToken.None));
     }
 
     /// <summary>Counts node list requests as the client sends them (the server's log is written after it answers).</summary>

@@ -45,7 +45,7 @@ public sealed class EndToEndTests
         // The lease runs its hour and is returned by expiry; phase I hands it over in AwaitingRatings.
         env.Time.Advance(TimeSpan.FromHours(1));
         var returned = await env.WaitForPhaseAsync("train", LeasePhase.AwaitingRatings);
-        Assert.Equal(opened.Value.GrantDigest, returned.Metadata.Annotations[LeaseReconciler.GrantDigestAnnotation]);
+        Assert.Equal(opened.Value.GrantDigest, returned.Status!.GrantDigest);
         Assert.Equal(returned.Status!.ReturnedAt!.Value.AddHours(3), returned.Status.RatingDeadline);
 
         var mm = RpoiEquations.SignRenterRating(request, opened.Value.GrantDigest, new Protocol.Messages.Rating(5, "smooth", env.Time.GetUtcNow()), env.Parties.Renter);
@@ -125,8 +125,8 @@ public sealed class EndToEndTests
         await env.Client.CustomObjects.DeleteNamespacedCustomObjectAsync(Lease.Group, Lease.Version, PhaseTwoEnvironment.Namespace, Lease.Plural, "rated");
         var waiting = await env.WaitForPhaseAsync("rated", LeasePhase.AwaitingRatings);
 
-        // R rates against the digest phase I kept on the Lease; β rates; the default 72 h window is not waited for.
-        var digest = waiting.Metadata.Annotations[LeaseReconciler.GrantDigestAnnotation];
+        // R rates against the digest phase I kept in the Lease's status; β rates; the default 72 h window is not waited for.
+        var digest = waiting.Status!.GrantDigest!;
         var mm = RpoiEquations.SignRenterRating(request, digest, new Protocol.Messages.Rating(4, "", env.Time.GetUtcNow()), env.Parties.Renter);
         await env.ApplyAsync(PhaseTwoEnvironment.RenterRatingResource("rated-renter", "rated", mm));
         await env.ApplyAsync(PhaseTwoEnvironment.LeaserRatingResource("rated-leaser", "rated", 4));

@@ -208,9 +208,10 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
     /// <summary>
     /// Creates a Lease in the state phase I leaves it after the return: request signed now, pledge held on π (ρ + ω
     /// debited from R), nodes released, phase AwaitingRatings with the rating deadline set, and the digest of the σ it
-    /// received in the <c>rpoi.io/grant-digest</c> annotation.
+    /// received in <c>status.grantDigest</c> (or, with <paramref name="legacyDigest"/>, only in the
+    /// <c>rpoi.io/grant-digest</c> annotation, as operator versions before status.grantDigest left it).
     /// </summary>
-    public async Task<ReturnedLease> ReturnedLeaseAsync(string name, TimeSpan? ratingWindow = null, long deposit = 1_000_000, long rent = 500_000, string? extraFinalizer = null, bool pledge = true, bool everActive = true)
+    public async Task<ReturnedLease> ReturnedLeaseAsync(string name, TimeSpan? ratingWindow = null, long deposit = 1_000_000, long rent = 500_000, string? extraFinalizer = null, bool pledge = true, bool everActive = true, bool legacyDigest = false)
     {
         var window = ratingWindow ?? TimeSpan.FromHours(1);
         var builder = LeaseBuilder.For(Parties.Renter).In(Namespace, name).To(Parties.Leaser, Parties.Escrow).SignedAt(Time.GetUtcNow())
@@ -219,9 +220,9 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
         var h = RpoiEquations.TransactionHashOf(request);
         var digest = RpoiEquations.GrantDigest(GrantFor(name));
         var lease = builder.Build(request);
-        // A lease returned before it was ever Active has no σ, so no digest annotation. It is left out at creation rather
-        // than removed later, so the operator's cache can never show a rating the digest of an earlier version.
-        if (everActive)
+        // The legacy annotation is set at creation rather than added later, so the operator's cache can never show a
+        // rating a version of the Lease without it.
+        if (everActive && legacyDigest)
         {
             lease.Metadata.Annotations = new Dictionary<string, string> { [LeaseReconciler.GrantDigestAnnotation] = digest };
         }
@@ -248,6 +249,8 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
             Topology = request.Payload.Topology,
             ActiveSince = everActive ? (now - TimeSpan.FromHours(1)).UtcDateTime : null,
             ExpiresAt = everActive ? now.UtcDateTime : null,
+            // A lease returned before it was ever Active has no σ, so no digest.
+            GrantDigest = everActive && !legacyDigest ? digest : null,
             ReturnedAt = now.UtcDateTime,
             RatingDeadline = (now + window).UtcDateTime,
             Conditions =

@@ -132,9 +132,8 @@ public sealed class RatingRefusalTests
         var request = builder.BuildRequest();
         var lease = builder.Build(request);
         var now = DateTimeOffset.UtcNow;
-        lease.Status = new LeaseStatus { Phase = LeasePhase.AwaitingRatings, RatingDeadline = now.AddHours(1).UtcDateTime, ActiveSince = now.AddHours(-1).UtcDateTime };
         var digest = Protocol.RpoiEquations.GrantDigest(PhaseTwoEnvironment.GrantFor("unit"));
-        lease.Metadata.Annotations = new Dictionary<string, string> { ["rpoi.io/grant-digest"] = digest };
+        lease.Status = new LeaseStatus { Phase = LeasePhase.AwaitingRatings, RatingDeadline = now.AddHours(1).UtcDateTime, ActiveSince = now.AddHours(-1).UtcDateTime, GrantDigest = digest };
         var signed = Protocol.RpoiEquations.SignRenterRating(request, digest, new Protocol.Messages.Rating(3, "", now), parties.Renter);
 
         var ok = RatingVerification.Decide(PhaseTwoEnvironment.RenterRatingResource("r", "unit", signed), lease, [], now, TimeSpan.FromHours(72));

@@ -4,14 +4,17 @@ namespace Rpoi.Operator.PhaseOne.Allocation;
 /// <param name="Lease">The lease.</param>
 /// <param name="Shape">What it waits for.</param>
 /// <param name="CreatedAt">The Lease's <c>metadata.creationTimestamp</c>: stable across operator restarts.</param>
-public sealed record QueuedLease(LeaseIdentity Lease, TpuShape Shape, DateTimeOffset CreatedAt);
+/// <param name="Chips">How many chips it asks for (what must stay free for it while it is ahead of others).</param>
+public sealed record QueuedLease(LeaseIdentity Lease, TpuShape Shape, DateTimeOffset CreatedAt, int Chips = 0);
 
 /// <summary>
-/// Strict FIFO per shape: only the oldest lease waiting for an accelerator and topology may claim, so a large
-/// request is never starved by a stream of small ones (shapes never share nodes, so queues are independent).
-/// The order is creation time, which survives restarts: the host seeds the queue from the informer cache
-/// before the first claim (<see cref="Seed"/>) and the reconciler keeps it current with <see cref="Enter"/> and
-/// <see cref="Leave"/>. State lives in the leader's memory only; a new leader rebuilds it the same way.
+/// Strict FIFO per shape: a lease may claim only what is left after every older lease waiting for the same accelerator
+/// and topology has been served, so a large request is never starved by a stream of small ones (shapes never share
+/// nodes, so queues are independent). Leases that fit claim at once, side by side; a lease that does not fit is
+/// <em>parked</em> and woken when the leases ahead of it move or capacity is freed.
+/// The order is creation time, which survives restarts: the host seeds the queue from the informer cache before the
+/// first claim (<see cref="SeedFrom"/>) and the reconciler keeps it current with <see cref="Enter"/>, <see cref="Park"/>
+/// and <see cref="Leave"/>. State lives in the leader's memory only; a new leader rebuilds it the same way.
 /// </summary>
 public sealed class AllocationQueue
 {
@@ -30,10 +33,16 @@ public sealed class AllocationQueue
     private readonly Lock gate = new();
     private readonly Dictionary<TpuShape, List<QueuedLease>> byShape = [];
     private readonly Dictionary<string, QueuedLease> byUid = new(StringComparer.Ordinal);
+    // Leases that found no room and wait for a wake-up; only these are ever woken (the rest are being reconciled).
+    private readonly HashSet<string> parked = new(StringComparer.Ordinal);
+    // Bumped per shape whenever room may have appeared (a lease left, capacity was freed), so a lease that decided to
+    // park on an older view learns it must look again instead of sleeping through the wake-up it missed.
+    private readonly Dictionary<TpuShape, long> versions = [];
 
     /// <summary>
-    /// Raised (outside the lock) with the leases still waiting for a shape whenever the head of its queue may have
-    /// changed or capacity was freed; the host re-enqueues them so the new head claims and positions are refreshed.
+    /// Raised (outside the lock) with parked leases that should look again: the first parked lease of a shape when the
+    /// leases ahead of it move or capacity is freed, and parked leases whose recorded position went stale. The host
+    /// re-enqueues them.
     /// </summary>
     public event Action<IReadOnlyList<LeaseIdentity>>? Changed;
 
@@ -45,7 +54,7 @@ public sealed class AllocationQueue
     /// </summary>
     public void SeedFrom(Func<IEnumerable<QueuedLease>> source) => seedSource = source;
 
-    /// <summary>Adds leases known to be waiting (from the informer cache after a restart). Existing entries stay.</summary>
+    /// <summary>Adds leases known to be waiting (from the informer cache after a restart), parked. Existing entries stay.</summary>
     public void Seed(IEnumerable<QueuedLease> waiting)
     {
         ArgumentNullException.ThrowIfNull(waiting);
@@ -53,13 +62,25 @@ public sealed class AllocationQueue
         {
             foreach (var entry in waiting)
             {
-                AddLocked(entry);
+                if (AddLocked(entry))
+                {
+                    parked.Add(entry.Lease.Uid);
+                }
             }
         }
     }
 
-    /// <summary>Puts the lease in its shape's queue (no-op when already there) and returns its 1-based position.</summary>
-    public int Enter(QueuedLease entry)
+    /// <summary>
+    /// Puts the lease in its shape's queue (no-op when already there; it is no longer parked, it is being looked at) and
+    /// returns its 1-based position.
+    /// </summary>
+    public int Enter(QueuedLease entry) => Look(entry).Position;
+
+    /// <summary>
+    /// <see cref="Enter"/>, plus what the lease needs to decide whether it may claim: the demands of the older leases
+    /// ahead of it and a version to hand back to <see cref="Park"/>.
+    /// </summary>
+    public QueueView Look(QueuedLease entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
         if (Interlocked.Exchange(ref seedSource, null) is { } source)
@@ -67,19 +88,22 @@ public sealed class AllocationQueue
             Seed(source());
         }
 
-        int position;
+        QueueView view;
         IReadOnlyList<LeaseIdentity> behind = [];
         lock (gate)
         {
             var added = AddLocked(entry);
+            parked.Remove(entry.Lease.Uid);
             var queue = byShape[entry.Shape];
-            position = queue.IndexOf(byUid[entry.Lease.Uid]) + 1;
+            var position = queue.IndexOf(byUid[entry.Lease.Uid]) + 1;
+            var ahead = queue.Take(position - 1).Select(e => new QueuedDemand(e.Lease.Uid, e.Chips)).ToList();
+            view = new QueueView(position, ahead, versions.GetValueOrDefault(entry.Shape));
 
-            // An older lease reconciled after younger ones moves them back a place: wake those so the positions they
-            // recorded stay true. Leases usually enter in creation order (appended), so this is rare.
+            // An older lease reconciled after younger ones moves them back a place: wake the parked ones so the positions
+            // they recorded stay true. Leases usually enter in creation order (appended), so this is rare.
             if (added && position < queue.Count)
             {
-                behind = queue.Skip(position).Select(e => e.Lease).ToList();
+                behind = queue.Skip(position).Where(e => parked.Contains(e.Lease.Uid)).Select(e => e.Lease).ToList();
             }
         }
 
@@ -88,7 +112,32 @@ public sealed class AllocationQueue
             Changed?.Invoke(behind);
         }
 
-        return position;
+        return view;
+    }
+
+    /// <summary>
+    /// Parks the lease until it is woken. Returns false (and leaves it unparked) when room may have appeared since
+    /// <paramref name="seen"/> was read: the caller should look again now rather than wait for a wake-up already sent.
+    /// With <paramref name="seen"/> null the lease is parked whatever happened (a caller that looked often enough).
+    /// </summary>
+    public bool Park(LeaseIdentity lease, QueueView? seen)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        lock (gate)
+        {
+            if (!byUid.TryGetValue(lease.Uid, out var entry))
+            {
+                return seen is null;
+            }
+
+            if (seen is not null && versions.GetValueOrDefault(entry.Shape) != seen.Version)
+            {
+                return false;
+            }
+
+            parked.Add(lease.Uid);
+            return true;
+        }
     }
 
     /// <summary>1-based position of the lease in its queue, or 0 when it is not waiting.</summary>
@@ -102,14 +151,15 @@ public sealed class AllocationQueue
     }
 
     /// <summary>
-    /// Removes the lease (it claimed its chips, failed or was deleted). Wakes only the new head of its queue: under
-    /// strict FIFO nobody else may claim, and waking every waiter made each claim cost O(waiting) reconciles and status
-    /// writes, O(n²) for n queued leases (BENCHMARKS.md, phase I).
+    /// Removes the lease (it claimed its chips, failed or was deleted) and wakes the first parked lease of its shape:
+    /// the room kept for the leaver is either taken (nothing changes for those behind) or given back, and the first
+    /// parked lease is the one that may now fit. Waking every waiter instead made each claim cost O(waiting) reconciles
+    /// and status writes, O(n²) for n queued leases (BENCHMARKS.md, phase I).
     /// </summary>
     public void Leave(LeaseIdentity lease)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        IReadOnlyList<LeaseIdentity> wake = [];
+        IReadOnlyList<LeaseIdentity> wake;
         lock (gate)
         {
             if (!byUid.Remove(lease.Uid, out var entry))
@@ -117,15 +167,12 @@ public sealed class AllocationQueue
                 return;
             }
 
-            var queue = byShape[entry.Shape];
-            queue.Remove(entry);
-            wake = queue.Take(1).Select(e => e.Lease).ToList();
+            parked.Remove(lease.Uid);
+            byShape[entry.Shape].Remove(entry);
+            wake = BumpLocked(entry.Shape);
         }
 
-        if (wake.Count > 0)
-        {
-            Changed?.Invoke(wake);
-        }
+        Wake(wake);
     }
 
     /// <summary>Removes the lease by namespace and name (when only its key is known, after it was deleted).</summary>
@@ -143,20 +190,17 @@ public sealed class AllocationQueue
         }
     }
 
-    /// <summary>Capacity of <paramref name="shape"/> was freed: wakes the head of its queue, the only lease that may claim.</summary>
+    /// <summary>Capacity of <paramref name="shape"/> was freed or changed: wakes the first parked lease of its queue.</summary>
     public void CapacityFreed(TpuShape shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         IReadOnlyList<LeaseIdentity> wake;
         lock (gate)
         {
-            wake = byShape.TryGetValue(shape, out var queue) ? queue.Take(1).Select(e => e.Lease).ToList() : [];
+            wake = BumpLocked(shape);
         }
 
-        if (wake.Count > 0)
-        {
-            Changed?.Invoke(wake);
-        }
+        Wake(wake);
     }
 
     /// <summary>The leases waiting for <paramref name="shape"/>, head first.</summary>
@@ -165,6 +209,47 @@ public sealed class AllocationQueue
         lock (gate)
         {
             return byShape.TryGetValue(shape, out var queue) ? [.. queue] : [];
+        }
+    }
+
+    /// <summary>The first parked lease of <paramref name="shape"/>, if any: the one to wake when its nodes change.</summary>
+    public IReadOnlyList<LeaseIdentity> FirstParked(TpuShape shape)
+    {
+        lock (gate)
+        {
+            return FirstParkedLocked(shape);
+        }
+    }
+
+    private IReadOnlyList<LeaseIdentity> BumpLocked(TpuShape shape)
+    {
+        versions[shape] = versions.GetValueOrDefault(shape) + 1;
+        return FirstParkedLocked(shape);
+    }
+
+    private IReadOnlyList<LeaseIdentity> FirstParkedLocked(TpuShape shape)
+    {
+        if (!byShape.TryGetValue(shape, out var queue))
+        {
+            return [];
+        }
+
+        foreach (var entry in queue)
+        {
+            if (parked.Contains(entry.Lease.Uid))
+            {
+                return [entry.Lease];
+            }
+        }
+
+        return [];
+    }
+
+    private void Wake(IReadOnlyList<LeaseIdentity> leases)
+    {
+        if (leases.Count > 0)
+        {
+            Changed?.Invoke(leases);
         }
     }
 
@@ -187,3 +272,9 @@ public sealed class AllocationQueue
         return true;
     }
 }
+
+/// <summary>What a lease saw when it looked at its queue.</summary>
+/// <param name="Position">Its 1-based place.</param>
+/// <param name="Ahead">The older leases of the same shape, head first, whose chips must stay free for them.</param>
+/// <param name="Version">The queue's version, to hand back to <see cref="AllocationQueue.Park"/>.</param>
+public sealed record QueueView(int Position, IReadOnlyList<QueuedDemand> Ahead, long Version);

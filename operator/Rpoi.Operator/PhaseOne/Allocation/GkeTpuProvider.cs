@@ -1,5 +1,5 @@
-using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Net;
 using System.Text.Json.Nodes;
 using k8s;
@@ -12,47 +12,84 @@ namespace Rpoi.Operator.PhaseOne.Allocation;
 
 /// <summary>
 /// Claims TPU nodes that GKE already runs, as GKE labels them (<see cref="TpuLabels"/>). A claim is a label,
-/// an annotation with the lease's UID and a <c>rpoi.io/lease=&lt;namespace&gt;:NoSchedule</c> taint, written with
-/// PUT carrying the node's resourceVersion: the API server refuses a write based on a stale read (409), so
+/// an annotation with the lease's UID and a <c>rpoi.io/lease=&lt;namespace&gt;:NoSchedule</c> taint, written as a
+/// patch carrying the node's resourceVersion: the API server refuses a write based on a stale read (409), so
 /// two leases or two operator replicas can never both believe they hold one node.
-/// Reads that only look (<see cref="FindClaimAsync"/>, <see cref="GetCapacityAsync"/>) use the Node informer's cache
-/// when one is given and synced; claims and releases always list from the API server.
+/// Because that precondition is the guard, nodes are picked from the Node informer's cache (when one is given and
+/// synced), overlaid with the nodes this process wrote or re-read since (until the cache shows that very version), so
+/// a claim costs one patch per host and no list. Inside this process, nodes picked by a claim in flight are reserved,
+/// so concurrent claims of one shape pick different nodes instead of racing into 409s. Releases list from the API
+/// server, so an unsynced cache can never leave a claim behind.
 /// </summary>
 public sealed class GkeTpuProvider : ITpuProvider
 {
-    // Rounds of list → pick → mark before giving up for this reconcile (the lease is retried later).
+    // Rounds of pick → mark before giving up for this reconcile (the lease is retried later).
     private const int MaxRounds = 5;
     // Conflicts on one node where the node stayed free (someone else touched an unrelated field) before moving on.
     private const int MaxConflictsPerNode = 5;
+    // An overlay entry the cache never caught up with exactly (a re-list skipped that version) stops hiding the cache.
+    private static readonly TimeSpan OverlayLifetime = TimeSpan.FromSeconds(30);
 
     private readonly IKubernetes client;
     private readonly TimeProvider time;
     private readonly ILogger<GkeTpuProvider> logger;
-    // Serialises claims of one shape inside this process: the API's optimistic concurrency is the real guard,
-    // this only spares our own reconcilers from racing each other into 409s.
-    private readonly ConcurrentDictionary<TpuShape, SemaphoreSlim> shapeLocks = new();
     private readonly Informer<V1Node>? nodeCache;
-    // Leases this process claimed nodes for and has not released: the cache may not show all their marks yet, so their
-    // look-ups go to the API server (an Active lease must never look unallocated or partly allocated).
-    private readonly ConcurrentDictionary<string, byte> claimedHere = new(StringComparer.Ordinal);
+    private readonly Lock gate = new();
+    // Node name → the node as this process last wrote or read it, until the cache delivers that resourceVersion.
+    private readonly Dictionary<string, (V1Node Node, DateTimeOffset At)> overlay = new(StringComparer.Ordinal);
+    // Node name → UID of the lease whose claim in flight picked it.
+    private readonly Dictionary<string, string> reserved = new(StringComparer.Ordinal);
+    // Lease UID → how many nodes it has reserved (the same reservations, by lease).
+    private readonly Dictionary<string, int> reservedBy = new(StringComparer.Ordinal);
 
     /// <summary>Creates the provider.</summary>
     /// <param name="client">The API client (claims, releases, and reads when there is no synced cache).</param>
     /// <param name="time">The clock.</param>
     /// <param name="logger">The logger.</param>
-    /// <param name="nodeCache">The Node informer; when given, lookups read its cache instead of listing nodes per reconcile.</param>
+    /// <param name="nodeCache">The Node informer; when given, picks and look-ups read its cache instead of listing nodes.</param>
     public GkeTpuProvider(IKubernetes client, TimeProvider time, ILogger<GkeTpuProvider> logger, Informer<V1Node>? nodeCache = null)
     {
         this.client = client;
         this.time = time;
         this.logger = logger;
         this.nodeCache = nodeCache;
+        if (nodeCache is not null)
+        {
+            nodeCache.AddEventHandler(new ResourceEventHandler<V1Node>((n, _) => CacheCaughtUp(n), (_, n) => CacheCaughtUp(n), Deleted));
+            // Look-ups by shape and by owner read an index instead of scanning every node of the cluster.
+            TryAddIndex(nodeCache.Store, ShapeIndex, n => ShapeKeyOf(n) is { } key ? [key] : []);
+            TryAddIndex(nodeCache.Store, OwnerIndex, n => TpuSlices.OwnerOf(n) is { } uid ? [uid] : []);
+            TryAddIndex(nodeCache.Store, FreeIndex, n => TpuSlices.OwnerOf(n) is null && ShapeKeyOf(n) is { } key ? [key] : []);
+        }
     }
+
+    private const string ShapeIndex = "rpoi.io/tpu-shape";
+    private const string OwnerIndex = "rpoi.io/lease-uid";
+    private const string FreeIndex = "rpoi.io/free-tpu-shape";
+
+    private static void TryAddIndex(Store<V1Node> store, string name, Func<V1Node, IEnumerable<string>> index)
+    {
+        try
+        {
+            store.AddIndex(name, index);
+        }
+        catch (ArgumentException)
+        {
+            // Another provider on the same informer (a test, a second controller) already added the same index.
+        }
+    }
+
+    private static string ShapeKey(TpuShape shape) => $"{shape.Accelerator}/{shape.Topology}";
+
+    private static string? ShapeKeyOf(V1Node node) =>
+        TpuSlices.LabelOf(node, TpuLabels.Accelerator) is { } accelerator && TpuSlices.LabelOf(node, TpuLabels.Topology) is { } topology
+            ? $"{accelerator}/{topology}"
+            : null;
 
     /// <inheritdoc/>
     public async Task<IReadOnlyList<TpuCapacity>> GetCapacityAsync(CancellationToken cancellationToken)
     {
-        IEnumerable<V1Node> nodes = CachedNodes()?.Where(n => n.Metadata.Labels?.ContainsKey(TpuLabels.Accelerator) == true)
+        IEnumerable<V1Node> nodes = View(null, n => n.Metadata.Labels?.ContainsKey(TpuLabels.Accelerator) == true)
             ?? (await client.CoreV1.ListNodeAsync(labelSelector: TpuLabels.Accelerator, cancellationToken: cancellationToken).ConfigureAwait(false)).Items;
         var result = new List<TpuCapacity>();
         var byShape = nodes
@@ -91,98 +128,186 @@ public sealed class GkeTpuProvider : ITpuProvider
                 $"{request.Chips} chips is not a whole number of {shape.Topology} slices ({shape.ChipsPerSlice} chips each); ask for a multiple of {shape.ChipsPerSlice}");
         }
 
-        var gate = shapeLocks.GetOrAdd(shape, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return await ClaimLockedAsync(request, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            gate.Release();
-        }
-    }
-
-    private async Task<TpuClaimOutcome> ClaimLockedAsync(TpuClaimRequest request, CancellationToken cancellationToken)
-    {
         var uid = request.Lease.Uid;
-        var shape = request.Shape;
-        var need = request.Chips / shape.ChipsPerSlice;
         var lostRaces = 0;
         for (var round = 0; round < MaxRounds; round++)
         {
-            var slices = TpuSlices.Group(shape, await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false));
-            var held = slices.Where(s => s.Usable && s.IsHeldWhollyBy(uid)).ToList();
-            var partial = slices.Where(s => s.Usable && s.IsTouchedBy(uid) && !s.IsHeldWhollyBy(uid) && s.IsCompletableBy(uid)).ToList();
-            var free = slices.Where(s => s.Usable && s.IsFree).ToList();
-            var chosen = held.Concat(partial).Concat(free).Take(need).ToList();
-            // Marks of ours on slices we will not keep (unusable now, lost to someone else, or surplus) go first.
-            var stray = slices.Where(s => s.IsTouchedBy(uid) && !chosen.Contains(s)).SelectMany(s => s.Nodes).ToList();
-            await UnmarkAsync(stray, uid, cancellationToken).ConfigureAwait(false);
-
-            if (chosen.Count < need)
+            // A claim only ever takes free nodes or completes its own, so it reads just those (not every node of the shape).
+            var nodes = View([(FreeIndex, ShapeKey(shape)), (OwnerIndex, uid)], n => IsOfShape(n, shape) && FreeOrHeldBy(n, uid))
+                ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
+            var pick = Pick(request, nodes);
+            try
             {
-                await UnmarkAsync(chosen.SelectMany(s => s.Nodes).ToList(), uid, cancellationToken).ConfigureAwait(false);
-                var available = chosen.Count * shape.ChipsPerSlice;
-                var hosts = slices.FirstOrDefault(s => s.Usable)?.Nodes.Count ?? 0;
-                var sliceWord = hosts > 1 ? $"{hosts}-host {shape.Topology} slices" : $"{shape.Topology} slices";
-                var message = slices.Count == 0
-                    ? $"no node in this cluster has {TpuLabels.Accelerator}={shape.Accelerator} and {TpuLabels.Topology}={shape.Topology}"
-                    : $"{request.Chips} chips of {shape.Accelerator} {shape.Topology} asked ({need} {sliceWord}); {available} free now ({chosen.Count} slices of {slices.Count(s => s.Usable)} usable)";
-                return new TpuClaimOutcome.Insufficient(available, request.Chips, message);
-            }
-
-            var marked = new List<V1Node>();
-            var lost = false;
-            foreach (var node in chosen.SelectMany(s => s.Nodes))
-            {
-                if (TpuSlices.OwnerOf(node) == uid)
+                // Marks of ours on slices we will not keep (unusable now, lost to someone else, or surplus) go first.
+                await UnmarkAsync(pick.Stray, uid, cancellationToken).ConfigureAwait(false);
+                if (pick.Insufficient is { } insufficient)
                 {
-                    marked.Add(node);
-                    continue;
+                    // All or nothing: never sit on part of a multi-host slice while waiting.
+                    await UnmarkAsync(pick.Chosen, uid, cancellationToken).ConfigureAwait(false);
+                    return insufficient;
                 }
 
-                var result = await TryMarkAsync(node, request.Lease, cancellationToken).ConfigureAwait(false);
-                if (result is null)
+                var marked = new List<V1Node>();
+                var lost = false;
+                foreach (var node in pick.Chosen)
                 {
-                    lost = true;
-                    break;
+                    var result = TpuSlices.OwnerOf(node) == uid ? node : await TryMarkAsync(node, request.Lease, cancellationToken).ConfigureAwait(false);
+                    if (result is null)
+                    {
+                        lost = true;
+                        break;
+                    }
+
+                    marked.Add(result);
                 }
 
-                marked.Add(result);
-            }
+                if (!lost)
+                {
+                    var claim = ToClaim(shape, marked);
+                    logger.LogInformation("Lease {Lease} claimed {Chips} chips on {Nodes}", request.Lease, claim.Chips, string.Join(",", claim.Nodes));
+                    return new TpuClaimOutcome.Claimed(claim);
+                }
 
-            if (!lost)
+                // All or nothing: a slice (or lease) that lost a race gives back every host it already marked.
+                lostRaces++;
+                await UnmarkAsync(marked, uid, cancellationToken).ConfigureAwait(false);
+                logger.LogInformation("Lease {Lease} lost a race for {Shape} nodes (round {Round}); rolled back {Count} marks", request.Lease, shape, round + 1, marked.Count);
+            }
+            finally
             {
-                var claim = ToClaim(shape, marked);
-                claimedHere[uid] = 0;
-                logger.LogInformation("Lease {Lease} claimed {Chips} chips on {Nodes}", request.Lease, claim.Chips, string.Join(",", claim.Nodes));
-                return new TpuClaimOutcome.Claimed(claim);
+                Unreserve(pick.Chosen, uid);
             }
-
-            // All or nothing: a slice (or lease) that lost a race gives back every host it already marked.
-            lostRaces++;
-            await UnmarkAsync(marked, uid, cancellationToken).ConfigureAwait(false);
-            logger.LogInformation("Lease {Lease} lost a race for {Shape} nodes (round {Round}); rolled back {Count} marks", request.Lease, shape, round + 1, marked.Count);
         }
 
         return new TpuClaimOutcome.Insufficient(0, request.Chips,
             $"{request.Chips} chips of {shape.Accelerator} {shape.Topology}: lost {lostRaces} races for free slices to other claims; will retry");
     }
 
+    private sealed record Picked(List<V1Node> Chosen, List<V1Node> Stray, TpuClaimOutcome.Insufficient? Insufficient);
+
+    /// <summary>
+    /// Chooses the nodes to mark, atomically with respect to other claims in this process: slices the lease already
+    /// holds or partly holds first, then free slices nobody has reserved, leaving room for the unserved leases ahead.
+    /// The chosen nodes are reserved for the lease until <see cref="Unreserve"/>.
+    /// </summary>
+    private Picked Pick(TpuClaimRequest request, IList<V1Node> nodes)
+    {
+        var uid = request.Lease.Uid;
+        var shape = request.Shape;
+        var need = request.Chips / shape.ChipsPerSlice;
+        // Only free nodes and our own can end up in a claim; a multi-host slice with another lease's host in it groups
+        // short of hosts and so is unusable, exactly as it is not free. Grouping is done outside the lock.
+        // Older leases ahead that already hold nodes need nothing more; the rest are found by elimination while scanning.
+        var unserved = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var ahead in request.Ahead ?? [])
+        {
+            if (ahead.Uid != uid)
+            {
+                unserved.Add(ahead.Uid);
+            }
+        }
+
+        var candidates = new List<V1Node>(nodes.Count);
+        foreach (var node in nodes)
+        {
+            var owner = TpuSlices.OwnerOf(node);
+            if (owner is null || owner == uid)
+            {
+                candidates.Add(node);
+            }
+            else if (unserved.Count > 0)
+            {
+                unserved.Remove(owner);
+            }
+        }
+
+        var slices = TpuSlices.Group(shape, candidates);
+        lock (gate)
+        {
+            // A node another claim marked after our view was read: its reservation is gone, but the newest copy we know
+            // (our own write, kept by Remember before Unreserve, or the cache once it caught up) shows the new owner.
+            var store = nodeCache?.Store;
+            bool ReservedByOther(TpuSlice s) => s.Nodes.Any(n =>
+            {
+                if (reserved.TryGetValue(n.Metadata.Name, out var who) && who != uid)
+                {
+                    return true;
+                }
+
+                var newest = overlay.TryGetValue(n.Metadata.Name, out var mine) ? mine.Node : store?.Get(ObjectKey.Of(n));
+                return newest is not null && newest.Metadata.ResourceVersion != n.Metadata.ResourceVersion
+                    && TpuSlices.OwnerOf(newest) is { } owner && owner != uid;
+            });
+            var held = slices.Where(s => s.Usable && s.IsHeldWhollyBy(uid)).ToList();
+            var partial = slices.Where(s => s.Usable && s.IsTouchedBy(uid) && !s.IsHeldWhollyBy(uid) && s.IsCompletableBy(uid) && !ReservedByOther(s)).ToList();
+            var free = slices.Where(s => s.Usable && s.IsFree && !ReservedByOther(s)).ToList();
+
+            // Strict FIFO: an older lease that holds and reserves nothing yet still needs its slices from the free ones.
+            var keptForOlder = 0;
+            foreach (var ahead in request.Ahead ?? [])
+            {
+                if (unserved.Contains(ahead.Uid) && !reservedBy.ContainsKey(ahead.Uid))
+                {
+                    keptForOlder += (ahead.Chips + shape.ChipsPerSlice - 1) / shape.ChipsPerSlice;
+                }
+            }
+
+            var ours = held.Concat(partial).Take(need).ToList();
+            var chosen = ours.Concat(free.Skip(keptForOlder).Take(need - ours.Count)).ToList();
+            var stray = slices.Where(s => s.IsTouchedBy(uid) && !chosen.Contains(s)).SelectMany(s => s.Nodes).ToList();
+            if (chosen.Count < need)
+            {
+                var room = Math.Max(0, free.Count - keptForOlder);
+                var available = Math.Min(room, need) * shape.ChipsPerSlice;
+                var all = TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? nodes);
+                var hosts = all.FirstOrDefault(s => s.Usable)?.Nodes.Count ?? 0;
+                var sliceWord = hosts > 1 ? $"{hosts}-host {shape.Topology} slices" : $"{shape.Topology} slices";
+                var forOlder = keptForOlder > 0 ? $", {keptForOlder} more kept for older leases ahead in the queue" : string.Empty;
+                var message = all.Count == 0
+                    ? $"no node in this cluster has {TpuLabels.Accelerator}={shape.Accelerator} and {TpuLabels.Topology}={shape.Topology}"
+                    : $"{request.Chips} chips of {shape.Accelerator} {shape.Topology} asked ({need} {sliceWord}); {free.Count * shape.ChipsPerSlice} free now ({free.Count} slices of {all.Count(s => s.Usable)} usable{forOlder})";
+                // Our partial marks are rolled back by the caller; they are not reserved.
+                return new Picked(ours.SelectMany(s => s.Nodes).ToList(), stray, new TpuClaimOutcome.Insufficient(available, request.Chips, message));
+            }
+
+            var chosenNodes = chosen.SelectMany(s => s.Nodes).ToList();
+            foreach (var node in chosenNodes)
+            {
+                reserved[node.Metadata.Name] = uid;
+                reservedBy[uid] = reservedBy.GetValueOrDefault(uid) + 1;
+            }
+
+            return new Picked(chosenNodes, stray, null);
+        }
+    }
+
+    private void Unreserve(IEnumerable<V1Node> nodes, string uid)
+    {
+        lock (gate)
+        {
+            foreach (var node in nodes)
+            {
+                if (reserved.TryGetValue(node.Metadata.Name, out var who) && who == uid)
+                {
+                    reserved.Remove(node.Metadata.Name);
+                    if (--CollectionsMarshal.GetValueRefOrNullRef(reservedBy, uid) <= 0)
+                    {
+                        reservedBy.Remove(uid);
+                    }
+                }
+            }
+        }
+    }
+
     /// <inheritdoc/>
     public async Task<TpuClaim?> FindClaimAsync(LeaseIdentity lease, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lease);
-        // A synced cache can only lag behind marks this process wrote moments ago (all or part of a claim), so leases
-        // claimed here are read from the API server; a lease that never claimed here (the queued ones, nearly every
-        // reconcile of a burst) costs no API request.
-        var nodes = claimedHere.ContainsKey(lease.Uid) ? null : CachedNodes() is { } all ? HeldBy(all, lease) : null;
-        if (nodes is null)
-        {
-            nodes = await ListHeldAsync(lease, cancellationToken).ConfigureAwait(false);
-        }
-
+        // The cache plus this process's own writes is at least as new as every mark this process made, so a lease
+        // claimed here never looks unallocated or partly allocated; only without a synced cache does this list.
+        var nodes = View([(OwnerIndex, lease.Uid)], n => IsHeldBy(n, lease)) is { } cached
+            ? cached.OrderBy(n => n.Metadata.Name, StringComparer.Ordinal).ToList()
+            : await ListHeldAsync(lease, cancellationToken).ConfigureAwait(false);
         if (nodes.Count == 0)
         {
             return null;
@@ -200,7 +325,6 @@ public sealed class GkeTpuProvider : ITpuProvider
         ArgumentNullException.ThrowIfNull(lease);
         var nodes = await ListHeldAsync(lease, cancellationToken).ConfigureAwait(false);
         await UnmarkAsync(nodes, lease.Uid, cancellationToken).ConfigureAwait(false);
-        claimedHere.TryRemove(lease.Uid, out _);
         if (nodes.Count > 0)
         {
             logger.LogInformation("Lease {Lease} released {Nodes}", lease, string.Join(",", nodes.Select(n => n.Metadata.Name)));
@@ -225,14 +349,120 @@ public sealed class GkeTpuProvider : ITpuProvider
 
     /// <summary>The nodes marked for <paramref name="lease"/> (labels and UID annotation), by name.</summary>
     private static List<V1Node> HeldBy(IEnumerable<V1Node> nodes, LeaseIdentity lease) =>
-        nodes.Where(n => TpuSlices.LabelOf(n, TpuLabels.LeaseNamespaceLabel) == lease.Namespace
-                && TpuSlices.LabelOf(n, TpuLabels.LeaseNameLabel) == lease.Name
-                && TpuSlices.OwnerOf(n) == lease.Uid)
-            .OrderBy(n => n.Metadata.Name, StringComparer.Ordinal)
-            .ToList();
+        nodes.Where(n => IsHeldBy(n, lease)).OrderBy(n => n.Metadata.Name, StringComparer.Ordinal).ToList();
 
-    /// <summary>The informer's nodes, or null when there is no cache or it has not synced yet (then callers list).</summary>
-    private IReadOnlyList<V1Node>? CachedNodes() => nodeCache is { HasSynced: true } cache ? cache.Store.List() : null;
+    private static bool IsHeldBy(V1Node node, LeaseIdentity lease) =>
+        TpuSlices.LabelOf(node, TpuLabels.LeaseNamespaceLabel) == lease.Namespace
+        && TpuSlices.LabelOf(node, TpuLabels.LeaseNameLabel) == lease.Name
+        && TpuSlices.OwnerOf(node) == lease.Uid;
+
+    private static bool FreeOrHeldBy(V1Node node, string uid) => TpuSlices.OwnerOf(node) is not { } owner || owner == uid;
+
+    private static bool IsOfShape(V1Node node, TpuShape shape) =>
+        TpuSlices.LabelOf(node, TpuLabels.Accelerator) == shape.Accelerator && TpuSlices.LabelOf(node, TpuLabels.Topology) == shape.Topology;
+
+    /// <summary>
+    /// The informer's nodes (those under the given index values, or all) that match
+    /// <paramref name="filter"/>, each replaced by this process's newer copy when it has one; null when there is no cache
+    /// or it has not synced yet (then callers list from the API server).
+    /// </summary>
+    private List<V1Node>? View(IReadOnlyList<(string Index, string Value)>? sources, Func<V1Node, bool> filter)
+    {
+        if (nodeCache is not { HasSynced: true } cache)
+        {
+            return null;
+        }
+
+        // Copy our own writes first, then read the cache: CacheCaughtUp drops an entry only after the cache holds its
+        // version, so whatever interleaves, each node is seen at least as new as this process's last write.
+        var now = time.GetUtcNow();
+        Dictionary<string, V1Node> mine;
+        lock (gate)
+        {
+            mine = new Dictionary<string, V1Node>(overlay.Count, StringComparer.Ordinal);
+            List<string>? expired = null;
+            foreach (var (name, entry) in overlay)
+            {
+                if (now - entry.At < OverlayLifetime)
+                {
+                    mine[name] = entry.Node;
+                }
+                else
+                {
+                    (expired ??= []).Add(name);
+                }
+            }
+
+            foreach (var name in expired ?? [])
+            {
+                overlay.Remove(name);
+            }
+        }
+
+        IReadOnlyList<V1Node> cached = sources is null ? cache.Store.List()
+            : sources.Count == 1 ? cache.Store.ByIndex(sources[0].Index, sources[0].Value)
+            : sources.SelectMany(source => cache.Store.ByIndex(source.Index, source.Value)).DistinctBy(n => n.Metadata.Name, StringComparer.Ordinal).ToList();
+        var result = new List<V1Node>(cached.Count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in cached)
+        {
+            var current = mine.GetValueOrDefault(node.Metadata.Name) ?? node;
+            seen.Add(node.Metadata.Name);
+            if (filter(current))
+            {
+                result.Add(current);
+            }
+        }
+
+        // Our copy may match where the cache's does not yet (a node this process just claimed is not in the cache's
+        // owner index until the watch delivers the claim).
+        if (sources is not null)
+        {
+            foreach (var (name, node) in mine)
+            {
+                if (!seen.Contains(name) && cache.Store.Get(ObjectKey.Of(node)) is not null && filter(node))
+                {
+                    result.Add(node);
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Keeps a node as this process just wrote or read it, until the cache shows that version.</summary>
+    private void Remember(V1Node node)
+    {
+        if (nodeCache is null)
+        {
+            return;
+        }
+
+        lock (gate)
+        {
+            overlay[node.Metadata.Name] = (node, time.GetUtcNow());
+        }
+    }
+
+    /// <summary>The cache delivered a node: an overlay entry of exactly that version is no longer needed.</summary>
+    private void CacheCaughtUp(V1Node node)
+    {
+        lock (gate)
+        {
+            if (overlay.TryGetValue(node.Metadata.Name, out var mine) && mine.Node.Metadata.ResourceVersion == node.Metadata.ResourceVersion)
+            {
+                overlay.Remove(node.Metadata.Name);
+            }
+        }
+    }
+
+    private void Deleted(V1Node node)
+    {
+        lock (gate)
+        {
+            overlay.Remove(node.Metadata.Name);
+        }
+    }
 
     private static TpuClaim ToClaim(TpuShape shape, IEnumerable<V1Node> nodes)
     {
@@ -260,7 +490,9 @@ public sealed class GkeTpuProvider : ITpuProvider
 
             try
             {
-                return await client.CoreV1.PatchNodeAsync(MarkPatch(current, lease, time.GetUtcNow()), current.Metadata.Name, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var marked = await client.CoreV1.PatchNodeAsync(MarkPatch(current, lease, time.GetUtcNow()), current.Metadata.Name, cancellationToken: cancellationToken).ConfigureAwait(false);
+                Remember(marked);
+                return marked;
             }
             catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict)
             {
@@ -296,7 +528,7 @@ public sealed class GkeTpuProvider : ITpuProvider
 
                 try
                 {
-                    await client.CoreV1.PatchNodeAsync(UnmarkPatch(current), current.Metadata.Name, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    Remember(await client.CoreV1.PatchNodeAsync(UnmarkPatch(current), current.Metadata.Name, cancellationToken: cancellationToken).ConfigureAwait(false));
                     break;
                 }
                 catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict && attempt < MaxConflictsPerNode * 4)
@@ -321,7 +553,9 @@ public sealed class GkeTpuProvider : ITpuProvider
     {
         try
         {
-            return await client.CoreV1.ReadNodeAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var node = await client.CoreV1.ReadNodeAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            Remember(node);
+            return node;
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
         {

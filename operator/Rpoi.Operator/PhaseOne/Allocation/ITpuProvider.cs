@@ -32,7 +32,19 @@ public sealed record LeaseIdentity(string Namespace, string Name, string Uid)
 }
 
 /// <summary>A request for chips: how many, of which accelerator and slice topology.</summary>
-public sealed record TpuClaimRequest(LeaseIdentity Lease, TpuShape Shape, int Chips);
+/// <param name="Lease">Who claims.</param>
+/// <param name="Shape">Accelerator and topology.</param>
+/// <param name="Chips">How many chips (a whole number of slices).</param>
+/// <param name="Ahead">
+/// Older leases queued for the same shape (strict FIFO): the chips of those that hold nothing yet must stay free for
+/// them, so the claim succeeds only if it fits in what is left after them.
+/// </param>
+public sealed record TpuClaimRequest(LeaseIdentity Lease, TpuShape Shape, int Chips, IReadOnlyList<QueuedDemand>? Ahead = null);
+
+/// <summary>An older lease's demand, from the FIFO queue.</summary>
+/// <param name="Uid">The lease's UID (how its marks on nodes are recognised).</param>
+/// <param name="Chips">The chips it asked for.</param>
+public sealed record QueuedDemand(string Uid, int Chips);
 
 /// <summary>Nodes held by one lease.</summary>
 /// <param name="Shape">Accelerator and topology of the nodes.</param>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using k8s.Models;
 
 namespace Rpoi.Operator.PhaseOne.Allocation;
@@ -69,6 +70,12 @@ internal static class TpuSlices
             return false;
         }
 
+        // GKE writes plain integers ("4"); parsing those directly skips the general quantity parser.
+        if (int.TryParse(quantity.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out chips))
+        {
+            return chips > 0;
+        }
+
         try
         {
             chips = (int)quantity.ToInt64();
@@ -110,7 +117,10 @@ internal static class TpuSlices
             var perHost = ChipsOn(node);
             if (perHost >= shape.ChipsPerSlice || perHost <= 0)
             {
-                slices.Add(Make(shape, node.Metadata.Name, [node], hostsWanted: 1));
+                // A single-host slice: the common case, built without the multi-host bookkeeping (claims group every
+                // free node of a shape, so this runs for each of them).
+                var owner = OwnerOf(node);
+                slices.Add(new TpuSlice(node.Metadata.Name, [node], perHost, perHost == shape.ChipsPerSlice && IsSchedulable(node), owner is null ? [] : [owner]));
                 continue;
             }
 

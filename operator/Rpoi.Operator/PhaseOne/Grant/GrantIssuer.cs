@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Text.Json.Nodes;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
@@ -26,9 +25,11 @@ public sealed record IssuedGrant(string SecretName, string GrantDigest, DateTime
 /// </summary>
 /// <remarks>
 /// The operator never reads a Secret outside its own namespace (its RBAC allows only create, update and delete there):
-/// the Secret is written with create, and on 409 replaced by an unconditional PUT; what a restart needs to find the
-/// grant again (H, σ's digest, the validity window) is recorded on the Lease itself (<see cref="Find"/>,
-/// <see cref="RecordOnLease"/>), right after the Secret is written. A crash between the two re-issues the grant.
+/// the Secret is written with create, and on 409 replaced by an unconditional PUT. What a restart needs to find the
+/// grant again (H, σ's digest, the validity window) is the Lease's own status (<see cref="Find"/>): the status write
+/// that makes the Lease Active records <c>transactionHash</c>, <c>grantDigest</c>, <c>activeSince</c> and
+/// <c>expiresAt</c>, so the grant costs no extra write of the Lease. A crash between the Secret write and that status
+/// write re-issues the grant, and the new Secret replaces the old one.
 /// </remarks>
 public sealed class GrantIssuer
 {
@@ -38,7 +39,7 @@ public sealed class GrantIssuer
     /// <summary>Data key holding the sealed grant (JSON of a sealed message).</summary>
     public const string DataKey = "access.rpoi";
 
-    /// <summary>Annotation (on the Secret and the Lease): the transaction hash H the grant belongs to.</summary>
+    /// <summary>Annotation on the Secret: the transaction hash H the grant belongs to.</summary>
     public const string HashAnnotation = "rpoi.io/transaction-hash";
 
     /// <summary>Annotation: key id of the renter the grant is sealed to.</summary>
@@ -47,13 +48,13 @@ public sealed class GrantIssuer
     /// <summary>Annotation: key id of β, who signed the grant.</summary>
     public const string LeaserKeyAnnotation = "rpoi.io/leaser-key-id";
 
-    /// <summary>Annotation (on the Secret and the Lease): hex SHA-256 of σ.</summary>
+    /// <summary>Annotation on the Secret: hex SHA-256 of σ (the Lease keeps it in <c>status.grantDigest</c>).</summary>
     public const string DigestAnnotation = "rpoi.io/grant-digest";
 
-    /// <summary>Annotation (on the Secret and the Lease): start of validity, RFC 3339.</summary>
+    /// <summary>Annotation on the Secret: start of validity, RFC 3339.</summary>
     public const string ValidFromAnnotation = "rpoi.io/valid-from";
 
-    /// <summary>Annotation (on the Secret and the Lease): end of validity, RFC 3339.</summary>
+    /// <summary>Annotation on the Secret: end of validity, RFC 3339.</summary>
     public const string ValidUntilAnnotation = "rpoi.io/valid-until";
 
     private readonly IKubernetes client;
@@ -70,48 +71,24 @@ public sealed class GrantIssuer
     public static string SecretName(string leaseName) => $"{leaseName}-access";
 
     /// <summary>
-    /// The grant already delivered for H, read back from the Lease's annotations (written by <see cref="RecordOnLease"/>
-    /// after the Secret), or null when the Lease records none or one for another H.
+    /// The grant already delivered for H, read back from the Lease's stored status (written with phase Active), or null
+    /// when the status records no grant or one for another H.
     /// </summary>
     public static IssuedGrant? Find(Lease lease, TransactionHash h)
     {
         ArgumentNullException.ThrowIfNull(lease);
         ArgumentNullException.ThrowIfNull(h);
-        var annotations = lease.Metadata?.Annotations;
-        if (annotations is null
-            || !annotations.TryGetValue(HashAnnotation, out var hash) || hash != h.Hex
-            || !annotations.TryGetValue(DigestAnnotation, out var digest) || string.IsNullOrEmpty(digest)
-            || !annotations.TryGetValue(ValidFromAnnotation, out var from) || !TryParseTime(from, out var validFrom)
-            || !annotations.TryGetValue(ValidUntilAnnotation, out var until) || !TryParseTime(until, out var validUntil))
+        var status = lease.Status;
+        if (status is null
+            || status.TransactionHash != h.Hex
+            || string.IsNullOrEmpty(status.GrantDigest)
+            || status.ActiveSince is not { } validFrom
+            || status.ExpiresAt is not { } validUntil)
         {
             return null;
         }
 
-        return new IssuedGrant(SecretName(lease.Metadata!.Name), digest, validFrom, validUntil);
-    }
-
-    /// <summary>
-    /// The merge patch that records <paramref name="grant"/> on the Lease: H, σ's digest (<c>rpoi.io/grant-digest</c>, which
-    /// phase II rates against after the Secret is gone) and the validity window. Apply it right after the Secret is written.
-    /// </summary>
-    public static V1Patch RecordOnLease(TransactionHash h, IssuedGrant grant)
-    {
-        ArgumentNullException.ThrowIfNull(h);
-        ArgumentNullException.ThrowIfNull(grant);
-        var patch = new JsonObject
-        {
-            ["metadata"] = new JsonObject
-            {
-                ["annotations"] = new JsonObject
-                {
-                    [HashAnnotation] = h.Hex,
-                    [DigestAnnotation] = grant.GrantDigest,
-                    [ValidFromAnnotation] = FormatTime(grant.ValidFrom),
-                    [ValidUntilAnnotation] = FormatTime(grant.ValidUntil),
-                },
-            },
-        };
-        return new V1Patch(patch.ToJsonString(), V1Patch.PatchType.MergePatch);
+        return new IssuedGrant(SecretName(lease.Metadata.Name), status.GrantDigest, Utc(validFrom), Utc(validUntil));
     }
 
     /// <summary>
@@ -206,6 +183,6 @@ public sealed class GrantIssuer
     /// <summary>RFC 3339 UTC with a Z, whole seconds.</summary>
     public static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
 
-    private static bool TryParseTime(string text, out DateTimeOffset value) =>
-        DateTimeOffset.TryParseExact(text, "yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value);
+    // Status times are metav1.Time, always UTC on the wire, whatever DateTimeKind the deserialiser gave them.
+    private static DateTimeOffset Utc(DateTime t) => new(DateTime.SpecifyKind(t, DateTimeKind.Utc));
 }

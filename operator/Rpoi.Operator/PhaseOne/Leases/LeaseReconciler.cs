@@ -40,11 +40,14 @@ public sealed record LeaseReconcilerDependencies(
 /// sealed grant → Active; and the return (expiry, <c>spec.returnRequested</c>, deletion) → AwaitingRatings, where
 /// phase II takes over. Every step is idempotent, so a restart at any point resumes without a second pledge or claim:
 /// π is asked for the pledge under H before pledging, claims are found by the lease UID on the nodes, and the grant is
-/// found by H in the Lease's own grant annotations.
+/// found by H in the Lease's own status (<c>transactionHash</c>, <c>grantDigest</c>, <c>activeSince</c>, <c>expiresAt</c>).
 /// </summary>
 public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
 {
-    /// <summary>Annotation on the Lease with the hex SHA-256 of σ, written with the grant and kept after the access Secret is deleted (phase II rates against it).</summary>
+    /// <summary>
+    /// Legacy: the annotation in which operator versions before <c>status.grantDigest</c> kept the hex SHA-256 of σ on the
+    /// Lease. No longer written; phase II still reads it for Leases those versions made Active.
+    /// </summary>
     public const string GrantDigestAnnotation = "rpoi.io/grant-digest";
 
     private const string HeldState = "Held";
@@ -104,6 +107,9 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
 
         var request = verdict.Request!;
         var m = request.Request.Payload;
+        // What this reconcile did, told in one event when the lease reaches Active or starts to wait (one event write
+        // per transition instead of one per step).
+        var steps = new List<string>();
         var recordedHash = status.TransactionHash;
         status.TransactionHash = request.H.Hex;
         status.Renter = request.Renter.Address;
@@ -141,7 +147,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             }
 
             SetCondition(status, lease, LeaseConditions.Pledged, true, LeaseConditions.Succeeded, $"the escrow holds the deposit and rent under H {request.H.Hex}");
-            await RecordAsync(lease, EventTypes.Normal, "Pledged", "Pledge", $"escrow {d.Options.EscrowAddress} holds the pledge under H {request.H.Hex}", cancellationToken).ConfigureAwait(false);
+            steps.Add($"escrow {d.Options.EscrowAddress} holds the pledge under H {request.H.Hex}");
         }
 
         // Allocate: adopt what this lease already holds (restart), else claim in FIFO order.
@@ -149,26 +155,32 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         var claim = await d.Tpus.FindClaimAsync(id, cancellationToken).ConfigureAwait(false);
         if (claim is null || claim.Chips != m.Chips)
         {
-            var position = d.Queue.Enter(new QueuedLease(id, shape, CreatedAt(lease)));
-            if (position > 1)
+            // Leases that fit claim side by side; a lease claims only what is left after the older leases queued for the
+            // same shape are served (strict FIFO), else it parks until they move or capacity is freed.
+            var entry = new QueuedLease(id, shape, CreatedAt(lease), m.Chips);
+            for (var look = 0; claim is null; look++)
             {
-                return await WaitAsync(lease, status, position, LeaseConditions.Queued,
-                    $"waiting for {m.Chips} chips of {shape.Accelerator} {shape.Topology}: {position - 1} older lease(s) ahead in the queue", cancellationToken).ConfigureAwait(false);
-            }
-
-            var outcome = await d.Tpus.ClaimAsync(new TpuClaimRequest(id, shape, m.Chips), cancellationToken).ConfigureAwait(false);
-            switch (outcome)
-            {
-                case TpuClaimOutcome.Claimed claimed:
-                    claim = claimed.Claim;
-                    d.Queue.Leave(id);
-                    await RecordAsync(lease, EventTypes.Normal, "Claimed", "Claim", $"claimed {claim.Chips} chips on {string.Join(", ", claim.Nodes)}", cancellationToken).ConfigureAwait(false);
-                    break;
-                case TpuClaimOutcome.Insufficient insufficient:
-                    return await WaitAsync(lease, status, 1, LeaseConditions.InsufficientChips, $"next in the queue; {insufficient.Message}", cancellationToken).ConfigureAwait(false);
-                case TpuClaimOutcome.Impossible impossible:
-                    d.Queue.Leave(id);
-                    return await FailAsync(lease, status, LeaseConditions.Allocated, LeaseConditions.InvalidShape, impossible.Message, cancellationToken).ConfigureAwait(false);
+                var view = d.Queue.Look(entry);
+                var outcome = await d.Tpus.ClaimAsync(new TpuClaimRequest(id, shape, m.Chips, view.Ahead), cancellationToken).ConfigureAwait(false);
+                switch (outcome)
+                {
+                    case TpuClaimOutcome.Claimed claimed:
+                        claim = claimed.Claim;
+                        d.Queue.Leave(id);
+                        steps.Add($"claimed {claim.Chips} chips on {string.Join(", ", claim.Nodes)}");
+                        break;
+                    case TpuClaimOutcome.Insufficient insufficient when d.Queue.Park(id, look >= 3 ? null : view):
+                        return view.Position > 1
+                            ? await WaitAsync(lease, status, view.Position, LeaseConditions.Queued,
+                                $"waiting for {m.Chips} chips of {shape.Accelerator} {shape.Topology}: {view.Position - 1} older lease(s) ahead in the queue; {insufficient.Message}", steps, cancellationToken).ConfigureAwait(false)
+                            : await WaitAsync(lease, status, 1, LeaseConditions.InsufficientChips, $"next in the queue; {insufficient.Message}", steps, cancellationToken).ConfigureAwait(false);
+                    case TpuClaimOutcome.Insufficient:
+                        // Room may have appeared while this lease decided to wait: look again instead of missing the wake-up.
+                        break;
+                    case TpuClaimOutcome.Impossible impossible:
+                        d.Queue.Leave(id);
+                        return await FailAsync(lease, status, LeaseConditions.Allocated, LeaseConditions.InvalidShape, impossible.Message, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
         else
@@ -181,22 +193,32 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         status.QueuePosition = null;
         SetCondition(status, lease, LeaseConditions.Allocated, true, LeaseConditions.Succeeded, $"{claim.Chips} chips on {claim.Nodes.Count} node(s) of pool {status.NodePool}");
 
-        // Grant: reuse the grant the Lease records for H (restart), else issue credentials, seal σ, write the Secret and
-        // record H, σ's digest and the validity on the Lease (the operator never reads Secrets outside its namespace).
+        // Grant: reuse the grant the Lease's status records for H (restart), else issue credentials, seal σ and write the
+        // Secret (the operator never reads Secrets outside its namespace). The status write below is the record: a crash
+        // or conflict before it re-issues the grant, and the new Secret replaces the old one.
         var issued = GrantIssuer.Find(lease, request.H);
         if (issued is null)
         {
+            // The cache can lag behind this operator's own last status write (a key queued by an earlier event runs
+            // before the informer has the write). Issuing from such a view would replace a Secret whose digest the stored
+            // status already records, so wait for the informer's newer copy instead.
+            var stored = await d.Leases.GetAsync(ObjectKey.Of(lease), cancellationToken).ConfigureAwait(false);
+            if (stored is not null && stored.Metadata.ResourceVersion != lease.Metadata.ResourceVersion)
+            {
+                return ReconcileResult.Requeue;
+            }
+
             var validFrom = status.ActiveSince is { } since ? Utc(since) : Truncate(d.Time.GetUtcNow());
             var validUntil = validFrom + TimeSpan.FromSeconds(m.DurationSeconds);
             issued = await d.Grants.IssueAsync(id, OwnerOf(lease), request, claim, validFrom, validUntil, d.Options.Leaser, d.Options.Cluster, d.Options.PodImage, cancellationToken).ConfigureAwait(false);
-            lease = await d.Leases.PatchAsync(ObjectKey.Of(lease), GrantIssuer.RecordOnLease(request.H, issued), cancellationToken).ConfigureAwait(false);
-            await RecordAsync(lease, EventTypes.Normal, "Granted", "Grant", $"sealed access grant written to Secret {issued.SecretName} for renter key {request.Renter.KeyId}", cancellationToken).ConfigureAwait(false);
+            steps.Add($"sealed access grant written to Secret {issued.SecretName} for renter key {request.Renter.KeyId}");
         }
 
         var wasActive = status.Phase == LeasePhase.Active;
         status.Phase = LeasePhase.Active;
         status.ActiveSince = issued.ValidFrom.UtcDateTime;
         status.ExpiresAt = issued.ValidUntil.UtcDateTime;
+        status.GrantDigest = issued.GrantDigest;
         status.AccessSecretName = issued.SecretName;
         SetCondition(status, lease, LeaseConditions.Ready, true, LeaseConditions.Succeeded,
             $"the renter's sealed grant is in Secret {issued.SecretName}; valid until {GrantIssuer.FormatTime(issued.ValidUntil)}");
@@ -205,7 +227,8 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         if (!wasActive)
         {
             d.Metrics.BecameActive(d.Time.GetUtcNow() - CreatedAt(lease));
-            await RecordAsync(lease, EventTypes.Normal, "Active", "Activate", $"lease active until {GrantIssuer.FormatTime(issued.ValidUntil)}", cancellationToken).ConfigureAwait(false);
+            steps.Add($"lease active until {GrantIssuer.FormatTime(issued.ValidUntil)}");
+            await RecordAsync(lease, EventTypes.Normal, "Active", "Activate", string.Join("; ", steps), cancellationToken).ConfigureAwait(false);
         }
 
         var remaining = issued.ValidUntil - d.Time.GetUtcNow();
@@ -294,7 +317,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         return ReconcileResult.RequeueAfter(wait > TimeSpan.FromMinutes(1) ? wait : TimeSpan.FromMinutes(1));
     }
 
-    private async Task<ReconcileResult> WaitAsync(Lease lease, LeaseStatus status, int position, string reason, string message, CancellationToken cancellationToken)
+    private async Task<ReconcileResult> WaitAsync(Lease lease, LeaseStatus status, int position, string reason, string message, List<string> steps, CancellationToken cancellationToken)
     {
         var wasWaiting = status.Phase == LeasePhase.Pending && status.QueuePosition is not null;
         status.Phase = LeasePhase.Pending;
@@ -306,7 +329,8 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         ObserveMetrics(IdentityOf(lease), status, status.Chips ?? 0);
         if (!wasWaiting || changed && reason == LeaseConditions.InsufficientChips)
         {
-            await RecordAsync(lease, EventTypes.Normal, reason, "Queue", message, cancellationToken).ConfigureAwait(false);
+            steps.Add(message);
+            await RecordAsync(lease, EventTypes.Normal, reason, "Queue", string.Join("; ", steps), cancellationToken).ConfigureAwait(false);
         }
 
         // The queue wakes this lease when the head leaves or capacity is freed; nothing to poll.
@@ -394,13 +418,13 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         return ReconcileResult.Done;
     }
 
-    /// <summary>Releases nodes, revokes credentials, keeps σ's digest on the Lease and deletes the access Secret.</summary>
+    /// <summary>Releases nodes, revokes credentials and deletes the access Secret; σ's digest stays in the Lease's status.</summary>
     private async Task<IReadOnlyList<string>> ReleaseAllAsync(Lease lease, CancellationToken cancellationToken)
     {
         var id = IdentityOf(lease);
         var released = await d.Tpus.ReleaseAsync(id, cancellationToken).ConfigureAwait(false);
         await d.Access.RevokeAsync(id, cancellationToken).ConfigureAwait(false);
-        // σ's digest stays on the Lease (rpoi.io/grant-digest, recorded when the grant was made) for phase II.
+        // σ's digest stays in status.grantDigest (written with phase Active) for phase II, so the Secret can go.
         await d.Grants.DeleteAsync(id, cancellationToken).ConfigureAwait(false);
         return released;
     }
