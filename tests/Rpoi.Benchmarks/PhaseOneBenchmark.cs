@@ -46,17 +46,26 @@ internal static class PhaseOneBenchmark
             ? args[1].Split(',').Select(w => int.Parse(w, CultureInfo.InvariantCulture)).ToArray()
             : [new OperatorSettings().Workers, 16];
         var limit = TimeSpan.FromMinutes(args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5);
-        Console.WriteLine($"phase I benchmark: {leases} leases, {leases} v5e {Topology} nodes, idle window {idle.TotalSeconds:0} s, workers {string.Join(", ", workerSettings)}");
+        var apply = args.Length > 4 ? args[4] : "burst";
+        if (apply is not ("burst" or "kubectl"))
+        {
+            throw new ArgumentException($"the 5th argument is how the leases are applied: 'burst' (all creates at once through the API) or 'kubectl' (one 'kubectl apply -f' of a file holding them all), not '{apply}'");
+        }
+
+        // Lease manifests from 'kubectl rpoi request' carry the operator's finalizer; 'bare' leaves it to the operator.
+        var withFinalizer = args.Length <= 5 || args[5] != "bare";
+        Console.WriteLine($"phase I benchmark: {leases} leases, {leases} v5e {Topology} nodes, idle window {idle.TotalSeconds:0} s, workers {string.Join(", ", workerSettings)}, "
+            + $"applied by {(apply == "burst" ? "concurrent API creates" : "one kubectl apply -f")}, {(withFinalizer ? "manifests with the finalizer (as kubectl rpoi request writes them)" : "bare manifests (the operator adds the finalizer)")}");
         var ok = true;
         foreach (var workers in workerSettings)
         {
-            ok &= await RunOnceAsync(leases, workers, idle, limit);
+            ok &= await RunOnceAsync(leases, workers, idle, limit, apply == "kubectl", withFinalizer);
         }
 
         return ok ? 0 : 1;
     }
 
-    private static async Task<bool> RunOnceAsync(int count, int workers, TimeSpan idle, TimeSpan limit)
+    private static async Task<bool> RunOnceAsync(int count, int workers, TimeSpan idle, TimeSpan limit, bool byKubectl, bool withFinalizer)
     {
         await using var server = await KubeApiServer.StartAsync(new KubeApiServerOptions
         {
@@ -94,8 +103,10 @@ internal static class PhaseOneBenchmark
         var active = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         var allActive = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var watcher = new Informer<Lease>(ResourceClients.Custom<Lease>(client, LeaseResource));
+        var added = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         void Seen(Lease l)
         {
+            added.TryAdd(l.Metadata.Name, Stopwatch.GetTimestamp());
             if (l.Status?.Phase == LeasePhase.Active && active.TryAdd(l.Metadata.Name, Stopwatch.GetTimestamp()) && active.Count == count)
             {
                 allActive.TrySetResult();
@@ -116,16 +127,36 @@ internal static class PhaseOneBenchmark
         }
 
         // Signed just before the burst so the request's age window holds; signing is not part of the measurement.
-        var objects = Enumerable.Range(0, count).Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}")).ToArray();
+        var objects = Enumerable.Range(0, count).Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}", withFinalizer)).ToArray();
+        string? manifest = null;
+        string? kubeconfig = null;
+        if (byKubectl)
+        {
+            var dir = Directory.CreateTempSubdirectory("rpoi-bench-").FullName;
+            kubeconfig = server.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), Ns);
+            manifest = Path.Combine(dir, "leases.yaml");
+            await File.WriteAllTextAsync(manifest, string.Join("\n", objects.Select(o => KubernetesJson.Serialize(o))));
+        }
+
         var before = counter.Snapshot();
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         int[] gcBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         var start = Stopwatch.GetTimestamp();
-        await Task.WhenAll(objects.Select(async (lease, i) =>
+        if (byKubectl)
         {
-            sent[i] = Stopwatch.GetTimestamp();
-            await client.CustomObjects.CreateNamespacedCustomObjectAsync(lease, Lease.Group, Lease.Version, Ns, Lease.Plural);
-        }));
+            // One 'kubectl apply -f' of a file with every Lease (a stream of JSON objects, which kubectl reads like YAML documents), as a platform team or a pipeline would apply them. kubectl
+            // sends them one after another, so each lease's clock starts when the benchmark's watch first sees it.
+            await RunKubectlAsync(kubeconfig!, "apply", "-f", manifest!);
+        }
+        else
+        {
+            await Task.WhenAll(objects.Select(async (lease, i) =>
+            {
+                sent[i] = Stopwatch.GetTimestamp();
+                await client.CustomObjects.CreateNamespacedCustomObjectAsync(lease, Lease.Group, Lease.Version, Ns, Lease.Plural);
+            }));
+        }
+
         var appliedIn = Stopwatch.GetElapsedTime(start);
         var finished = await Task.WhenAny(allActive.Task, Task.Delay(limit)) == allActive.Task;
         var wall = Stopwatch.GetElapsedTime(start);
@@ -147,14 +178,14 @@ internal static class PhaseOneBenchmark
 
         var latencies = Enumerable.Range(0, count)
             .Where(i => active.ContainsKey($"lease-{i:D4}"))
-            .Select(i => Stopwatch.GetElapsedTime(sent[i], active[$"lease-{i:D4}"]).TotalMilliseconds)
+            .Select(i => Stopwatch.GetElapsedTime(byKubectl ? added[$"lease-{i:D4}"] : sent[i], active[$"lease-{i:D4}"]).TotalMilliseconds)
             .Order()
             .ToArray();
         Console.WriteLine();
-        Console.WriteLine($"== workers {workers}: {active.Count}/{count} Active{(finished ? string.Empty : $" (TIMED OUT after {limit.TotalMinutes:0} min)")}, creates sent in {appliedIn.TotalMilliseconds:0} ms, last Active after {wall.TotalMilliseconds:0} ms");
+        Console.WriteLine($"== workers {workers}: {active.Count}/{count} Active{(finished ? string.Empty : $" (TIMED OUT after {limit.TotalMinutes:0} min)")}, {(byKubectl ? "kubectl apply took" : "creates sent in")} {appliedIn.TotalMilliseconds:0} ms, last Active after {wall.TotalMilliseconds:0} ms");
         if (latencies.Length > 0)
         {
-            Console.WriteLine($"create -> Active: p50 {Percentile(latencies, 0.50):0} ms, p90 {Percentile(latencies, 0.90):0} ms, p99 {Percentile(latencies, 0.99):0} ms, max {latencies[^1]:0} ms");
+            Console.WriteLine($"{(byKubectl ? "first seen by watch" : "create sent")} -> Active: p50 {Percentile(latencies, 0.50):0} ms, p90 {Percentile(latencies, 0.90):0} ms, p99 {Percentile(latencies, 0.99):0} ms, max {latencies[^1]:0} ms");
         }
 
         Console.WriteLine($"process CPU (API server, operator, benchmark client) until all Active: {cpu.TotalSeconds:0.00} s = {cpu / wall:0.00} cores of {Environment.ProcessorCount}, {cpu.TotalMilliseconds / count:0.00} ms per lease; GCs gen0/1/2 {gcs}, {(GCSettings.IsServerGC ? "server" : "workstation")} GC");
@@ -260,7 +291,30 @@ internal static class PhaseOneBenchmark
         Conditions = [new V1NodeCondition { Type = "Ready", Status = "True" }],
     };
 
-    private static Lease BuildLease(PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow, string name)
+    private static async Task RunKubectlAsync(string kubeconfig, params string[] args)
+    {
+        var binary = Environment.GetEnvironmentVariable("RPOI_KUBECTL_135") is { Length: > 0 } newer && File.Exists(newer) ? newer : "kubectl";
+        var info = new ProcessStartInfo(binary) { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add("--kubeconfig");
+        info.ArgumentList.Add(kubeconfig);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {binary}");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        var lines = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Console.WriteLine($"{binary} {string.Join(' ', args)}: exit {process.ExitCode}, {lines.Length} lines of output");
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kubectl failed: {await stderr}");
+        }
+    }
+
+    private static Lease BuildLease(PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow, string name, bool withFinalizer)
     {
         var now = DateTimeOffset.UtcNow;
         var m = new LeaseRequest(
@@ -282,7 +336,7 @@ internal static class PhaseOneBenchmark
         {
             ApiVersion = $"{Lease.Group}/{Lease.Version}",
             Kind = "Lease",
-            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = Ns },
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = Ns, Finalizers = withFinalizer ? [LeaseConditions.Finalizer] : null },
             Spec = new LeaseSpec
             {
                 Request = new SignedLeaseRequest

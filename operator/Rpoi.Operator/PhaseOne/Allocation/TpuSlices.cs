@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.Runtime.CompilerServices;
 using k8s.Models;
 
 namespace Rpoi.Operator.PhaseOne.Allocation;
@@ -52,14 +52,20 @@ internal static class TpuSlices
         node.Metadata?.Labels is { } labels && labels.TryGetValue(key, out var value) ? value : null;
 
     /// <summary>Chips on a host: allocatable <c>google.com/tpu</c>, else capacity, else 0.</summary>
-    public static int ChipsOn(V1Node node)
+    public static int ChipsOn(V1Node node) => ChipCounts.GetValue(node, CountChips).Value;
+
+    // A node object is one version of the node (informer caches replace, never mutate, them), and reading a
+    // ResourceQuantity is costly (it formats through fractions), while claims look at every free node: count once per object.
+    private static readonly ConditionalWeakTable<V1Node, StrongBox<int>> ChipCounts = new();
+
+    private static StrongBox<int> CountChips(V1Node node)
     {
         if (TryQuantity(node.Status?.Allocatable, out var allocatable))
         {
-            return allocatable;
+            return new StrongBox<int>(allocatable);
         }
 
-        return TryQuantity(node.Status?.Capacity, out var capacity) ? capacity : 0;
+        return new StrongBox<int>(TryQuantity(node.Status?.Capacity, out var capacity) ? capacity : 0);
     }
 
     private static bool TryQuantity(IDictionary<string, ResourceQuantity>? resources, out int chips)
@@ -68,12 +74,6 @@ internal static class TpuSlices
         if (resources is null || !resources.TryGetValue(TpuLabels.TpuResource, out var quantity) || quantity is null)
         {
             return false;
-        }
-
-        // GKE writes plain integers ("4"); parsing those directly skips the general quantity parser.
-        if (int.TryParse(quantity.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out chips))
-        {
-            return chips > 0;
         }
 
         try
