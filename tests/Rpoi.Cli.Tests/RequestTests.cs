@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Time.Testing;
 using Rpoi.Cli.Support;
 using Rpoi.Cli.Tests.Support;
+using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Protocol;
 using Rpoi.Protocol.Checks;
 using Rpoi.Protocol.Keys;
@@ -36,6 +37,8 @@ public sealed class RequestTests : IDisposable
         Assert.Equal("Lease", (string?)lease["kind"]);
         Assert.Equal("train-1", (string?)lease["metadata"]!["name"]);
         Assert.Equal("team-a", (string?)lease["metadata"]!["namespace"]);
+        // The operator's finalizer from the start: the operator need not patch it in.
+        Assert.Equal([LeaseConditions.Finalizer], lease["metadata"]!["finalizers"]!.AsArray().Select(f => (string?)f));
         Assert.Equal(3600, (long)lease["spec"]!["ratingWindowSeconds"]!);
         var signed = Signed<LeaseRequest>.Parse(lease["spec"]!["request"]!.ToJsonString());
         Assert.True(signed.IsOk, signed.Message);
@@ -62,6 +65,7 @@ public sealed class RequestTests : IDisposable
 
         Assert.Equal(0, result.ExitCode);
         var lease = JsonNode.Parse(result.Out)!;
+        Assert.Equal("rpoi.io/lease", (string?)lease["metadata"]!["finalizers"]![0]);
         Assert.True(Signed<LeaseRequest>.Parse(lease["spec"]!["request"]!.ToJsonString()).IsOk);
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Rpoi.Cli.Support;
 using Rpoi.Cli.Tests.Support;
 using Rpoi.Protocol;
@@ -26,6 +27,9 @@ public sealed class SamplesTests(ClusterFixture cluster) : IClassFixture<Cluster
         Assert.True(verified.IsOk, verified.Message);
         Assert.True(ProtocolChecks.LeaseBinding(em.Payload, (string)lease["metadata"]!["namespace"]!, (string)lease["metadata"]!["name"]!).IsOk);
         Assert.Equal((Id("leaser").Address, Id("escrow").Address), (em.Payload.Leaser, em.Payload.Escrow));
+        // The metadata is what 'kubectl rpoi request' writes today (the operator's finalizer included), not a stale copy.
+        var expected = Manifests.Lease(em, null)["metadata"];
+        Assert.True(JsonNode.DeepEquals(expected, lease["metadata"]), $"config/samples/lease.yaml metadata is {lease["metadata"]!.ToJsonString()}, expected {expected!.ToJsonString()}; run config/samples/regenerate.sh");
 
         var rating = Yaml.ReadAll(File.ReadAllText(Path.Combine(Samples, "rating-renter.yaml"))).Single()!;
         var emm = Signed<RenterRating>.Parse(rating["spec"]!["signedRating"]!.ToJsonString()).Value;

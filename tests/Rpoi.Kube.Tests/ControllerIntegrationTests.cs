@@ -140,6 +140,53 @@ public sealed class ControllerIntegrationTests
         await Eventually.HoldsAsync(() => reconciler.Count == 2);
     }
 
+    [Fact]
+    public async Task The_echo_of_the_reconcilers_own_write_is_skipped_but_anyone_elses_write_is_reconciled()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        await cluster.CreateAsync("echo", 1);
+        var writes = new OwnWrites<Widget>();
+        var client = writes.Wrap(cluster.Widgets);
+        var reconciler = new ScriptedReconciler();
+        // Each reconcile records what it saw in status, through the recording client.
+        reconciler.Answer = async (w, _, ct) =>
+        {
+            await StatusUpdates.PatchIfChangedAsync(client, w, w.Status, new WidgetStatus { ObservedSize = w.Spec.Size }, ct);
+            return ReconcileResult.Done;
+        };
+        var (informer, controller) = Build(cluster, reconciler);
+        controller.SkipEchoesOf(writes);
+        await using var informerRun = Background.Run(informer.RunAsync);
+        await using var controllerRun = Background.Run(controller.RunAsync);
+        var key = new ObjectKey(cluster.Namespace, "echo");
+
+        await Eventually.HoldsAsync(() => informer.Store.Get(key)?.Status?.ObservedSize == 1);
+        await Eventually.HoldsAsync(() => writes.Pending == 0);
+        // The status write's echo reached the cache and was skipped: one reconcile, not two.
+        Assert.Equal(1, controller.ReconcileCount);
+
+        // Someone else's change is reconciled as always, and its own echo is skipped again.
+        await cluster.SetSizeAsync("echo", 2);
+        await Eventually.HoldsAsync(() => informer.Store.Get(key)?.Status?.ObservedSize == 2);
+        await Eventually.HoldsAsync(() => writes.Pending == 0);
+        Assert.Equal(2, controller.ReconcileCount);
+        Assert.Equal([1, 2], reconciler.Seen.Select(s => s.Size));
+    }
+
+    [Fact]
+    public void OwnWrites_matches_exactly_the_recorded_version_once()
+    {
+        var writes = new OwnWrites<Widget>();
+        Widget Version(string rv) => new() { Metadata = new V1ObjectMeta { Name = "w", NamespaceProperty = "ns", ResourceVersion = rv } };
+        writes.Record(Version("5"));
+        Assert.False(writes.IsEcho(Version("4")));
+        Assert.True(writes.IsEcho(Version("5")));
+        Assert.False(writes.IsEcho(Version("5")));
+        writes.Record(Version("7"));
+        writes.Forget(new ObjectKey("ns", "w"));
+        Assert.False(writes.IsEcho(Version("7")));
+    }
+
     [SkippableFact]
     public async Task Status_write_retries_on_409_with_fresh_state_and_skips_unchanged_status()
     {

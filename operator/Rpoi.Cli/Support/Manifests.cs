@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Protocol.Messages;
 using RatingResource = Rpoi.Operator.Entities.Rating;
 
@@ -11,7 +12,11 @@ public static class Manifests
     /// <summary>Name of the renter's Rating for a lease.</summary>
     public static string RenterRatingName(string leaseName) => $"{leaseName}-renter";
 
-    /// <summary>A Lease whose spec.request is <paramref name="signedRequest"/>, bound (by the signature) to its namespace and name.</summary>
+    /// <summary>
+    /// A Lease whose spec.request is <paramref name="signedRequest"/>, bound (by the signature) to its namespace and name.
+    /// It carries the operator's finalizer from the start: the operator then need not patch it in (one API write less per
+    /// lease), and a Lease deleted before the operator ever saw it still passes through the operator's return.
+    /// </summary>
     public static JsonObject Lease(Signed<LeaseRequest> signedRequest, long? ratingWindowSeconds)
     {
         ArgumentNullException.ThrowIfNull(signedRequest);
@@ -26,7 +31,12 @@ public static class Manifests
         {
             ["apiVersion"] = $"{Operator.Entities.Lease.Group}/{Operator.Entities.Lease.Version}",
             ["kind"] = Operator.Entities.Lease.KindName,
-            ["metadata"] = new JsonObject { ["name"] = m.Lease.Name, ["namespace"] = m.Lease.Namespace },
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = m.Lease.Name,
+                ["namespace"] = m.Lease.Namespace,
+                ["finalizers"] = new JsonArray(LeaseConditions.Finalizer),
+            },
             ["spec"] = spec,
         };
     }

@@ -81,8 +81,32 @@ public sealed class Controller<T> : IController
         _informers = [informer];
         informer.AddEventHandler(new ResourceEventHandler<T>(
             (obj, _) => Enqueue(ObjectKey.Of(obj)),
-            (_, obj) => Enqueue(ObjectKey.Of(obj)),
-            obj => Enqueue(ObjectKey.Of(obj))));
+            (_, obj) =>
+            {
+                if (Volatile.Read(ref _echoes) is not { } echoes || !echoes.IsEcho(obj))
+                {
+                    Enqueue(ObjectKey.Of(obj));
+                }
+            },
+            obj =>
+            {
+                Volatile.Read(ref _echoes)?.Forget(ObjectKey.Of(obj));
+                Enqueue(ObjectKey.Of(obj));
+            }));
+    }
+
+    private OwnWrites<T>? _echoes;
+
+    /// <summary>
+    /// Skips update events that only echo a write recorded in <paramref name="writes"/> (typically the reconciler's own
+    /// status writes, through <see cref="OwnWrites{T}.Wrap"/>), and records the finalizers this controller adds there too.
+    /// Use it when the reconciler never relies on its own echo for a next step.
+    /// </summary>
+    public Controller<T> SkipEchoesOf(OwnWrites<T> writes)
+    {
+        ArgumentNullException.ThrowIfNull(writes);
+        Volatile.Write(ref _echoes, writes);
+        return this;
     }
 
     /// <inheritdoc/>
@@ -243,7 +267,13 @@ public sealed class Controller<T> : IController
 
         foreach (var (name, _) in _finalizers)
         {
+            var before = entity.Metadata.ResourceVersion;
             entity = await Finalizers.AddAsync(_client, entity, name, ct).ConfigureAwait(false);
+            if (entity.Metadata.ResourceVersion != before)
+            {
+                // The reconcile below runs on the patched object, so the patch's echo brings nothing new.
+                Volatile.Read(ref _echoes)?.Record(entity);
+            }
         }
 
         return await _reconciler.ReconcileAsync(entity, ct).ConfigureAwait(false);

@@ -65,6 +65,9 @@ public sealed class PhaseOneController
         ArgumentNullException.ThrowIfNull(escrow);
         var client = builder.Client;
         var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
+        // Every phase-I write finishes its step in the same reconcile (waits are woken by the queue, expiry by a timer), so
+        // the watch echo of such a write is skipped instead of reconciling the lease again (BENCHMARKS.md, phase I).
+        var ownWrites = new OwnWrites<Lease>();
         // The Node informer feeds both the wake-ups below and the provider's lookups (no node list per reconcile).
         var nodes = builder.Informer(ResourceClients.Nodes(client));
         var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>(), nodes);
@@ -72,10 +75,10 @@ public sealed class PhaseOneController
         var access = new LeaseAccess(client, builder.Time, options.LeaseUserClusterRole);
         var recorder = events ?? new KubeEventRecorder(client, "rpoi.io/operator", Environment.MachineName, builder.Time, builder.LoggerFactory.CreateLogger<KubeEventRecorder>());
         var reconciler = new LeaseReconciler(
-            new LeaseReconcilerDependencies(leases, provider, queue, new GrantIssuer(client, access), access, escrow, recorder,
+            new LeaseReconcilerDependencies(ownWrites.Wrap(leases), provider, queue, new GrantIssuer(client, access), access, escrow, recorder,
                 new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time),
             builder.LoggerFactory.CreateLogger<LeaseReconciler>());
-        var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler);
+        var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler).SkipEchoesOf(ownWrites);
 
         // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
         controller.Watch(nodes, node => WaitingFor(queue, node));

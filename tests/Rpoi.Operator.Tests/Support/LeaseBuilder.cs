@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Rpoi.Operator.Entities;
 using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Protocol;
 using Rpoi.Protocol.Keys;
 using Rpoi.Protocol.Messages;
@@ -35,6 +36,7 @@ public sealed class LeaseBuilder
     private string deposit = "1000000";
     private string rent = "500000";
     private bool returnRequested;
+    private bool withFinalizer;
     private long? ratingWindowSeconds;
     private Action<JsonObject>? tamper;
     private PartyKeyPair? signer;
@@ -122,6 +124,16 @@ public sealed class LeaseBuilder
         return this;
     }
 
+    /// <summary>
+    /// Carries the operator's finalizer from the start, as <c>kubectl rpoi request</c> writes it; without this the Lease is
+    /// a hand-written one that the operator patches the finalizer into.
+    /// </summary>
+    public LeaseBuilder WithFinalizer()
+    {
+        withFinalizer = true;
+        return this;
+    }
+
     /// <summary>Changes the payload after signing (the signature no longer matches).</summary>
     public LeaseBuilder TamperedWith(Action<JsonObject> change)
     {
@@ -168,7 +180,7 @@ public sealed class LeaseBuilder
         tamper?.Invoke(payload);
         return new Lease
         {
-            Metadata = new k8s.Models.V1ObjectMeta { Name = name, NamespaceProperty = ns },
+            Metadata = new k8s.Models.V1ObjectMeta { Name = name, NamespaceProperty = ns, Finalizers = withFinalizer ? [LeaseConditions.Finalizer] : null },
             Spec = new LeaseSpec
             {
                 Request = new SignedLeaseRequest

@@ -150,6 +150,10 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             steps.Add($"escrow {d.Options.EscrowAddress} holds the pledge under H {request.H.Hex}");
         }
 
+        // Before a grant is issued the stored Lease is read (see below); the read goes out now, alongside the claim.
+        var recorded = GrantIssuer.Find(lease, request.H);
+        var storedRead = recorded is null ? d.Leases.GetAsync(ObjectKey.Of(lease), cancellationToken) : null;
+
         // Allocate: adopt what this lease already holds (restart), else claim in FIFO order.
         var shape = verdict.Shape!;
         var claim = await d.Tpus.FindClaimAsync(id, cancellationToken).ConfigureAwait(false);
@@ -196,13 +200,13 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         // Grant: reuse the grant the Lease's status records for H (restart), else issue credentials, seal σ and write the
         // Secret (the operator never reads Secrets outside its namespace). The status write below is the record: a crash
         // or conflict before it re-issues the grant, and the new Secret replaces the old one.
-        var issued = GrantIssuer.Find(lease, request.H);
+        var issued = recorded;
         if (issued is null)
         {
             // The cache can lag behind this operator's own last status write (a key queued by an earlier event runs
             // before the informer has the write). Issuing from such a view would replace a Secret whose digest the stored
             // status already records, so wait for the informer's newer copy instead.
-            var stored = await d.Leases.GetAsync(ObjectKey.Of(lease), cancellationToken).ConfigureAwait(false);
+            var stored = await storedRead!.ConfigureAwait(false);
             if (stored is not null && stored.Metadata.ResourceVersion != lease.Metadata.ResourceVersion)
             {
                 return ReconcileResult.Requeue;

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using k8s;
+using k8s.Models;
+using Rpoi.Kube.Informers;
+
+namespace Rpoi.Kube.Controllers;
+
+/// <summary>
+/// The versions a reconciler wrote itself, so the controller can skip the watch event that merely echoes such a write.
+/// The reconcile that wrote an object already acted on everything it holds; reconciling the echo again only repeats that
+/// work (and, while the cache still lags, reads an older copy). Events for any other version, by anyone, still enqueue.
+/// Record only writes whose reconcile needs no follow-up from its own echo; see <see cref="Controller{T}.SkipEchoesOf"/>.
+/// </summary>
+/// <typeparam name="T">The resource type.</typeparam>
+public sealed class OwnWrites<T>
+    where T : class, IKubernetesObject<V1ObjectMeta>
+{
+    private readonly ConcurrentDictionary<ObjectKey, string> versions = new();
+
+    /// <summary>Number of writes whose echo has not been seen yet.</summary>
+    public int Pending => versions.Count;
+
+    /// <summary>Remembers the version <paramref name="written"/> as returned by the API server.</summary>
+    public void Record(T written)
+    {
+        ArgumentNullException.ThrowIfNull(written);
+        if (written.Metadata?.ResourceVersion is { Length: > 0 } version)
+        {
+            versions[ObjectKey.Of(written)] = version;
+        }
+    }
+
+    /// <summary>True (once) when <paramref name="observed"/> is exactly the version last recorded for its key.</summary>
+    public bool IsEcho(T observed)
+    {
+        ArgumentNullException.ThrowIfNull(observed);
+        var key = ObjectKey.Of(observed);
+        return observed.Metadata?.ResourceVersion is { Length: > 0 } version
+            && versions.TryGetValue(key, out var recorded)
+            && recorded == version
+            && versions.TryRemove(new KeyValuePair<ObjectKey, string>(key, recorded));
+    }
+
+    /// <summary>Forgets the key (the object is gone).</summary>
+    public void Forget(ObjectKey key) => versions.TryRemove(key, out _);
+
+    /// <summary>A client whose patches are recorded here; reads and watches pass through.</summary>
+    public IResourceClient<T> Wrap(IResourceClient<T> inner)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        return new RecordingClient(inner, this);
+    }
+
+    private sealed class RecordingClient(IResourceClient<T> inner, OwnWrites<T> writes) : IResourceClient<T>
+    {
+        public string Resource => inner.Resource;
+
+        public Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
+
+        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, Action<Exception> onError, CancellationToken cancellationToken) =>
+            inner.WatchAsync(resourceVersion, onError, cancellationToken);
+
+        public Task<T?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
+
+        public async Task<T> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken)
+        {
+            var written = await inner.PatchAsync(key, patch, cancellationToken).ConfigureAwait(false);
+            writes.Record(written);
+            return written;
+        }
+
+        public async Task<T> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken)
+        {
+            var written = await inner.PatchStatusAsync(key, patch, cancellationToken).ConfigureAwait(false);
+            writes.Record(written);
+            return written;
+        }
+    }
+}
