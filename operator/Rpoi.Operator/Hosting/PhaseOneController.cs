@@ -49,7 +49,7 @@ public sealed class PhaseOneController
     /// <param name="builder">The Rpoi.Kube host builder (its client, clock, metrics and loggers are used).</param>
     /// <param name="options">β's identity and settings.</param>
     /// <param name="escrow">π's client.</param>
-    /// <param name="events">Where events go; a <see cref="KubeEventRecorder"/> by default.</param>
+    /// <param name="events">Where events go; by default the builder's shared <see cref="KubeEventRecorder"/>, which the host drains when it stops.</param>
     /// <param name="workers">Parallel reconciles.</param>
     /// <param name="tpus">The TPU provider; the GKE provider by default.</param>
     public static PhaseOneController Register(
@@ -73,7 +73,7 @@ public sealed class PhaseOneController
         var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>(), nodes);
         var queue = new AllocationQueue();
         var access = new LeaseAccess(client, builder.Time, options.LeaseUserClusterRole);
-        var recorder = events ?? new KubeEventRecorder(client, "rpoi.io/operator", Environment.MachineName, builder.Time, builder.LoggerFactory.CreateLogger<KubeEventRecorder>());
+        var recorder = events ?? builder.EventRecorder("rpoi.io/operator", Environment.MachineName);
         var reconciler = new LeaseReconciler(
             new LeaseReconcilerDependencies(ownWrites.Wrap(leases), provider, queue, new GrantIssuer(client, access), access, escrow, recorder,
                 new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time),
@@ -81,7 +81,7 @@ public sealed class PhaseOneController
         var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler).SkipEchoesOf(ownWrites);
 
         // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
-        controller.Watch(nodes, node => WaitingFor(queue, node));
+        controller.Watch(nodes, node => WaitingFor(queue, node).Concat(OrphanedBy(controller.Informer.Store, node)));
         queue.Changed += waiting =>
         {
             foreach (var lease in waiting)
@@ -105,6 +105,25 @@ public sealed class PhaseOneController
 
         // Only the first parked lease is woken; when it claims, its leaving wakes the next (see AllocationQueue.Leave).
         return queue.FirstParked(new TpuShape(accelerator, topology)).Select(e => new ObjectKey(e.Namespace, e.Name));
+    }
+
+    /// <summary>
+    /// The Lease a node is still claimed for when the cache holds no Lease of that name and UID: reconciling that key finds
+    /// it gone and releases the claim (<see cref="LeaseReconciler.DeletedAsync"/>). This is how claims left by a Lease that
+    /// vanished while the operator was down are found on start, from the Node informer's first list.
+    /// </summary>
+    private static IEnumerable<ObjectKey> OrphanedBy(Store<Lease> leases, V1Node node)
+    {
+        var labels = node.Metadata?.Labels;
+        var uid = node.Metadata?.Annotations is { } annotations && annotations.TryGetValue(TpuLabels.LeaseUidAnnotation, out var value) ? value : null;
+        if (labels is null || uid is null
+            || !labels.TryGetValue(TpuLabels.LeaseNamespaceLabel, out var ns) || !labels.TryGetValue(TpuLabels.LeaseNameLabel, out var name))
+        {
+            return [];
+        }
+
+        var key = new ObjectKey(ns, name);
+        return leases.Get(key)?.Metadata.Uid == uid ? [] : [key];
     }
 
     /// <summary>A lease the cache shows waiting in the queue (status Pending with a queue position).</summary>

@@ -1,4 +1,7 @@
+using k8s;
+using k8s.Models;
 using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Operator.Tests.Support;
 
 namespace Rpoi.Operator.Tests.PhaseOne;
@@ -31,6 +34,38 @@ public sealed class RestartTests
         Assert.Equal(1, env.FakeEscrow!.PledgeCalls);
         Assert.Equal(1, env.FakeEscrow.Debits);
         Assert.Equal(writesBefore, env.Server.Requests.Count(r => r.Method is not ("GET" or "LIST" or "WATCH")));
+    }
+
+    [Fact]
+    public async Task A_claim_left_by_a_lease_that_vanished_while_the_operator_was_down_is_released_on_start()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 2);
+        await env.StartOperatorAsync();
+        await env.ApplyAsync(env.Lease("vanished").Chips(4).Build());
+        await env.ApplyAsync(env.Lease("kept").Chips(4).Build());
+        await env.WaitForPhaseAsync("vanished", LeasePhase.Active);
+        await env.WaitForPhaseAsync("kept", LeasePhase.Active);
+        var claimed = (await env.NodesOfAsync("vanished")).Select(n => n.Metadata.Name).ToList();
+        Assert.Single(claimed);
+
+        // With no operator running, someone strips the finalizer and deletes the Lease: its finalizer never runs.
+        await env.StopOperatorAsync();
+        await env.Client.CustomObjects.PatchNamespacedCustomObjectAsync(
+            new V1Patch("""{"metadata":{"finalizers":null}}""", V1Patch.PatchType.MergePatch), Lease.Group, Lease.Version, PhaseOneEnvironment.Namespace, Lease.Plural, "vanished");
+        await env.DeleteLeaseAsync("vanished");
+        Assert.Null(await env.GetLeaseAsync("vanished"));
+        Assert.Equal(claimed, (await env.NodesOfAsync("vanished")).Select(n => n.Metadata.Name));
+
+        await env.StartOperatorAsync();
+        await Eventually.HoldsAsync(async () => (await env.NodesAsync()).Single(n => n.Metadata.Name == claimed[0]).Metadata.Labels?.ContainsKey(TpuLabels.LeaseNameLabel) != true,
+            "the orphaned node lost its lease marks", env.Time);
+        var freed = (await env.NodesAsync()).Single(n => n.Metadata.Name == claimed[0]);
+        Assert.DoesNotContain(freed.Spec.Taints ?? [], t => t.Key == TpuLabels.LeaseTaintKey);
+        Assert.False(freed.Metadata.Annotations?.ContainsKey(TpuLabels.LeaseUidAnnotation) == true);
+        // The live lease keeps its node.
+        Assert.Single(await env.NodesOfAsync("kept"));
+        Assert.Equal(LeasePhase.Active, (await env.GetLeaseAsync("kept"))!.Status!.Phase);
     }
 
     [Fact]

@@ -333,6 +333,24 @@ public sealed class GkeTpuProvider : ITpuProvider
         return nodes.Select(n => n.Metadata.Name).Order(StringComparer.Ordinal).ToList();
     }
 
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<TpuShape>> ReleaseOrphansAsync(string @namespace, string name, string? liveUid, CancellationToken cancellationToken)
+    {
+        // Listed from the API server: only marks that are really there are removed, each with its resourceVersion.
+        var selector = $"{TpuLabels.LeaseNamespaceLabel}={@namespace},{TpuLabels.LeaseNameLabel}={name}";
+        var list = await client.CoreV1.ListNodeAsync(labelSelector: selector, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var orphans = list.Items.Where(n => TpuSlices.OwnerOf(n) is { } owner && owner != liveUid && owner != TpuSlices.UnknownOwner).ToList();
+        foreach (var group in orphans.GroupBy(n => TpuSlices.OwnerOf(n)!))
+        {
+            await UnmarkAsync(group.ToList(), group.Key, cancellationToken).ConfigureAwait(false);
+            logger.LogWarning("Released {Nodes}, still claimed by Lease {Namespace}/{Name} (uid {Uid}) which no longer exists; its finalizer never ran",
+                string.Join(",", group.Select(n => n.Metadata.Name)), @namespace, name, group.Key);
+        }
+
+        return orphans.Select(n => ShapeKeyOf(n) is null ? null : new TpuShape(TpuSlices.LabelOf(n, TpuLabels.Accelerator)!, TpuSlices.LabelOf(n, TpuLabels.Topology)!))
+            .OfType<TpuShape>().Distinct().ToList();
+    }
+
     private async Task<IList<V1Node>> ListShapeAsync(TpuShape shape, CancellationToken cancellationToken)
     {
         var selector = $"{TpuLabels.Accelerator}={shape.Accelerator},{TpuLabels.Topology}={shape.Topology}";

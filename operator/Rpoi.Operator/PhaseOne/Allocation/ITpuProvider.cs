@@ -22,6 +22,14 @@ public interface ITpuProvider
 
     /// <summary>Removes this lease's marks from every node it holds; returns the released node names.</summary>
     Task<IReadOnlyList<string>> ReleaseAsync(LeaseIdentity lease, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Releases nodes still marked for a Lease named <paramref name="name"/> in <paramref name="namespace"/> by any UID other
+    /// than <paramref name="liveUid"/> (the UID of the Lease that exists under that name now, or null when none does):
+    /// claims left behind by a Lease that disappeared without the operator's finalizer running (it was removed by hand, or
+    /// the Lease was deleted while the operator was not running). Returns the shapes that got capacity back.
+    /// </summary>
+    Task<IReadOnlyList<TpuShape>> ReleaseOrphansAsync(string @namespace, string name, string? liveUid, CancellationToken cancellationToken);
 }
 
 /// <summary>Who a claim is for. The UID makes the claim belong to this object, not to a reused name.</summary>

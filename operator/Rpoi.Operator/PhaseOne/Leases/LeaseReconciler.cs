@@ -248,10 +248,17 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
     /// <inheritdoc/>
     public async Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
     {
-        // The finalizer already released everything; only in-memory state keyed by this object remains.
+        // Normally the finalizer already released everything and only in-memory state keyed by this object remains. A
+        // Lease that vanished without its finalizer running (removed by hand, or deleted while no operator ran) may still
+        // hold nodes: release those, unless a Lease of that name exists again and they are its own (read fresh, so a
+        // lagging cache can never free a live lease's nodes).
         d.Queue.Forget(key.Namespace ?? string.Empty, key.Name);
         d.Metrics.ForgetByKey(key.ToString());
-        await Task.CompletedTask.ConfigureAwait(false);
+        var live = await d.Leases.GetAsync(key, cancellationToken).ConfigureAwait(false);
+        foreach (var shape in await d.Tpus.ReleaseOrphansAsync(key.Namespace ?? string.Empty, key.Name, live?.Metadata.Uid, cancellationToken).ConfigureAwait(false))
+        {
+            d.Queue.CapacityFreed(shape);
+        }
     }
 
     /// <inheritdoc/>
