@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Prometheus;
 using Rpoi.Kube.Controllers;
 using Rpoi.Kube.Election;
+using Rpoi.Kube.Events;
 using Rpoi.Kube.Informers;
 using Rpoi.Kube.Observability;
 
@@ -18,6 +19,7 @@ public sealed class OperatorHostBuilder
 {
     private readonly Dictionary<Type, IInformer> _informers = [];
     private readonly List<IController> _controllers = [];
+    private readonly List<KubeEventRecorder> _recorders = [];
     private LeaderElectionOptions? _election;
 
     /// <summary>Starts a builder for <paramref name="client"/>.</summary>
@@ -72,6 +74,34 @@ public sealed class OperatorHostBuilder
         return controller;
     }
 
+    /// <summary>
+    /// The event recorder for <paramref name="reportingController"/> on <paramref name="reportingInstance"/>, created on
+    /// first use (with the builder's clock, metrics and loggers) and shared, so all controllers send through one queue.
+    /// The host sends what is still queued when it stops.
+    /// </summary>
+    public KubeEventRecorder EventRecorder(string reportingController, string reportingInstance)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reportingController);
+        ArgumentException.ThrowIfNullOrWhiteSpace(reportingInstance);
+        var existing = _recorders.Find(r => r.ReportingController == reportingController && r.ReportingInstance == reportingInstance);
+        return existing ?? AddEventRecorder(new KubeEventRecorder(Client, reportingController, reportingInstance, Time, LoggerFactory.CreateLogger<KubeEventRecorder>())
+        {
+            Metrics = Metrics,
+        });
+    }
+
+    /// <summary>Hands a recorder built elsewhere (e.g. with another capacity) to the host, which drains and disposes it when it stops.</summary>
+    public KubeEventRecorder AddEventRecorder(KubeEventRecorder recorder)
+    {
+        ArgumentNullException.ThrowIfNull(recorder);
+        if (!_recorders.Contains(recorder))
+        {
+            _recorders.Add(recorder);
+        }
+
+        return recorder;
+    }
+
     /// <summary>Runs controllers only while this replica holds the leader Lease.</summary>
     public OperatorHostBuilder WithLeaderElection(LeaderElectionOptions options)
     {
@@ -86,7 +116,7 @@ public sealed class OperatorHostBuilder
     {
         var informers = _informers.Values.Concat(_controllers.SelectMany(c => c.Informers)).Distinct().ToList();
         var election = _election is null ? null : new LeaderElectionRunner(Client, _election, LoggerFactory.CreateLogger("LeaderElection"));
-        return new OperatorHost(informers, [.. _controllers], election, Metrics);
+        return new OperatorHost(informers, [.. _controllers], election, Metrics, [.. _recorders]);
     }
 }
 
@@ -99,13 +129,15 @@ public sealed class OperatorHost
     private readonly IReadOnlyList<IInformer> _informers;
     private readonly IReadOnlyList<IController> _controllers;
     private readonly LeaderElectionRunner? _election;
+    private readonly IReadOnlyList<KubeEventRecorder> _recorders;
 
-    internal OperatorHost(IReadOnlyList<IInformer> informers, IReadOnlyList<IController> controllers, LeaderElectionRunner? election, KubeMetrics metrics)
+    internal OperatorHost(IReadOnlyList<IInformer> informers, IReadOnlyList<IController> controllers, LeaderElectionRunner? election, KubeMetrics metrics, IReadOnlyList<KubeEventRecorder> recorders)
     {
         _informers = informers;
         _controllers = controllers;
         _election = election;
         Metrics = metrics;
+        _recorders = recorders;
     }
 
     /// <summary>The host's metrics (serve <see cref="KubeMetrics.Registry"/> on /metrics).</summary>
@@ -120,7 +152,10 @@ public sealed class OperatorHost
     /// <summary>True when this replica runs the controllers (always true without leader election).</summary>
     public bool IsLeader => _election?.IsLeader ?? true;
 
-    /// <summary>Runs until <paramref name="cancellationToken"/> is cancelled, then stops gracefully.</summary>
+    /// <summary>
+    /// Runs until <paramref name="cancellationToken"/> is cancelled, then stops gracefully: in-flight reconciles finish,
+    /// the events they recorded are sent (each recorder's DrainTimeout bounds that) and the recorders are disposed.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         using var informersStop = new CancellationTokenSource();
@@ -138,9 +173,11 @@ public sealed class OperatorHost
         }
         finally
         {
-            // Informers stop last so controllers draining their in-flight work still read a live cache.
+            // Informers stop last so controllers draining their in-flight work still read a live cache. The controllers
+            // are done here, so the recorders hold every event they will get: send those while the informers stop.
+            var eventDrains = _recorders.Select(r => r.DisposeAsync().AsTask()).ToArray();
             await informersStop.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAll(informerRuns).ConfigureAwait(false);
+            await Task.WhenAll(informerRuns.Concat(eventDrains)).ConfigureAwait(false);
         }
     }
 

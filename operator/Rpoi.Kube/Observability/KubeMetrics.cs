@@ -49,6 +49,12 @@ public sealed class KubeMetrics
             "code",
             "method",
             "host");
+
+        // No client-go counterpart (its broadcaster only logs drops), hence the runtime's own prefix.
+        EventsDropped = f.CreateCounter(
+            "rpoi_kube_events_dropped_total",
+            "Events that never reached the API server, by reason (queue_full, stopped, write_failed, shutdown).",
+            "reason");
     }
 
     /// <summary>The registry the collectors live in (serve it on <c>/metrics</c>).</summary>
@@ -80,4 +86,7 @@ public sealed class KubeMetrics
 
     /// <summary><c>rest_client_requests_total{code,method,host}</c>.</summary>
     public Counter RestClientRequests { get; }
+
+    /// <summary><c>rpoi_kube_events_dropped_total{reason}</c>: events the recorder dropped instead of writing.</summary>
+    public Counter EventsDropped { get; }
 }

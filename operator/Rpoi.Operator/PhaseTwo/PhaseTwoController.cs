@@ -52,7 +52,7 @@ public sealed class PhaseTwoController
     /// <param name="builder">The Rpoi.Kube host builder (its client, clock, metrics registry and loggers are used).</param>
     /// <param name="options">β's identity and phase II settings.</param>
     /// <param name="escrow">π's client, authenticated as β.</param>
-    /// <param name="events">Where events go; a <see cref="KubeEventRecorder"/> by default.</param>
+    /// <param name="events">Where events go; by default the builder's shared <see cref="KubeEventRecorder"/>, which the host drains when it stops.</param>
     /// <param name="settlementWorkers">Parallel settlements (one Lease is never settled twice at once).</param>
     /// <param name="finalizingController">
     /// The Lease controller whose finalizer asks <see cref="SettlementStep.CanReleaseFinalizerAsync"/> (phase I's). It is
@@ -75,7 +75,7 @@ public sealed class PhaseTwoController
         var leaseInformer = builder.Informer(leases);
         var ratingInformer = builder.Informer(ratings);
         RatingIndexes.AddTo(ratingInformer.Store);
-        var recorder = events ?? new KubeEventRecorder(client, "rpoi.io/operator", Environment.MachineName, builder.Time, builder.LoggerFactory.CreateLogger<KubeEventRecorder>());
+        var recorder = events ?? builder.EventRecorder("rpoi.io/operator", Environment.MachineName);
         var metrics = new PhaseTwoMetrics(builder.Metrics.Registry);
 
         var step = new SettlementStep(new SettlementDependencies(leases, ratings, ratingInformer.Store, escrow, recorder, metrics, options, builder.Time,
