@@ -28,7 +28,10 @@ namespace Rpoi.Benchmarks;
 /// writes per lease by verb/resource (from a counting handler on the operator's own client, because the server's
 /// request log keeps only the last 10,000 requests), and the requests the operator sends while idle, counted both by
 /// that handler and from the server's request log over a measured window.
-/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes]</c>.
+/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes] [burst|kubectl] [bare]</c>:
+/// <c>burst</c> sends every create at once through the API, <c>kubectl</c> applies one file holding them all with
+/// <c>kubectl apply -f</c>; <c>bare</c> leaves the finalizer out of the manifests (the operator then adds it). Each
+/// worker setting is a round in the same process, so the first round also pays for JIT compilation.
 /// </summary>
 internal static class PhaseOneBenchmark
 {
