@@ -95,11 +95,24 @@ public sealed class TpuAllocationTests : IAsyncLifetime
         Assert.Equal(["uid-b", "uid-c", "uid-elsewhere"], owners);
     }
 
-    [Fact]
-    public async Task Concurrent_claims_of_one_shape_pick_different_nodes_and_keep_room_for_older_leases()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Concurrent_claims_of_one_shape_pick_different_nodes_and_keep_room_for_older_leases(bool withCache)
     {
         await TpuNodePools.V5eSingleHostAsync(env.Client, "pool-a", hosts: 4);
-        var provider = NewProvider();
+        using var stop = new CancellationTokenSource();
+        Informer<V1Node>? informer = null;
+        Task? run = null;
+        if (withCache)
+        {
+            // A live cache: claims read only free nodes from it, so who already holds nodes comes from its owner index.
+            informer = new Informer<V1Node>(ResourceClients.Nodes(env.Client));
+            run = informer.RunAsync(stop.Token);
+            await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        var provider = new GkeTpuProvider(env.Client, env.Time, NullLogger<GkeTpuProvider>.Instance, informer);
         var claims = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
             provider.ClaimAsync(new TpuClaimRequest(Lease($"l{i}"), V5e2x2, 4), CancellationToken.None)));
         var nodes = claims.Select(c => Assert.IsType<TpuClaimOutcome.Claimed>(c).Claim.Nodes.Single()).ToList();
@@ -112,6 +125,11 @@ public sealed class TpuAllocationTests : IAsyncLifetime
         // Leases ahead that already hold their nodes keep nothing more.
         var served = nodes.Select((_, i) => new QueuedDemand($"uid-l{i}", 4)).ToArray();
         Assert.IsType<TpuClaimOutcome.Claimed>(await provider.ClaimAsync(new TpuClaimRequest(Lease("younger"), V5e2x2, 4, served), CancellationToken.None));
+        await stop.CancelAsync();
+        if (run is not null)
+        {
+            await run;
+        }
     }
 
     /// <summary>Counts node list requests as the client sends them (the server's log is written after it answers).</summary>

@@ -201,7 +201,7 @@ public sealed class GkeTpuProvider : ITpuProvider
         var unserved = new HashSet<string>(StringComparer.Ordinal);
         foreach (var ahead in request.Ahead ?? [])
         {
-            if (ahead.Uid != uid)
+            if (ahead.Uid != uid && !HoldsAny(ahead.Uid))
             {
                 unserved.Add(ahead.Uid);
             }
@@ -278,6 +278,33 @@ public sealed class GkeTpuProvider : ITpuProvider
             }
 
             return new Picked(chosenNodes, stray, null);
+        }
+    }
+
+    /// <summary>
+    /// Whether a lease holds any node, by the cache's owner index or this process's own writes (a claim view reads only
+    /// free nodes, so other leases' nodes are not in it).
+    /// </summary>
+    private bool HoldsAny(string uid)
+    {
+        if (nodeCache is not { HasSynced: true } cache)
+        {
+            return false; // Without a cache the claim lists every node of the shape, and the scan finds the holders.
+        }
+
+        var indexed = cache.Store.ByIndex(OwnerIndex, uid);
+        lock (gate)
+        {
+            foreach (var (_, mine) in overlay)
+            {
+                if (TpuSlices.OwnerOf(mine.Node) == uid)
+                {
+                    return true;
+                }
+            }
+
+            // Held by the cache's account, unless this process has since seen that node change hands.
+            return indexed.Any(n => !overlay.TryGetValue(n.Metadata.Name, out var mine) || TpuSlices.OwnerOf(mine.Node) == uid);
         }
     }
 
