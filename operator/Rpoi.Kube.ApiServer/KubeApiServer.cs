@@ -33,6 +33,7 @@ public sealed class KubeApiServer : IAsyncDisposable
     public const int RequestLogSize = 10_000;
 
     private readonly ConcurrentQueue<RecordedRequest> _requests;
+    private readonly SemaphoreSlim _snapshotGate = new(1, 1);
 
     private KubeApiServer(WebApplication app, RequestHandler handler, string url, KubeApiServerOptions options, ConcurrentQueue<RecordedRequest> requests)
     {
@@ -58,6 +59,12 @@ public sealed class KubeApiServer : IAsyncDisposable
     /// <summary>Number of watch streams open now.</summary>
     public int OpenWatches => _handler.Store.WatcherCount;
 
+    /// <summary>Objects restored from <see cref="KubeApiServerOptions.RestoreFrom"/> at start (0 when it started empty).</summary>
+    public int RestoredObjects => _handler.RestoredObjects;
+
+    /// <summary>Test hook: called with the temporary file once it is written and before it is renamed into place.</summary>
+    internal Action<string>? AfterSnapshotTempWritten { get; set; }
+
     /// <summary>Requests answered so far (at most <see cref="RequestLogSize"/>), oldest first.</summary>
     public IReadOnlyList<RecordedRequest> Requests => _requests.ToArray();
 
@@ -65,6 +72,8 @@ public sealed class KubeApiServer : IAsyncDisposable
     public static async Task<KubeApiServer> StartAsync(KubeApiServerOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new KubeApiServerOptions();
+        // Built first: restoring a snapshot can fail, and then nothing else has been started.
+        var handler = new RequestHandler(options);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k =>
@@ -73,7 +82,6 @@ public sealed class KubeApiServer : IAsyncDisposable
             k.AllowSynchronousIO = false;
         });
         var app = builder.Build();
-        var handler = new RequestHandler(options);
         var requests = new ConcurrentQueue<RecordedRequest>();
         app.Run(async ctx =>
         {
@@ -149,12 +157,37 @@ public sealed class KubeApiServer : IAsyncDisposable
         return (JsonObject?)_handler.Store.TryGet(type, type.Namespaced ? @namespace : null, name)?.Node.DeepClone();
     }
 
+    /// <summary>
+    /// Writes every object (CRDs included) and the resourceVersion counter to <paramref name="path"/>, for
+    /// <see cref="KubeApiServerOptions.RestoreFrom"/>. The objects are taken at one instant, the file is written as
+    /// <c>path.tmp</c> and renamed over <paramref name="path"/>: a crash leaves the previous snapshot whole. Saves are
+    /// serialized; the server keeps answering while one runs. Returns the number of objects written.
+    /// </summary>
+    public async Task<int> SaveSnapshotAsync(string path, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        await _snapshotGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var (rv, buckets) = _handler.Store.Export();
+            var savedAt = Options.TimeProvider.GetUtcNow();
+            var hook = AfterSnapshotTempWritten;
+            await Task.Run(() => Snapshot.Write(path, rv, buckets, savedAt, hook), cancellationToken).ConfigureAwait(false);
+            return buckets.Sum(b => b.Objects.Count);
+        }
+        finally
+        {
+            _snapshotGate.Release();
+        }
+    }
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
         _handler.Store.CutAllWatches();
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
+        _snapshotGate.Dispose();
     }
 
     internal static string FormatRv(long rv) => rv.ToString(CultureInfo.InvariantCulture);

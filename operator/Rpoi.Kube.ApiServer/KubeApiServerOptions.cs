@@ -39,6 +39,15 @@ public sealed record KubeApiServerOptions
     /// </summary>
     public bool ApplySchemaDefaults { get; init; }
 
+    /// <summary>
+    /// A snapshot written by <see cref="KubeApiServer.SaveSnapshotAsync"/> to start from: every object comes back with
+    /// its uid, resourceVersion, timestamps, generation, finalizers and status, CRDs included, and resourceVersions
+    /// continue from the snapshot's. <see cref="InitialNamespaces"/> missing from it are created. A missing, corrupt or
+    /// foreign file fails <see cref="KubeApiServer.StartAsync"/> with a <see cref="SnapshotException"/>. Null (the
+    /// default) starts empty.
+    /// </summary>
+    public string? RestoreFrom { get; init; }
+
     /// <summary>Bearer token written into kubeconfigs.</summary>
     public string Token { get; init; } = "test-token";
 }

@@ -130,6 +130,41 @@ internal sealed class ObjectStore
 
     private static string Key(string? ns, string name) => ns is null ? name : ns + "/" + name;
 
+    /// <summary>
+    /// Every stored object by storage key, with the resourceVersion they are consistent with. Stored objects are
+    /// immutable, so this copies references under the lock and the caller serializes outside it.
+    /// </summary>
+    public (long ResourceVersion, List<(string StorageKey, List<StoredObject> Objects)> Buckets) Export()
+    {
+        lock (_gate)
+        {
+            var buckets = _data.Where(b => b.Value.Count > 0)
+                .OrderBy(b => b.Key, StringComparer.Ordinal)
+                .Select(b => (b.Key, b.Value.Values.ToList()))
+                .ToList();
+            return (_rv, buckets);
+        }
+    }
+
+    /// <summary>
+    /// Puts objects back exactly as they were stored (uid, resourceVersion, timestamps, finalizers untouched) and
+    /// continues the counter from <paramref name="resourceVersion"/>. No events are recorded: the history before it is
+    /// unknown, so a watch from an older resourceVersion gets 410 Gone and its client relists, as after etcd compaction.
+    /// </summary>
+    public void Restore(IEnumerable<(ResourceType Type, StoredObject Object)> objects, long resourceVersion)
+    {
+        lock (_gate)
+        {
+            foreach (var (type, obj) in objects)
+            {
+                Bucket(type)[Key(type.Namespaced ? obj.Namespace : null, obj.Name)] = obj;
+            }
+
+            _rv = Math.Max(_rv, resourceVersion);
+            _evictedRv = _rv;
+        }
+    }
+
     private SortedDictionary<string, StoredObject> Bucket(ResourceType type)
     {
         if (!_data.TryGetValue(type.StorageKey, out var bucket))

@@ -31,12 +31,24 @@ internal sealed partial class RequestHandler
             RequireNamespaces = options.RequireNamespaces,
         };
         Faults = new FaultInjector(Store.CutAllWatches);
+        if (options.RestoreFrom is { } snapshot)
+        {
+            RestoredObjects = Restore(snapshot);
+        }
+
         var nsType = Registry.Find("", "v1", "namespaces")!;
         foreach (var ns in options.InitialNamespaces)
         {
-            Store.Create(nsType, null, new JsonObject { ["apiVersion"] = "v1", ["kind"] = "Namespace", ["metadata"] = new JsonObject { ["name"] = ns } });
+            // After a restore most exist already; only the missing ones are created.
+            if (Store.TryGet(nsType, null, ns) is null)
+            {
+                Store.Create(nsType, null, new JsonObject { ["apiVersion"] = "v1", ["kind"] = "Namespace", ["metadata"] = new JsonObject { ["name"] = ns } });
+            }
         }
     }
+
+    /// <summary>Objects loaded from <see cref="KubeApiServerOptions.RestoreFrom"/> (0 when none).</summary>
+    public int RestoredObjects { get; }
 
     public ResourceRegistry Registry { get; }
 
@@ -576,6 +588,68 @@ internal sealed partial class RequestHandler
             ["reason"] = reason,
             ["message"] = message,
         };
+    }
+
+    /// <summary>
+    /// Loads a snapshot into the (still empty) store: the CRDs first, so their kinds are served and their custom
+    /// resources can be placed and validated, then every other object as it was stored.
+    /// </summary>
+    private int Restore(string path)
+    {
+        var content = Snapshot.Read(path);
+        var crdType = Registry.Find("apiextensions.k8s.io", "v1", "customresourcedefinitions")!;
+        var restored = new List<(ResourceType Type, StoredObject Object)>();
+        foreach (var crd in content.Resources.Where(r => IsCrdResource(r)).SelectMany(r => r.Items))
+        {
+            IReadOnlyList<ResourceType> types;
+            try
+            {
+                types = ResourceRegistry.ParseCrd(crd);
+            }
+            catch (ApiException e)
+            {
+                throw Snapshot.Corrupt(path, $"CustomResourceDefinition {Json.GetString(crd["metadata"]?["name"])} is invalid ({e.Message})", e);
+            }
+
+            Register(crd, types);
+            restored.Add((crdType, StoredObject.Freeze(crd)));
+        }
+
+        foreach (var resource in content.Resources.Where(r => !IsCrdResource(r)))
+        {
+            var types = Registry.All.Where(t => t.Group == resource.Group && t.Plural == resource.Plural).ToList();
+            if (types.Count == 0)
+            {
+                throw Snapshot.Corrupt(path, $"it holds {resource.Plural}{(resource.Group.Length > 0 ? "." + resource.Group : "")}, which this server does not serve (no CustomResourceDefinition for it in the snapshot)");
+            }
+
+            foreach (var obj in resource.Items)
+            {
+                var name = Json.GetString(obj["metadata"]?["name"]);
+                var type = types.FirstOrDefault(t => t.ApiVersion == Json.GetString(obj["apiVersion"])) ?? types[0];
+                if (type.Namespaced == string.IsNullOrEmpty(Json.GetString(obj["metadata"]?["namespace"])))
+                {
+                    throw Snapshot.Corrupt(path, $"{type.QualifiedPlural} {name} {(type.Namespaced ? "has no namespace" : "has a namespace but the resource is cluster-scoped")}");
+                }
+
+                if (type.Schema is { } schema)
+                {
+                    // Validated on a copy: the stored object stays byte for byte as saved (no pruning, no defaults).
+                    var (causes, _) = SchemaValidator.Validate((JsonObject)obj.DeepClone(), schema, null);
+                    if (causes.Count > 0)
+                    {
+                        throw Snapshot.Corrupt(path, $"{type.QualifiedPlural} {name} does not match its CustomResourceDefinition ({string.Join("; ", causes.Select(c => c.Message))})");
+                    }
+                }
+
+                restored.Add((type, StoredObject.Freeze(obj)));
+            }
+        }
+
+        Store.Restore(restored, content.ResourceVersion);
+        return restored.Count;
+
+        static bool IsCrdResource(SnapshotResource r) => r.Group == "apiextensions.k8s.io" && r.Plural == "customresourcedefinitions";
     }
 
     private void Register(JsonObject crd, IReadOnlyList<ResourceType> types)

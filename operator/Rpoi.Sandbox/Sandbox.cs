@@ -21,13 +21,18 @@ namespace Rpoi.Sandbox;
 
 /// <summary>
 /// The local sandbox: on 127.0.0.1, the Kubernetes API test server with simulated GKE TPU node pools and the RPOI
-/// CRDs, the escrow π on SQLite, the operator (β) and its discovery ConfigMap, plus a funded demo renter. Keys and
-/// the ledger live in <see cref="SandboxOptions.Directory"/> and survive a restart; the API server's objects do not.
+/// CRDs, the escrow π on SQLite, the operator (β) and its discovery ConfigMap, plus a funded demo renter. Keys, the
+/// ledger and the API server's objects (<see cref="SnapshotFile"/>, saved at stop and every
+/// <see cref="SandboxOptions.SaveInterval"/>) live in <see cref="SandboxOptions.Directory"/>, so a restart resumes
+/// where the sandbox stopped: the operator lists the restored Leases and nodes and carries on from their status.
 /// </summary>
 public sealed class Sandbox : IAsyncDisposable
 {
     /// <summary>The demo renter's key file name in the sandbox directory.</summary>
     public const string RenterKeyFile = "renter.key";
+
+    /// <summary>The API server's objects, saved at stop and restored at start; delete it to start with an empty cluster.</summary>
+    public const string SnapshotFile = "api-objects.json";
 
     private readonly CancellationTokenSource stopping = new();
     private readonly List<Task> background = [];
@@ -36,6 +41,8 @@ public sealed class Sandbox : IAsyncDisposable
     private IEscrowStore? store;
     private Kubernetes? client;
     private HttpClient? escrowHttp;
+    private TextWriter log = TextWriter.Null;
+    private long savedResourceVersion = -1;
     private bool disposed;
 
     private Sandbox(SandboxOptions options) => Options = options;
@@ -84,6 +91,7 @@ public sealed class Sandbox : IAsyncDisposable
 
     private async Task StartCoreAsync(TextWriter log, CancellationToken ct)
     {
+        this.log = log;
         var dir = Path.GetFullPath(Options.Directory);
         Directory.CreateDirectory(dir);
         var time = Options.Time;
@@ -95,14 +103,19 @@ public sealed class Sandbox : IAsyncDisposable
         File.WriteAllText(Path.Combine(dir, "escrow.identity.json"), Escrow.Identity.ToJson() + "\n");
         AdminToken = LoadOrCreateToken(Path.Combine(dir, "admin.token"));
 
-        // 1. The Kubernetes API server, CRDs, namespaces and the simulated TPU nodes.
+        // 1. The Kubernetes API server (from the objects saved at the last stop, if any), CRDs, namespaces and the
+        // simulated TPU nodes; what the snapshot already holds is kept, not created again.
+        var snapshot = SnapshotPath;
         api = await KubeApiServer.StartAsync(new KubeApiServerOptions
         {
             Port = Options.ApiPort,
             TimeProvider = time,
             BookmarkInterval = TimeSpan.FromSeconds(5),
             InitialNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease", Options.OperatorNamespace, Options.RenterNamespace],
+            RestoreFrom = File.Exists(snapshot) ? snapshot : null,
         }, ct).ConfigureAwait(false);
+
+        // The embedded CRDs replace restored ones, so a rebuilt sandbox serves its own schemas.
         foreach (var crd in LoadCrds())
         {
             api.RegisterCustomResourceDefinition(crd);
@@ -111,7 +124,8 @@ public sealed class Sandbox : IAsyncDisposable
         var kubeconfig = api.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), Options.RenterNamespace);
         client = new Kubernetes(new KubernetesClientConfiguration { Host = api.Url, AccessToken = api.Options.Token });
         await CreateNodesAsync(client, ct).ConfigureAwait(false);
-        await log.WriteLineAsync($"kubernetes API  {api.Url}  ({Options.NodePools.Sum(p => p.Nodes)} simulated TPU nodes in {Options.NodePools.Count} node pools)").ConfigureAwait(false);
+        await log.WriteLineAsync($"kubernetes API  {api.Url}  ({Options.NodePools.Sum(p => p.Nodes)} simulated TPU nodes in {Options.NodePools.Count} node pools; " +
+            (api.RestoredObjects > 0 ? $"{api.RestoredObjects} objects restored from {snapshot})" : $"objects saved to {snapshot} at stop)")).ConfigureAwait(false);
 
         // 2. π on SQLite, trusting β, with the demo renter funded once.
         var dbPath = Path.Combine(dir, "escrow.db");
@@ -153,7 +167,7 @@ public sealed class Sandbox : IAsyncDisposable
         var publisher = new DiscoveryPublisher(client, runtime.PhaseOne.Tpus,
             new DiscoveryOptions(Leaser.Identity, Escrow.Identity, new Uri(escrowUrl + "/"), Options.OperatorNamespace) { RefreshInterval = Options.DiscoveryRefresh },
             time, NullLogger<DiscoveryPublisher>.Instance);
-        await publisher.PublishOnceAsync(ct).ConfigureAwait(false);
+        await PublishDiscoveryAsync(publisher, ct).ConfigureAwait(false);
         background.Add(Task.Run(() => publisher.RunAsync(stopping.Token), CancellationToken.None));
         Settles = runtime.Host.Controllers.Any(c => c.Name == Operator.PhaseTwo.PhaseTwoController.SettlementControllerName);
         await log.WriteLineAsync($"operator β      {Leaser.Identity.Address}  ({(Settles ? "phases I and II" : "phase I only: leases stop at AwaitingRatings")}; discovery: configmap {Options.OperatorNamespace}/{DiscoveryDocument.ConfigMapName})").ConfigureAwait(false);
@@ -162,6 +176,77 @@ public sealed class Sandbox : IAsyncDisposable
             Leaser.Identity.Address, Escrow.Identity.Address, Options.RenterNamespace, Options.OperatorNamespace, OperatorRunning: true, time.GetUtcNow())
         { Settles = Settles };
         State.Save(dir);
+        if (Options.SaveInterval > TimeSpan.Zero)
+        {
+            background.Add(Task.Run(() => SaveEveryAsync(Options.SaveInterval, stopping.Token), CancellationToken.None));
+        }
+    }
+
+    /// <summary>The file the API server's objects are saved to and restored from.</summary>
+    public string SnapshotPath => Path.Combine(Path.GetFullPath(Options.Directory), SnapshotFile);
+
+    /// <summary>
+    /// Saves the API server's objects to <see cref="SnapshotPath"/> (atomically: the previous file stays whole until
+    /// the new one is complete) unless nothing changed since the last save. Returns whether it wrote.
+    /// </summary>
+    public async Task<bool> SaveAsync(CancellationToken cancellationToken)
+    {
+        var rv = Api.ResourceVersion;
+        if (rv == Interlocked.Read(ref savedResourceVersion))
+        {
+            return false;
+        }
+
+        await Api.SaveSnapshotAsync(SnapshotPath, cancellationToken).ConfigureAwait(false);
+        Interlocked.Exchange(ref savedResourceVersion, rv);
+        return true;
+    }
+
+    /// <summary>
+    /// Crash safety: a save every interval, only when the resourceVersion moved (reading it is one lock; an idle
+    /// sandbox writes nothing). A failed save is logged and retried on the next tick.
+    /// </summary>
+    private async Task SaveEveryAsync(TimeSpan interval, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval, Options.Time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+            {
+                try
+                {
+                    await SaveAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    await log.WriteLineAsync($"could not save the API objects to {SnapshotPath}: {e.Message}; retrying in {interval.TotalSeconds:0}s").ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: the final save happens in DisposeAsync once the operator has stopped writing.
+        }
+    }
+
+    /// <summary>
+    /// Publishes discovery once. The operator publishes it too, and after a restore the ConfigMap exists with the old
+    /// URLs, so both replace it at once: the loser gets 409, and its next read sees the winner's data.
+    /// </summary>
+    private static async Task PublishDiscoveryAsync(DiscoveryPublisher publisher, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await publisher.PublishOnceAsync(ct).ConfigureAwait(false);
+                return;
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict && attempt < 5)
+            {
+                // Re-read and compare again.
+            }
+        }
     }
 
     /// <summary>The CRD documents (JSON) embedded from <c>crds/</c>.</summary>
@@ -234,7 +319,10 @@ public sealed class Sandbox : IAsyncDisposable
         return File.ReadAllText(path).Trim();
     }
 
-    /// <summary>Stops the operator, π and the API server, and removes <c>sandbox.json</c>. The keys and the ledger stay.</summary>
+    /// <summary>
+    /// Stops the operator, saves the API server's objects (when the sandbox had fully started), stops π and the API
+    /// server, and removes <c>sandbox.json</c>. The keys, the ledger and the saved objects stay.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (disposed)
@@ -251,6 +339,21 @@ public sealed class Sandbox : IAsyncDisposable
         catch (Exception e) when (e is OperationCanceledException or TimeoutException)
         {
             // Shutting down: a loop that ends by cancellation or is slow to stop must not keep the process alive.
+        }
+
+        // After the operator has stopped, so the snapshot holds its last writes; never after a failed start, which
+        // would replace a good snapshot with a partial cluster.
+        if (api is not null && State is not null)
+        {
+            try
+            {
+                var saved = await SaveAsync(CancellationToken.None).ConfigureAwait(false);
+                await log.WriteLineAsync(saved ? $"API objects saved to {SnapshotPath}" : $"API objects saved to {SnapshotPath} (unchanged since the last periodic save)").ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                await log.WriteLineAsync($"could not save the API objects to {SnapshotPath}: {e.Message}; the next 'sandbox up' starts from the previous save").ConfigureAwait(false);
+            }
         }
 
         if (escrowApp is not null)

@@ -3,7 +3,7 @@ namespace Rpoi.Sandbox;
 /// <summary>How to run the local sandbox.</summary>
 public sealed record SandboxOptions
 {
-    /// <summary>Where keys, the kubeconfig, π's SQLite ledger and the state file live (default <c>./.rpoi/sandbox</c>).</summary>
+    /// <summary>Where keys, the kubeconfig, π's SQLite ledger, the API objects and the state file live (default <c>./.rpoi/sandbox</c>).</summary>
     public required string Directory { get; init; }
 
     /// <summary>The API server's port on 127.0.0.1 (0: any free port; the kubeconfig is rewritten at every start).</summary>
@@ -29,6 +29,12 @@ public sealed record SandboxOptions
 
     /// <summary>How often discovery's free capacity is refreshed.</summary>
     public TimeSpan DiscoveryRefresh { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How often the API server's objects are saved to <see cref="Sandbox.SnapshotFile"/> while the sandbox runs, when
+    /// something changed since the last save (crash safety; a clean stop always saves). Zero or less: only at stop.
+    /// </summary>
+    public TimeSpan SaveInterval { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The simulated node pools.</summary>
     public IReadOnlyList<SimulatedNodePool> NodePools { get; init; } = SandboxNodes.DefaultPools;

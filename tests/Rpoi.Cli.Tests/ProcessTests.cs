@@ -40,6 +40,10 @@ public sealed class ProcessTests : IDisposable
         Assert.True(down.ExitCode == 0, down.ToString());
         Assert.Null(SandboxState.Load(home.File(".rpoi/sandbox")));
         Assert.Contains("stopping the sandbox", File.ReadAllText(home.File(".rpoi/sandbox/sandbox.log")), StringComparison.Ordinal);
+
+        // SIGTERM is a clean stop: the API objects were saved for the next 'sandbox up'.
+        Assert.Contains($"API objects saved to {home.File(".rpoi/sandbox/api-objects.json")}", File.ReadAllText(home.File(".rpoi/sandbox/sandbox.log")), StringComparison.Ordinal);
+        Assert.Contains("gke-sandbox-tpu-v5e-4x4-3", File.ReadAllText(home.File(".rpoi/sandbox/api-objects.json")), StringComparison.Ordinal);
         Assert.Equal(ExitCodes.NotFound, (await Run("sandbox", "down")).ExitCode);
     }
 

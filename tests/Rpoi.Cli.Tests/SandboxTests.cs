@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Rpoi.Cli.Support;
 using Rpoi.Cli.Tests.Support;
 using Rpoi.Sandbox;
@@ -6,8 +7,8 @@ namespace Rpoi.Cli.Tests;
 
 /// <summary>
 /// The quickstart against a real sandbox: `sandbox up` in this process, real kubectl and the CLI, phase I from
-/// request to an opened grant that works against the sandbox's API, the return, the renter's rating, and π's
-/// ledger surviving a restart.
+/// request to an opened grant that works against the sandbox's API, the return, the renter's rating, π's ledger
+/// surviving a restart, and an Active lease (nodes, access Secret, pledge) surviving `sandbox down` / `sandbox up`.
 /// </summary>
 public sealed class SandboxTests : IDisposable
 {
@@ -16,21 +17,22 @@ public sealed class SandboxTests : IDisposable
 
     private string Dir => home.File(".rpoi/sandbox");
 
-    private async Task<(Task<CliResult> Up, CancellationTokenSource Stop, SandboxState State)> UpAsync()
+    private async Task<(Task<CliResult> Up, CancellationTokenSource Stop, SandboxState State)> UpAsync(params string[] extra)
     {
         var stop = new CancellationTokenSource();
-        var up = home.RunAsync(null, stop.Token, "sandbox", "up");
+        var up = home.RunAsync(null, stop.Token, ["sandbox", "up", .. extra]);
         var state = await Eventually.ValueAsync(() => Task.FromResult(up.IsCompleted ? throw new InvalidOperationException($"sandbox up ended: {up.Result}") : SandboxState.Load(Dir)), Startup, "sandbox.json written");
         return (up, stop, state);
     }
 
-    private static async Task DownAsync(Task<CliResult> up, CancellationTokenSource stop)
+    private static async Task<CliResult> DownAsync(Task<CliResult> up, CancellationTokenSource stop)
     {
         await stop.CancelAsync();
         var result = await up;
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("stopping the sandbox", result.Out, StringComparison.Ordinal);
         stop.Dispose();
+        return result;
     }
 
     private Task<CliResult> Kubectl(string kubeconfig, params string[] args) => Processes.KubectlAsync(home.Path, kubeconfig, args);
@@ -120,6 +122,116 @@ public sealed class SandboxTests : IDisposable
         Assert.Equal(ExitCodes.Conflict, second.ExitCode);
         Assert.Contains("already runs", second.Err, StringComparison.Ordinal);
         await DownAsync(up, stop);
+    }
+
+    /// <summary>The Lease as kubectl shows it (JSON).</summary>
+    private async Task<JsonObject> LeaseAsync(string kubeconfig, string name)
+    {
+        var get = await Kubectl(kubeconfig, "get", "tpulease", name, "-n", "team-a", "-o", "json");
+        Assert.True(get.ExitCode == 0, get.ToString());
+        return JsonNode.Parse(get.Out)!.AsObject();
+    }
+
+    /// <summary>The nodes whose claim labels name the lease, sorted.</summary>
+    private async Task<string> ClaimedNodesAsync(string kubeconfig, string lease)
+    {
+        var nodes = await Kubectl(kubeconfig, "get", "nodes", "-l", $"rpoi.io/lease-name={lease}", "-o", "jsonpath={.items[*].metadata.name}");
+        Assert.True(nodes.ExitCode == 0, nodes.ToString());
+        return nodes.Out.Trim();
+    }
+
+    private static string? At(JsonNode node, params string[] path) =>
+        path.Aggregate<string, JsonNode?>(node, (n, p) => n?[p]) is JsonValue v ? v.ToString() : null;
+
+    [Fact]
+    public async Task An_active_lease_survives_down_and_up_with_its_nodes_secret_and_single_pledge_and_settles_after()
+    {
+        var (up, stop, state) = await UpAsync("--save-interval", "1");
+        Assert.True(state.Settles, "the sandbox's operator does not run phase II");
+        var kc = state.Kubeconfig;
+        home.Variables["KUBECONFIG"] = kc;
+        home.Variables["RPOI_KEY"] = state.RenterKey;
+        var request = await home.RunAsync("request", "--name", "train-1", "-n", "team-a", "--accelerator", "tpu-v5-lite-podslice", "--topology", "2x4",
+            "--chips", "8", "--duration", "1h", "--deposit", "1500000uusd", "--rent", "9000000uusd", "--rating-window", "1h", "--apply");
+        Assert.True(request.ExitCode == 0, request.ToString());
+        var access = await home.RunAsync("access", "train-1", "-n", "team-a", "--wait");
+        Assert.True(access.ExitCode == 0, access.ToString());
+        var before = await LeaseAsync(kc, "train-1");
+        Assert.Equal("Active", At(before, "status", "phase"));
+        var claimed = await ClaimedNodesAsync(kc, "train-1");
+        Assert.StartsWith("gke-sandbox-tpu-v5e-2x4-", claimed, StringComparison.Ordinal);
+        Assert.Contains("89500000 uusd", (await home.RunAsync("balance")).Out, StringComparison.Ordinal);
+
+        // The periodic save (every second here) already holds the Active lease before any stop: a crash loses little.
+        var snapshot = Path.Combine(Dir, Sandbox.Sandbox.SnapshotFile);
+        await Eventually.TrueAsync(() => File.Exists(snapshot) && JsonNode.Parse(File.ReadAllText(snapshot))!["resources"]!.AsArray()
+            .SelectMany(r => r!["items"]!.AsArray())
+            .Any(o => At(o!, "metadata", "uid") == At(before, "metadata", "uid") && At(o!, "status", "phase") == "Active"), Startup, "the periodic snapshot holds the Active lease");
+
+        var down = await DownAsync(up, stop);
+        Assert.Contains($"API objects saved to {snapshot}", down.Out, StringComparison.Ordinal);
+
+        var (up2, stop2, state2) = await UpAsync();
+        Assert.NotEqual(state.ApiServer, state2.ApiServer); // a new server process on a new port, not the old one
+        var after = await LeaseAsync(state2.Kubeconfig, "train-1");
+        foreach (var path in new[] { new[] { "metadata", "uid" }, ["metadata", "creationTimestamp"], ["status", "phase"], ["status", "transactionHash"],
+            ["status", "activeSince"], ["status", "expiresAt"], ["status", "grantDigest"] })
+        {
+            Assert.Equal(At(before, path), At(after, path));
+        }
+
+        Assert.True(JsonNode.DeepEquals(before["status"]!["nodes"], after["status"]!["nodes"]));
+        Assert.Equal(claimed, await ClaimedNodesAsync(state2.Kubeconfig, "train-1"));
+        var secret = await Kubectl(state2.Kubeconfig, "get", "secret", "train-1-access", "-n", "team-a", "-o", "name");
+        Assert.True(secret.ExitCode == 0, secret.ToString());
+        var reopened = await home.RunAsync("access", "train-1", "-n", "team-a", "--kubeconfig-out", home.File("train-1-again.kubeconfig"));
+        Assert.True(reopened.ExitCode == 0, reopened.ToString());
+        Assert.Contains("89500000 uusd", (await home.RunAsync("balance")).Out, StringComparison.Ordinal);
+
+        // The operator carries on from the restored status: return, both ratings, settlement with π, exactly once.
+        var ret = await Kubectl(state2.Kubeconfig, "patch", "tpulease", "train-1", "-n", "team-a", "--type=merge", "-p", "{\"spec\":{\"returnRequested\":true}}");
+        Assert.True(ret.ExitCode == 0, ret.ToString());
+        var returned = await Kubectl(state2.Kubeconfig, "wait", "--for=jsonpath={.status.phase}=AwaitingRatings", "tpulease/train-1", "-n", "team-a", "--timeout=60s");
+        Assert.True(returned.ExitCode == 0, returned.ToString());
+        Assert.Equal("", await ClaimedNodesAsync(state2.Kubeconfig, "train-1"));
+        var rate = await home.RunAsync("rate", "train-1", "-n", "team-a", "--score", "5", "--apply");
+        Assert.True(rate.ExitCode == 0, rate.ToString());
+        var leaserRating = await Kubectl(state2.Kubeconfig, "apply", "-f", Path.Combine(RepositoryRoot(), "config", "samples", "sandbox", "rating-leaser.yaml"));
+        Assert.True(leaserRating.ExitCode == 0, leaserRating.ToString());
+        var settled = await Kubectl(state2.Kubeconfig, "wait", "--for=jsonpath={.status.phase}=Settled", "tpulease/train-1", "-n", "team-a", "--timeout=60s");
+        Assert.True(settled.ExitCode == 0, settled.ToString());
+        Assert.Contains("91000000 uusd", (await home.RunAsync("balance")).Out, StringComparison.Ordinal);
+        Assert.Contains("  9000000 uusd", (await home.RunAsync("balance", "--leaser")).Out, StringComparison.Ordinal);
+        await DownAsync(up2, stop2);
+    }
+
+    [Fact]
+    public async Task A_corrupt_snapshot_stops_sandbox_up_with_the_file_and_the_fix()
+    {
+        Directory.CreateDirectory(Dir);
+        var snapshot = Path.Combine(Dir, Sandbox.Sandbox.SnapshotFile);
+        File.WriteAllText(snapshot, "{\"format\":\"Rpoi.Kube.ApiServer/snapshot\",\"version\":1,\"resources\":[");
+
+        var up = await home.RunAsync("sandbox", "up");
+
+        Assert.Equal(ExitCodes.Conflict, up.ExitCode);
+        Assert.Contains(snapshot, up.Err, StringComparison.Ordinal);
+        Assert.Contains("delete it", up.Err, StringComparison.Ordinal);
+        Assert.Null(SandboxState.Load(Dir));
+        Assert.Equal("{\"format\":\"Rpoi.Kube.ApiServer/snapshot\",\"version\":1,\"resources\":[", File.ReadAllText(snapshot));
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Rpoi.Operator.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Rpoi.Operator.sln not found above " + AppContext.BaseDirectory);
     }
 
     public void Dispose() => home.Dispose();

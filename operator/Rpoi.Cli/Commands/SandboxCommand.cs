@@ -16,9 +16,10 @@ internal static partial class SandboxCommand
         var detach = new Option<bool>("--detach", "-d") { Description = "Run in the background (log in <dir>/sandbox.log); stop it with 'sandbox down'." };
         var apiPort = new Option<int>("--api-port") { Description = "The API server's port on 127.0.0.1 (0: any free port).", DefaultValueFactory = _ => 0 };
         var escrowPort = new Option<int>("--escrow-port") { Description = "π's port on 127.0.0.1 (0: any free port).", DefaultValueFactory = _ => 0 };
+        var saveInterval = new Option<int>("--save-interval") { Description = "Seconds between saves of the API objects to <dir>/api-objects.json while running, when they changed (0: only at stop).", DefaultValueFactory = _ => 30 };
         var timeout = new Option<int>("--timeout") { Description = "Seconds 'up --detach' waits for the sandbox and 'down' waits for it to stop.", DefaultValueFactory = _ => 90 };
 
-        var up = new Command("up", "Start the sandbox: Kubernetes API with simulated GKE TPU node pools, the RPOI CRDs, π on SQLite, the operator, and a funded demo renter.") { detach, apiPort, escrowPort, timeout };
+        var up = new Command("up", "Start the sandbox: Kubernetes API with simulated GKE TPU node pools, the RPOI CRDs, π on SQLite, the operator, and a funded demo renter; resumes from the objects saved at the last stop.") { detach, apiPort, escrowPort, saveInterval, timeout };
         f.Handle(up, async (ctx, parse, ct) =>
         {
             var directory = ctx.Env.Resolve(parse.GetValue(dir)!);
@@ -27,16 +28,28 @@ internal static partial class SandboxCommand
                 throw new CliException(ExitCodes.Conflict, $"a sandbox already runs from {directory} (pid {existing.Pid}, API {existing.ApiServer}); use it, or stop it with 'kubectl rpoi sandbox down --dir {parse.GetValue(dir)}'");
             }
 
-            if (parse.GetValue(detach))
+            if (parse.GetValue(saveInterval) < 0)
             {
-                return await DetachAsync(ctx, directory, parse.GetValue(apiPort), parse.GetValue(escrowPort), parse.GetValue(timeout), ct).ConfigureAwait(false);
+                throw new CliException(ExitCodes.Usage, $"--save-interval {parse.GetValue(saveInterval)} is negative; give seconds between saves, or 0 to save only at stop");
             }
 
-            var options = new SandboxOptions { Directory = directory, ApiPort = parse.GetValue(apiPort), EscrowPort = parse.GetValue(escrowPort), Time = ctx.Time };
+            if (parse.GetValue(detach))
+            {
+                return await DetachAsync(ctx, directory, parse.GetValue(apiPort), parse.GetValue(escrowPort), parse.GetValue(saveInterval), parse.GetValue(timeout), ct).ConfigureAwait(false);
+            }
+
+            var options = new SandboxOptions
+            {
+                Directory = directory,
+                ApiPort = parse.GetValue(apiPort),
+                EscrowPort = parse.GetValue(escrowPort),
+                SaveInterval = TimeSpan.FromSeconds(parse.GetValue(saveInterval)),
+                Time = ctx.Time,
+            };
             await using var sandbox = await StartAsync(options, ctx, ct).ConfigureAwait(false);
             await File.WriteAllTextAsync(Path.Combine(directory, PidFile), Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
             PrintNext(ctx.Out, sandbox.State, ctx.Env.WorkingDirectory);
-            await ctx.Out.WriteLineAsync("running; Ctrl-C (or 'kubectl rpoi sandbox down') stops it. The keys and π's ledger stay for the next 'sandbox up'.").ConfigureAwait(false);
+            await ctx.Out.WriteLineAsync("running; Ctrl-C (or 'kubectl rpoi sandbox down') stops it. The keys, π's ledger and the API objects stay for the next 'sandbox up'.").ConfigureAwait(false);
             await ctx.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
             // The hosted web apps inside (API server, π) install their own SIGTERM/SIGINT handlers that swallow the
             // signal, so System.CommandLine never hears it: listen for it here too.
@@ -63,7 +76,7 @@ internal static partial class SandboxCommand
             }
         });
 
-        var down = new Command("down", "Stop the sandbox started with 'sandbox up' (its keys and π's ledger stay).") { timeout };
+        var down = new Command("down", "Stop the sandbox started with 'sandbox up' (its keys, π's ledger and its API objects stay for the next 'sandbox up').") { timeout };
         f.Handle(down, async (ctx, parse, ct) =>
         {
             var directory = ctx.Env.Resolve(parse.GetValue(dir)!);
@@ -95,7 +108,7 @@ internal static partial class SandboxCommand
             }
 
             File.Delete(Path.Combine(directory, PidFile));
-            await ctx.Out.WriteLineAsync($"sandbox (pid {pid}) stopped; keys and π's ledger kept in {directory}").ConfigureAwait(false);
+            await ctx.Out.WriteLineAsync($"sandbox (pid {pid}) stopped; keys, π's ledger and the API objects ({Sandbox.Sandbox.SnapshotFile}) kept in {directory}").ConfigureAwait(false);
             return ExitCodes.Ok;
         });
 
@@ -156,6 +169,11 @@ internal static partial class SandboxCommand
         {
             return await Sandbox.Sandbox.StartAsync(options, ctx.Out, ct).ConfigureAwait(false);
         }
+        catch (Kube.ApiServer.SnapshotException e)
+        {
+            // Its message names the file and the fix; say also what deleting it means for π's ledger.
+            throw new CliException(ExitCodes.Conflict, $"{e.Message}. π's ledger keeps the pledges of leases that were in it; 'rm -rf {options.Directory}' starts everything afresh", e);
+        }
         catch (IOException e)
         {
             throw new CliException(ExitCodes.Unreachable, $"the sandbox could not start: {e.Message}; is a port taken (--api-port/--escrow-port) or the directory not writable?", e);
@@ -163,7 +181,7 @@ internal static partial class SandboxCommand
     }
 
     /// <summary>Starts <c>sandbox up</c> again as a background process, waits until it has written sandbox.json, and returns.</summary>
-    private static async Task<int> DetachAsync(CliContext ctx, string directory, int apiPort, int escrowPort, int timeoutSeconds, CancellationToken ct)
+    private static async Task<int> DetachAsync(CliContext ctx, string directory, int apiPort, int escrowPort, int saveIntervalSeconds, int timeoutSeconds, CancellationToken ct)
     {
         Directory.CreateDirectory(directory);
         var log = Path.Combine(directory, "sandbox.log");
@@ -190,7 +208,7 @@ internal static partial class SandboxCommand
             start.ArgumentList.Add(a);
         }
 
-        foreach (var a in new[] { "sandbox", "--dir", directory, "up", "--api-port", apiPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--escrow-port", escrowPort.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        foreach (var a in new[] { "sandbox", "--dir", directory, "up", "--api-port", apiPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--escrow-port", escrowPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--save-interval", saveIntervalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) })
         {
             start.ArgumentList.Add(a);
         }
