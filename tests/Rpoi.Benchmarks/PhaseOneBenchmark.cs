@@ -18,13 +18,14 @@ using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Protocol;
 using Rpoi.Protocol.Keys;
 using Rpoi.Protocol.Messages;
+using Rpoi.Tests.Shared;
 
 namespace Rpoi.Benchmarks;
 
 /// <summary>
 /// RPOI phase I under load (issue 5): N Leases applied at once against the in-memory API server with N simulated
 /// single-host v5e 2x2 TPU nodes, the operator (phase I controller on the Rpoi.Kube host) running in-process on the
-/// real clock with an in-memory π (<see cref="PhaseOneEscrow"/>). Reports create → Active latency, the operator's API
+/// real clock with an in-memory π (<see cref="InMemoryEscrow"/>). Reports create → Active latency, the operator's API
 /// writes per lease by verb/resource (from a counting handler on the operator's own client, because the server's
 /// request log keeps only the last 10,000 requests), and the requests the operator sends while idle, counted both by
 /// that handler and from the server's request log over a measured window.
@@ -88,7 +89,7 @@ internal static class PhaseOneBenchmark
         var renter = PartyKeyPair.Generate(PartyRole.Renter);
         var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
         var escrowKeys = PartyKeyPair.Generate(PartyRole.Escrow);
-        var escrow = new PhaseOneEscrow(escrowKeys);
+        var escrow = new InMemoryEscrow(escrowKeys, TimeProvider.System);
         await escrow.DepositAsync(new DepositRequest("fund-renter", renter.Identity.Address, new EscrowAmount("100000000000", "uusd")));
 
         // The operator talks through its own client, whose handler counts every request it sends.

@@ -49,7 +49,7 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
 
     private const string AdminToken = "phase-two-admin";
 
-    private readonly List<OperatorRun> runs = [];
+    private readonly OperatorReplicas<OperatorControllers> replicas;
     private readonly WebApplication escrowApp;
     private readonly IEscrowStore store;
     private readonly string databasePath;
@@ -61,6 +61,7 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
         Client = client;
         Time = time;
         Parties = parties;
+        replicas = new OperatorReplicas<OperatorControllers>(server, time);
         this.escrowApp = escrowApp;
         this.store = store;
         this.databasePath = databasePath;
@@ -95,7 +96,7 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
     public IEscrowClient Anyone { get; }
 
     /// <summary>The running operator's phase II, if any.</summary>
-    public PhaseTwoController? Operator => runs.LastOrDefault()?.PhaseTwo;
+    public PhaseTwoController? Operator => replicas.Running.LastOrDefault()?.PhaseTwo;
 
     /// <summary>β's phase II options.</summary>
     public PhaseTwoOptions Options => new()
@@ -145,65 +146,19 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
     /// </summary>
     public async Task<PhaseTwoController> StartOperatorAsync(IEscrowClient? escrow = null, bool withPhaseOne = false, bool withSettlementFinalizer = false)
     {
-        var operatorClient = new Kubernetes(new KubernetesClientConfiguration { Host = Server.Url, AccessToken = Server.Options.Token });
-        var builder = new OperatorHostBuilder(operatorClient, Prometheus.Metrics.NewCustomRegistry(), Time);
         var pi = escrow ?? Escrow;
-        PhaseOneController? phaseOne = null;
-        if (withPhaseOne)
-        {
-            phaseOne = PhaseOneController.Register(builder, new PhaseOneOptions
-            {
-                Leaser = Parties.Leaser,
-                EscrowAddress = Parties.Escrow.Identity.Address,
-                Cluster = new ClusterEndpointOptions(Server.Url, null),
-            }, pi);
-        }
-
-        // Stands in for the phase I finalizer's hand-off: a Lease controller whose only job is the settlement finalizer.
-        var finalizing = withSettlementFinalizer
-            ? builder.AddController("test-lease-finalizer", ResourceClients.Custom<Lease>(operatorClient, PhaseTwoController.LeaseResource), new IgnoreLeases())
-            : null;
-        var phaseTwo = PhaseTwoController.Register(builder, Options, pi, finalizingController: finalizing ?? phaseOne?.Controller);
-        finalizing?.AddFinalizer(TestFinalizer, new SettlementFinalizer(phaseTwo.Step));
-        if (phaseOne is not null)
-        {
-            // As the operator host wires it: the phase I finalizer hands returned Leases to phase II.
-            phaseOne.Reconciler.SettlementFinalizer = new SettlementFinalizer(phaseTwo.Step);
-        }
-
-        var host = builder.Build();
-        var cts = new CancellationTokenSource();
-        var task = Task.Run(() => host.RunAsync(cts.Token));
-        runs.Add(new OperatorRun(phaseTwo, cts, task, operatorClient));
-        await Eventually.HoldsAsync(
-            () => Task.FromResult(host.IsReady && phaseTwo.RatingController.Queue is not null && phaseTwo.SettlementController.Queue is not null && (phaseOne?.Controller.Queue is not null || !withPhaseOne)),
-            "the operator's informers synced and its controllers started", Time);
-        return phaseTwo;
+        var started = await replicas.StartAsync(
+            (operatorClient, builder) => Register(operatorClient, builder, pi, withPhaseOne, withSettlementFinalizer),
+            c => c.PhaseTwo.RatingController.Queue is not null && c.PhaseTwo.SettlementController.Queue is not null && (c.PhaseOne is null || c.PhaseOne.Controller.Queue is not null),
+            "the operator's informers synced and its controllers started");
+        return started.PhaseTwo;
     }
 
     /// <summary>The finalizer name the test-only finalizer controller uses.</summary>
     public const string TestFinalizer = "rpoi.io/test-settlement";
 
     /// <summary>Stops every operator replica (a crash or a rollout, from the cluster's point of view).</summary>
-    public async Task StopOperatorAsync()
-    {
-        foreach (var run in runs)
-        {
-            await run.Cancellation.CancelAsync();
-            try
-            {
-                await run.Task;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            run.Cancellation.Dispose();
-            run.Client.Dispose();
-        }
-
-        runs.Clear();
-    }
+    public Task StopOperatorAsync() => replicas.StopAllAsync();
 
     /// <summary>
     /// Creates a Lease in the state phase I leaves it after the return: request signed now, pledge held on π (ρ + ω
@@ -412,9 +367,39 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
         }
     }
 
+    /// <summary>Registers one replica's controllers as <see cref="StartOperatorAsync"/> describes.</summary>
+    private OperatorControllers Register(Kubernetes operatorClient, OperatorHostBuilder builder, IEscrowClient pi, bool withPhaseOne, bool withSettlementFinalizer)
+    {
+        PhaseOneController? phaseOne = null;
+        if (withPhaseOne)
+        {
+            phaseOne = PhaseOneController.Register(builder, new PhaseOneOptions
+            {
+                Leaser = Parties.Leaser,
+                EscrowAddress = Parties.Escrow.Identity.Address,
+                Cluster = new ClusterEndpointOptions(Server.Url, null),
+            }, pi);
+        }
+
+        // Stands in for the phase I finalizer's hand-off: a Lease controller whose only job is the settlement finalizer.
+        var finalizing = withSettlementFinalizer
+            ? builder.AddController("test-lease-finalizer", ResourceClients.Custom<Lease>(operatorClient, PhaseTwoController.LeaseResource), new IgnoreLeases())
+            : null;
+        var phaseTwo = PhaseTwoController.Register(builder, Options, pi, finalizingController: finalizing ?? phaseOne?.Controller);
+        finalizing?.AddFinalizer(TestFinalizer, new SettlementFinalizer(phaseTwo.Step));
+        if (phaseOne is not null)
+        {
+            // As the operator host wires it: the phase I finalizer hands returned Leases to phase II.
+            phaseOne.Reconciler.SettlementFinalizer = new SettlementFinalizer(phaseTwo.Step);
+        }
+
+        return new OperatorControllers(phaseTwo, phaseOne);
+    }
+
     private static EscrowAmount Uusd(long amount) => new(amount.ToString(CultureInfo.InvariantCulture), "uusd");
 
-    private sealed record OperatorRun(PhaseTwoController PhaseTwo, CancellationTokenSource Cancellation, Task Task, Kubernetes Client);
+    /// <summary>What one operator replica runs: phase II, and phase I when asked for.</summary>
+    private sealed record OperatorControllers(PhaseTwoController PhaseTwo, PhaseOneController? PhaseOne);
 
     /// <summary>A reconciler that does nothing: the test finalizer controller only finalizes.</summary>
     private sealed class IgnoreLeases : IReconciler<Lease>

@@ -5,12 +5,12 @@ using k8s.Models;
 using Microsoft.Extensions.Time.Testing;
 using Rpoi.Escrow.Client;
 using Rpoi.Kube.ApiServer;
-using Rpoi.Kube.Hosting;
 using Rpoi.Operator.Entities;
 using Rpoi.Operator.Hosting;
 using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Operator.PhaseOne.Grant;
 using Rpoi.Operator.PhaseOne.Leases;
+using Rpoi.Tests.Shared;
 
 namespace Rpoi.Operator.Tests.Support;
 
@@ -24,7 +24,7 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
     /// <summary>The namespace tests put leases in unless they make their own.</summary>
     public const string Namespace = "team-a";
 
-    private readonly List<OperatorRun> runs = [];
+    private readonly OperatorReplicas<PhaseOneController> replicas;
 
     private PhaseOneEnvironment(KubeApiServer server, Kubernetes client, FakeTimeProvider time, TestParties parties, IEscrowClient escrow)
     {
@@ -33,6 +33,7 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
         Time = time;
         Parties = parties;
         Escrow = escrow;
+        replicas = new OperatorReplicas<PhaseOneController>(server, time);
     }
 
     /// <summary>The API server.</summary>
@@ -51,10 +52,10 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
     public IEscrowClient Escrow { get; }
 
     /// <summary>π when it is the in-memory one (null when a real service was given).</summary>
-    public FakeEscrow? FakeEscrow => Escrow as FakeEscrow;
+    public InMemoryEscrow? FakeEscrow => Escrow as InMemoryEscrow;
 
     /// <summary>The first running operator replica, if any.</summary>
-    public PhaseOneController? Operator => runs.FirstOrDefault()?.Controller;
+    public PhaseOneController? Operator => replicas.Running.FirstOrDefault();
 
     /// <summary>The phase I options the operator runs with.</summary>
     public PhaseOneOptions Options => new()
@@ -72,7 +73,7 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
         var server = await KubeApiServer.StartAsync(new KubeApiServerOptions { TimeProvider = time, BookmarkInterval = TimeSpan.FromSeconds(5) });
         var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token });
         parties ??= new TestParties();
-        var pi = escrow?.Invoke(parties, time) ?? new FakeEscrow(parties.Escrow, time);
+        var pi = escrow?.Invoke(parties, time) ?? new InMemoryEscrow(parties.Escrow, time);
         var env = new PhaseOneEnvironment(server, client, time, parties, pi);
         foreach (var file in Directory.GetFiles(RepoPaths.Crds, "rpoi.io_*.yaml"))
         {
@@ -81,7 +82,7 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
         }
 
         await env.CreateNamespaceAsync(Namespace);
-        if (pi is FakeEscrow fake)
+        if (pi is InMemoryEscrow fake)
         {
             await fake.DepositAsync(new DepositRequest("fund-renter", parties.Renter.Identity.Address, new EscrowAmount("1000000000", "uusd")));
         }
@@ -101,38 +102,14 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
     /// Starts an operator replica (phase I controller on the Rpoi.Kube host) in the background. Calling it twice runs
     /// two replicas without leader election: the worst case for claim exclusivity.
     /// </summary>
-    public async Task StartOperatorAsync(int workers = 2)
-    {
-        var operatorClient = new Kubernetes(new KubernetesClientConfiguration { Host = Server.Url, AccessToken = Server.Options.Token });
-        var builder = new OperatorHostBuilder(operatorClient, Prometheus.Metrics.NewCustomRegistry(), Time);
-        var controller = PhaseOneController.Register(builder, Options, Escrow, workers: workers);
-        var host = builder.Build();
-        var cts = new CancellationTokenSource();
-        var task = Task.Run(() => host.RunAsync(cts.Token));
-        runs.Add(new OperatorRun(host, controller, cts, task, operatorClient));
-        await Eventually.HoldsAsync(() => Task.FromResult(host.IsReady && controller.Controller.Queue is not null), "the operator's informers synced and its controller started", Time);
-    }
+    public Task StartOperatorAsync(int workers = 2) =>
+        replicas.StartAsync(
+            (_, builder) => PhaseOneController.Register(builder, Options, Escrow, workers: workers),
+            controller => controller.Controller.Queue is not null,
+            "the operator's informers synced and its controller started");
 
     /// <summary>Stops every operator replica (a crash or a rollout, from the cluster's point of view).</summary>
-    public async Task StopOperatorAsync()
-    {
-        foreach (var run in runs)
-        {
-            await run.Cancellation.CancelAsync();
-            try
-            {
-                await run.Task;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            run.Cancellation.Dispose();
-            run.Client.Dispose();
-        }
-
-        runs.Clear();
-    }
+    public Task StopOperatorAsync() => replicas.StopAllAsync();
 
     /// <summary>Creates the Lease.</summary>
     public async Task<Lease> ApplyAsync(Lease lease)
@@ -209,6 +186,4 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
     }
 
     private static DateTimeOffset Truncate(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
-
-    private sealed record OperatorRun(OperatorHost Host, PhaseOneController Controller, CancellationTokenSource Cancellation, Task Task, Kubernetes Client);
 }

@@ -5,15 +5,20 @@ using Rpoi.Protocol;
 using Rpoi.Protocol.Keys;
 using Rpoi.Protocol.Messages;
 
-namespace Rpoi.Operator.Tests.Support;
+namespace Rpoi.Tests.Shared;
 
 /// <summary>
 /// An in-memory π with the phase I semantics of the real service: a pledge verifies R's signature and the escrow
-/// address, debits ρ + ω from R's free balance and is idempotent by H. It counts pledge calls and can fail the next
-/// calls transiently (503) so tests can check that the operator never pledges twice and retries when π is down.
-/// Settlement is phase II and refused here with a clear reason; phase II tests use the real Rpoi.Escrow service.
+/// address, debits ρ + ω from R's free balance once and is idempotent by H (a repeat returns the held pledge). It
+/// counts pledge calls and can fail the next calls transiently (503), so tests can check that the operator never
+/// pledges twice and retries when π is down, and the phase I benchmark measures the operator, not an HTTP hop.
+/// Settlement is phase II and refused with a clear reason; phase II tests use the real Rpoi.Escrow service.
 /// </summary>
-public sealed class FakeEscrow : IEscrowClient
+/// <remarks>
+/// Linked as source into Rpoi.Operator.Tests and Rpoi.Benchmarks (not into tests/Shared, whose projects know
+/// nothing about RPOI).
+/// </remarks>
+public sealed class InMemoryEscrow : IEscrowClient
 {
     private readonly PartyKeyPair keys;
     private readonly TimeProvider time;
@@ -23,9 +28,11 @@ public sealed class FakeEscrow : IEscrowClient
     private int failNext;
     private int pledgeCalls;
 
-    /// <summary>Creates π with <paramref name="escrowKeys"/>.</summary>
-    public FakeEscrow(PartyKeyPair escrowKeys, TimeProvider time)
+    /// <summary>Creates π with <paramref name="escrowKeys"/>; pledges are stamped with <paramref name="time"/>.</summary>
+    public InMemoryEscrow(PartyKeyPair escrowKeys, TimeProvider time)
     {
+        ArgumentNullException.ThrowIfNull(escrowKeys);
+        ArgumentNullException.ThrowIfNull(time);
         keys = escrowKeys;
         this.time = time;
     }
@@ -33,7 +40,7 @@ public sealed class FakeEscrow : IEscrowClient
     /// <summary>Number of successful (first-time) pledges, i.e. debits.</summary>
     public int Debits => pledges.Count;
 
-    /// <summary>Number of <see cref="PledgeAsync"/> calls that reached π.</summary>
+    /// <summary>Number of <see cref="PledgeAsync"/> calls that reached π (retries and repeats included).</summary>
     public int PledgeCalls => Volatile.Read(ref pledgeCalls);
 
     /// <summary>Makes the next <paramref name="count"/> calls fail with 503 (π unreachable).</summary>
@@ -89,6 +96,7 @@ public sealed class FakeEscrow : IEscrowClient
         }
 
         var h = verified.Value.H.Hex;
+        // One gate around check-debit-record, so concurrent replicas pledging the same H debit R once.
         lock (gate)
         {
             if (pledges.TryGetValue(h, out var existing))
@@ -98,12 +106,13 @@ public sealed class FakeEscrow : IEscrowClient
 
             var renter = verified.Value.Renter.Address;
             var total = long.Parse(m.Deposit.Amount, CultureInfo.InvariantCulture) + long.Parse(m.Rent.Amount, CultureInfo.InvariantCulture);
-            if (Balance(renter) < total)
+            var balance = Balance(renter);
+            if (balance < total)
             {
-                throw new EscrowException(402, EscrowReasons.InsufficientFunds, null, $"{renter} holds {Balance(renter)} uusd, the pledge needs {total}");
+                throw new EscrowException(402, EscrowReasons.InsufficientFunds, null, $"{renter} holds {balance} uusd, the pledge needs {total}");
             }
 
-            balances[renter] = Balance(renter) - total;
+            balances[renter] = balance - total;
             var now = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
             var view = new PledgeView(h, renter, m.Leaser, new EscrowAmount(m.Deposit.Amount, m.Deposit.Denom), new EscrowAmount(m.Rent.Amount, m.Rent.Denom), "Held", now, now);
             pledges[h] = view;
