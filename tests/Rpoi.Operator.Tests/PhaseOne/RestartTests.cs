@@ -69,6 +69,36 @@ public sealed class RestartTests
     }
 
     [Fact]
+    public async Task A_new_lease_under_the_name_of_a_vanished_one_frees_the_old_claim()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 2);
+        await env.StartOperatorAsync();
+        var first = await env.ApplyAsync(env.Lease("reused").Chips(4).Build());
+        await env.WaitForPhaseAsync("reused", LeasePhase.Active);
+        var oldNode = Assert.Single(await env.NodesOfAsync("reused")).Metadata.Name;
+
+        // The first Lease vanishes without its finalizer running, and a new Lease of the same name takes its place.
+        await env.StopOperatorAsync();
+        await env.Client.CustomObjects.PatchNamespacedCustomObjectAsync(
+            new V1Patch("""{"metadata":{"finalizers":null}}""", V1Patch.PatchType.MergePatch), Lease.Group, Lease.Version, PhaseOneEnvironment.Namespace, Lease.Plural, "reused");
+        await env.DeleteLeaseAsync("reused");
+        var second = await env.ApplyAsync(env.Lease("reused").Chips(4).Build());
+        Assert.NotEqual(first.Metadata.Uid, second.Metadata.Uid);
+
+        await env.StartOperatorAsync();
+        await env.WaitForPhaseAsync("reused", LeasePhase.Active);
+        // Every node marked for this name now carries the new Lease's UID; the old claim was released, not left behind.
+        await Eventually.HoldsAsync(async () => (await env.NodesAsync()).Where(n => n.Metadata.Labels?.ContainsKey(TpuLabels.LeaseNameLabel) == true)
+            .All(n => n.Metadata.Annotations?[TpuLabels.LeaseUidAnnotation] == second.Metadata.Uid), "only the new lease's marks remain", env.Time);
+        Assert.Single(await env.NodesOfAsync("reused"));
+        var old = (await env.NodesAsync()).Single(n => n.Metadata.Name == oldNode);
+        string? oldOwner = null;
+        old.Metadata.Annotations?.TryGetValue(TpuLabels.LeaseUidAnnotation, out oldOwner);
+        Assert.True(oldOwner is null || oldOwner == second.Metadata.Uid, $"node {oldNode} is still marked for uid {oldOwner}");
+    }
+
+    [Fact]
     public async Task Crash_before_any_status_write_resumes_without_a_second_pledge_or_claim()
     {
         await using var env = await PhaseOneEnvironment.StartAsync();

@@ -60,12 +60,17 @@ public sealed class GkeTpuProvider : ITpuProvider
             TryAddIndex(nodeCache.Store, ShapeIndex, n => ShapeKeyOf(n) is { } key ? [key] : []);
             TryAddIndex(nodeCache.Store, OwnerIndex, n => TpuSlices.OwnerOf(n) is { } uid ? [uid] : []);
             TryAddIndex(nodeCache.Store, FreeIndex, n => TpuSlices.OwnerOf(n) is null && ShapeKeyOf(n) is { } key ? [key] : []);
+            TryAddIndex(nodeCache.Store, LeaseKeyIndex, n => LeaseKeyOf(n) is { } key ? [key] : []);
         }
     }
 
     private const string ShapeIndex = "rpoi.io/tpu-shape";
     private const string OwnerIndex = "rpoi.io/lease-uid";
     private const string FreeIndex = "rpoi.io/free-tpu-shape";
+    private const string LeaseKeyIndex = "rpoi.io/lease-key";
+
+    private static string? LeaseKeyOf(V1Node node) =>
+        TpuSlices.LabelOf(node, TpuLabels.LeaseNamespaceLabel) is { } ns && TpuSlices.LabelOf(node, TpuLabels.LeaseNameLabel) is { } name ? $"{ns}/{name}" : null;
 
     private static void TryAddIndex(Store<V1Node> store, string name, Func<V1Node, IEnumerable<string>> index)
     {
@@ -363,7 +368,14 @@ public sealed class GkeTpuProvider : ITpuProvider
     /// <inheritdoc/>
     public async Task<IReadOnlyList<TpuShape>> ReleaseOrphansAsync(string @namespace, string name, string? liveUid, CancellationToken cancellationToken)
     {
-        // Listed from the API server: only marks that are really there are removed, each with its resourceVersion.
+        // A synced cache (with this process's own writes) that shows no such mark answers without a request, so this is
+        // cheap enough to ask on every reconcile; otherwise the marks are listed from the API server, and only marks that
+        // are really there are removed, each with its resourceVersion.
+        if (View([(LeaseKeyIndex, $"{@namespace}/{name}")], n => LeaseKeyOf(n) == $"{@namespace}/{name}" && TpuSlices.OwnerOf(n) is { } o && o != liveUid) is { Count: 0 })
+        {
+            return [];
+        }
+
         var selector = $"{TpuLabels.LeaseNamespaceLabel}={@namespace},{TpuLabels.LeaseNameLabel}={name}";
         var list = await client.CoreV1.ListNodeAsync(labelSelector: selector, cancellationToken: cancellationToken).ConfigureAwait(false);
         var orphans = list.Items.Where(n => TpuSlices.OwnerOf(n) is { } owner && owner != liveUid && owner != TpuSlices.UnknownOwner).ToList();

@@ -150,6 +150,13 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             steps.Add($"escrow {d.Options.EscrowAddress} holds the pledge under H {request.H.Hex}");
         }
 
+        // Nodes still marked for an earlier Lease of this name (it vanished without its finalizer, and this one was
+        // created in its place) are released; a look at the node cache, no request, when there are none.
+        foreach (var freed in await d.Tpus.ReleaseOrphansAsync(id.Namespace, id.Name, id.Uid, cancellationToken).ConfigureAwait(false))
+        {
+            d.Queue.CapacityFreed(freed);
+        }
+
         // Before a grant is issued the stored Lease is read (see below); the read goes out now, alongside the claim.
         var recorded = GrantIssuer.Find(lease, request.H);
         var storedRead = recorded is null ? d.Leases.GetAsync(ObjectKey.Of(lease), cancellationToken) : null;
