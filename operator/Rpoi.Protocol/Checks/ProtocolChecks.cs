@@ -12,6 +12,9 @@ public static class ProtocolChecks
     /// <summary>Largest amount accepted, and largest ρ + ω: fits a signed 64-bit ledger column.</summary>
     public static readonly BigInteger MaxAmount = long.MaxValue;
 
+    private static readonly System.Buffers.SearchValues<char> DenomChars =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/-._");
+
     /// <summary>Checks a payload's <c>kind</c>.</summary>
     public static Check<string> Kind(string? actual, string expected) =>
         string.Equals(actual, expected, StringComparison.Ordinal)
@@ -55,7 +58,7 @@ public static class ProtocolChecks
         }
 
         var a = money.Amount;
-        if (string.IsNullOrEmpty(a) || a.Length > 19 || a[0] == '0' || !a.All(char.IsAsciiDigit))
+        if (string.IsNullOrEmpty(a) || a.Length > 19 || a[0] == '0' || a.AsSpan().ContainsAnyExceptInRange('0', '9'))
         {
             return Check.Fail<long>(ReasonCode.InvalidAmount, $"{field}.amount '{a}' must be a positive integer string in the smallest unit without leading zeros, e.g. \"1500000\"");
         }
@@ -65,7 +68,7 @@ public static class ProtocolChecks
             return Check.Fail<long>(ReasonCode.InvalidAmount, $"{field}.amount '{a}' overflows the ledger limit {MaxAmount}");
         }
 
-        if (string.IsNullOrEmpty(money.Denom) || money.Denom.Length > 64 || !money.Denom.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '-' or '.' or '_'))
+        if (string.IsNullOrEmpty(money.Denom) || money.Denom.Length > 64 || money.Denom.AsSpan().ContainsAnyExcept(DenomChars))
         {
             return Check.Fail<long>(ReasonCode.InvalidField, $"{field}.denom '{money.Denom}' must be 1..64 characters of letters, digits, '/', '-', '.', '_', e.g. \"uusd\"");
         }

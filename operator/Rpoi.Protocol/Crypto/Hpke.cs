@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using BcX25519 = Org.BouncyCastle.Math.EC.Rfc7748.X25519;
 using NetAesGcm = System.Security.Cryptography.AesGcm;
@@ -44,8 +43,14 @@ public static class Hpke
     private static readonly byte[] KemSuiteId = [(byte)'K', (byte)'E', (byte)'M', 0x00, 0x20];
     private static readonly byte[] HpkeV1 = "HPKE-v1"u8.ToArray();
 
+    private const int StackLimit = 256;
+    private const int MaxCachedContexts = 16;
+
+    private static readonly byte[] Aes128SuiteId = NewSuiteId(HpkeAead.Aes128Gcm);
+    private static readonly byte[] Aes256SuiteId = NewSuiteId(HpkeAead.Aes256Gcm);
+
     // info_hash and psk_id_hash depend only on (suite, info); RPOI uses two fixed infos, so cache them.
-    private static readonly ConcurrentDictionary<(HpkeAead, string), byte[]> ContextCache = new();
+    private static ContextEntry[] s_contexts = [];
 
     /// <summary>Generates an X25519 key pair from a CSPRNG.</summary>
     public static (byte[] PrivateKey, byte[] PublicKey) GenerateKeyPair()
@@ -63,7 +68,7 @@ public static class Hpke
         }
 
         var pk = new byte[32];
-        BcX25519.ScalarMultBase(privateKey.ToArray(), 0, pk, 0);
+        BcX25519.ScalarMultBase(privateKey, pk);
         return pk;
     }
 
@@ -78,9 +83,10 @@ public static class Hpke
             return false;
         }
 
-        var probe = new byte[32];
+        Span<byte> probe = stackalloc byte[32];
+        probe.Clear();
         probe[0] = 0x48; // any scalar works: clamping clears the cofactor, so low-order points always give zero
-        return BcX25519.CalculateAgreement(probe, 0, publicKey.ToArray(), 0, new byte[32], 0);
+        return BcX25519.CalculateAgreement(probe, publicKey, stackalloc byte[32]);
     }
 
     /// <summary>RFC 9180 DeriveKeyPair for DHKEM(X25519, HKDF-SHA256).</summary>
@@ -94,14 +100,34 @@ public static class Hpke
     /// <summary>Seals <paramref name="plaintext"/> to <paramref name="recipientPublicKey"/>; returns (enc, ciphertext).</summary>
     public static (byte[] Enc, byte[] Ciphertext) Seal(HpkeAead aead, ReadOnlySpan<byte> recipientPublicKey, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> plaintext)
     {
-        var skE = RandomNumberGenerator.GetBytes(32);
+        if (recipientPublicKey.Length != 32)
+        {
+            throw new ArgumentException("an X25519 public key is 32 bytes", nameof(recipientPublicKey));
+        }
+
+        Span<byte> skE = stackalloc byte[32];
+        RandomNumberGenerator.Fill(skE);
+        var pkE = new byte[32];
+        Span<byte> dh = stackalloc byte[32];
+        Span<byte> key = stackalloc byte[KeySize(aead)];
+        Span<byte> nonce = stackalloc byte[Nn];
         try
         {
-            return SealWithEphemeral(aead, recipientPublicKey, info, aad, plaintext, skE, out _);
+            BcX25519.ScalarMultBase(skE, pkE);
+            if (!BcX25519.CalculateAgreement(skE, recipientPublicKey, dh))
+            {
+                throw new CryptographicException("recipient public key is a low-order point");
+            }
+
+            // Single-shot: only key and base_nonce are needed, so the exporter secret is not derived.
+            KeyAndNonce(aead, dh, pkE, recipientPublicKey, info, key, nonce);
+            return (pkE, AeadSeal(key, nonce, aad, plaintext));
         }
         finally
         {
             CryptographicOperations.ZeroMemory(skE);
+            CryptographicOperations.ZeroMemory(dh);
+            CryptographicOperations.ZeroMemory(key);
         }
     }
 
@@ -115,17 +141,13 @@ public static class Hpke
 
         var pkE = PublicKeyOf(skE);
         Span<byte> dh = stackalloc byte[32];
-        var pkRArray = pkR.ToArray();
-        if (!Agree(skE, pkRArray, dh))
+        if (!BcX25519.CalculateAgreement(skE, pkR, dh))
         {
             throw new CryptographicException("recipient public key is a low-order point");
         }
 
-        schedule = KeySchedule(aead, dh, pkE, pkRArray, info);
-        var ct = new byte[plaintext.Length + TagSize];
-        using var gcm = new NetAesGcm(schedule.Key, TagSize);
-        gcm.Encrypt(schedule.BaseNonce, plaintext, ct.AsSpan(0, plaintext.Length), ct.AsSpan(plaintext.Length), aad);
-        return (pkE, ct);
+        schedule = KeySchedule(aead, dh, pkE, pkR, info);
+        return (pkE, AeadSeal(schedule.Key, schedule.BaseNonce, aad, plaintext));
     }
 
     /// <summary>Opens a ciphertext. Returns false (never throws) when the key, info, aad or ciphertext do not match.</summary>
@@ -138,33 +160,42 @@ public static class Hpke
         }
 
         Span<byte> dh = stackalloc byte[32];
-        var encArray = enc.ToArray();
-        if (!Agree(recipientPrivateKey.ToArray(), encArray, dh))
-        {
-            return false;
-        }
-
-        var schedule = KeySchedule(aead, dh, encArray, recipientPublicKey.ToArray(), info);
-        var pt = new byte[ciphertext.Length - TagSize];
-        using var gcm = new NetAesGcm(schedule.Key, TagSize);
+        Span<byte> key = stackalloc byte[KeySize(aead)];
+        Span<byte> nonce = stackalloc byte[Nn];
         try
         {
-            gcm.Decrypt(schedule.BaseNonce, ciphertext[..pt.Length], ciphertext[pt.Length..], pt, aad);
-        }
-        catch (AuthenticationTagMismatchException)
-        {
-            return false;
-        }
+            if (!BcX25519.CalculateAgreement(recipientPrivateKey, enc, dh))
+            {
+                return false;
+            }
 
-        plaintext = pt;
-        return true;
+            KeyAndNonce(aead, dh, enc, recipientPublicKey, info, key, nonce);
+            var pt = new byte[ciphertext.Length - TagSize];
+            using var gcm = new NetAesGcm(key, TagSize);
+            try
+            {
+                gcm.Decrypt(nonce, ciphertext[..pt.Length], ciphertext[pt.Length..], pt, aad);
+            }
+            catch (AuthenticationTagMismatchException)
+            {
+                return false;
+            }
+
+            plaintext = pt;
+            return true;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dh);
+            CryptographicOperations.ZeroMemory(key);
+        }
     }
 
     /// <summary>Receiver-side key schedule for test vectors.</summary>
     internal static HpkeKeySchedule KeyScheduleForReceiver(HpkeAead aead, byte[] skR, byte[] pkR, byte[] enc, ReadOnlySpan<byte> info)
     {
         Span<byte> dh = stackalloc byte[32];
-        if (!Agree(skR, enc, dh))
+        if (!BcX25519.CalculateAgreement(skR, enc, dh))
         {
             throw new CryptographicException("enc is a low-order point");
         }
@@ -200,34 +231,58 @@ public static class Hpke
     /// <summary>key_schedule_context for base mode (exposed for the vectors).</summary>
     internal static byte[] KeyScheduleContextFor(HpkeAead aead, ReadOnlySpan<byte> info) => KeyScheduleContext(aead, HpkeSuiteId(aead), info);
 
-    private static bool Agree(byte[] sk, byte[] pk, Span<byte> dh)
+    private static int KeySize(HpkeAead aead) => aead == HpkeAead.Aes128Gcm ? 16 : 32;
+
+    /// <summary>ExtractAndExpand (RFC 9180 4.1) and the base-mode key schedule up to key and base_nonce (5.1).</summary>
+    private static void KeyAndNonce(HpkeAead aead, ReadOnlySpan<byte> dh, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> pkR, ReadOnlySpan<byte> info, Span<byte> key, Span<byte> baseNonce)
     {
-        var output = new byte[32];
-        var ok = BcX25519.CalculateAgreement(sk, 0, pk, 0, output, 0);
-        output.CopyTo(dh);
-        return ok;
+        Span<byte> sharedSecret = stackalloc byte[Nsecret];
+        Span<byte> secret = stackalloc byte[Nh];
+        try
+        {
+            SharedSecret(dh, enc, pkR, sharedSecret);
+            var suiteId = HpkeSuiteId(aead);
+            var context = KeyScheduleContext(aead, suiteId, info);
+            LabeledExtract(suiteId, sharedSecret, "secret"u8, [], secret);
+            LabeledExpand(suiteId, secret, "key"u8, context, key);
+            LabeledExpand(suiteId, secret, "base_nonce"u8, context, baseNonce);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(sharedSecret);
+            CryptographicOperations.ZeroMemory(secret);
+        }
     }
 
-    private static HpkeKeySchedule KeySchedule(HpkeAead aead, ReadOnlySpan<byte> dh, byte[] enc, byte[] pkR, ReadOnlySpan<byte> info)
+    /// <summary>ExtractAndExpand (RFC 9180 4.1) with kem_context = enc || pkRm.</summary>
+    private static void SharedSecret(ReadOnlySpan<byte> dh, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> pkR, Span<byte> sharedSecret)
     {
-        // ExtractAndExpand (RFC 9180 4.1): kem_context = enc || pkRm.
         Span<byte> kemContext = stackalloc byte[64];
         enc.CopyTo(kemContext);
         pkR.CopyTo(kemContext[32..]);
-        var eaePrk = LabeledExtract(KemSuiteId, [], "eae_prk"u8, dh);
-        var sharedSecret = LabeledExpand(KemSuiteId, eaePrk, "shared_secret"u8, kemContext, Nsecret);
+        Span<byte> eaePrk = stackalloc byte[Nh];
+        LabeledExtract(KemSuiteId, [], "eae_prk"u8, dh, eaePrk);
+        LabeledExpand(KemSuiteId, eaePrk, "shared_secret"u8, kemContext, sharedSecret);
+        CryptographicOperations.ZeroMemory(eaePrk);
+    }
 
+    /// <summary>The full key schedule, exporter secret included (test vectors).</summary>
+    private static HpkeKeySchedule KeySchedule(HpkeAead aead, ReadOnlySpan<byte> dh, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> pkR, ReadOnlySpan<byte> info)
+    {
+        var sharedSecret = new byte[Nsecret];
+        SharedSecret(dh, enc, pkR, sharedSecret);
         var suiteId = HpkeSuiteId(aead);
         var context = KeyScheduleContext(aead, suiteId, info);
         var secret = LabeledExtract(suiteId, sharedSecret, "secret"u8, []);
-        var nk = aead == HpkeAead.Aes128Gcm ? 16 : 32;
-        var key = LabeledExpand(suiteId, secret, "key"u8, context, nk);
+        var key = LabeledExpand(suiteId, secret, "key"u8, context, KeySize(aead));
         var baseNonce = LabeledExpand(suiteId, secret, "base_nonce"u8, context, Nn);
         var exporter = LabeledExpand(suiteId, secret, "exp"u8, context, Nh);
         return new HpkeKeySchedule(sharedSecret, key, baseNonce, exporter);
     }
 
-    private static byte[] HpkeSuiteId(HpkeAead aead)
+    private static byte[] HpkeSuiteId(HpkeAead aead) => aead == HpkeAead.Aes128Gcm ? Aes128SuiteId : aead == HpkeAead.Aes256Gcm ? Aes256SuiteId : NewSuiteId(aead);
+
+    private static byte[] NewSuiteId(HpkeAead aead)
     {
         var id = new byte[10];
         "HPKE"u8.CopyTo(id);
@@ -239,10 +294,13 @@ public static class Hpke
 
     private static byte[] KeyScheduleContext(HpkeAead aead, byte[] suiteId, ReadOnlySpan<byte> info)
     {
-        var infoKey = Convert.ToBase64String(info);
-        if (ContextCache.TryGetValue((aead, infoKey), out var cached))
+        var cached = s_contexts;
+        foreach (var entry in cached)
         {
-            return cached;
+            if (entry.Aead == aead && info.SequenceEqual(entry.Info))
+            {
+                return entry.Context;
+            }
         }
 
         var pskIdHash = LabeledExtract(suiteId, [], "psk_id_hash"u8, []);
@@ -251,9 +309,10 @@ public static class Hpke
         context[0] = 0x00; // mode_base
         pskIdHash.CopyTo(context, 1);
         infoHash.CopyTo(context, 1 + Nh);
-        if (ContextCache.Count < 64)
+        if (cached.Length < MaxCachedContexts)
         {
-            ContextCache.TryAdd((aead, infoKey), context);
+            // Copy-on-write: readers never lock; losing an entry to a concurrent add only costs a recomputation.
+            s_contexts = [.. cached, new ContextEntry(aead, info.ToArray(), context)];
         }
 
         return context;
@@ -261,28 +320,43 @@ public static class Hpke
 
     internal static byte[] LabeledExtract(ReadOnlySpan<byte> suiteId, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> label, ReadOnlySpan<byte> ikm)
     {
-        var labeled = new byte[HpkeV1.Length + suiteId.Length + label.Length + ikm.Length];
-        var s = labeled.AsSpan();
-        HpkeV1.CopyTo(s);
-        suiteId.CopyTo(s[HpkeV1.Length..]);
-        label.CopyTo(s[(HpkeV1.Length + suiteId.Length)..]);
-        ikm.CopyTo(s[(HpkeV1.Length + suiteId.Length + label.Length)..]);
         var prk = new byte[Nh];
-        HKDF.Extract(HashAlgorithmName.SHA256, labeled, salt, prk);
+        LabeledExtract(suiteId, salt, label, ikm, prk);
         return prk;
     }
 
     internal static byte[] LabeledExpand(ReadOnlySpan<byte> suiteId, ReadOnlySpan<byte> prk, ReadOnlySpan<byte> label, ReadOnlySpan<byte> info, int length)
     {
-        var labeled = new byte[2 + HpkeV1.Length + suiteId.Length + label.Length + info.Length];
-        var s = labeled.AsSpan();
-        BinaryPrimitives.WriteUInt16BigEndian(s, (ushort)length);
+        var okm = new byte[length];
+        LabeledExpand(suiteId, prk, label, info, okm);
+        return okm;
+    }
+
+    private static void LabeledExtract(ReadOnlySpan<byte> suiteId, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> label, ReadOnlySpan<byte> ikm, Span<byte> prk)
+    {
+        var length = HpkeV1.Length + suiteId.Length + label.Length + ikm.Length;
+        var s = length <= StackLimit ? stackalloc byte[StackLimit] : new byte[length];
+        s = s[..length];
+        HpkeV1.CopyTo(s);
+        suiteId.CopyTo(s[HpkeV1.Length..]);
+        label.CopyTo(s[(HpkeV1.Length + suiteId.Length)..]);
+        ikm.CopyTo(s[(HpkeV1.Length + suiteId.Length + label.Length)..]);
+        HKDF.Extract(HashAlgorithmName.SHA256, s, salt, prk);
+        CryptographicOperations.ZeroMemory(s);
+    }
+
+    private static void LabeledExpand(ReadOnlySpan<byte> suiteId, ReadOnlySpan<byte> prk, ReadOnlySpan<byte> label, ReadOnlySpan<byte> info, Span<byte> okm)
+    {
+        var length = 2 + HpkeV1.Length + suiteId.Length + label.Length + info.Length;
+        var s = length <= StackLimit ? stackalloc byte[StackLimit] : new byte[length];
+        s = s[..length];
+        BinaryPrimitives.WriteUInt16BigEndian(s, (ushort)okm.Length);
         HpkeV1.CopyTo(s[2..]);
         suiteId.CopyTo(s[(2 + HpkeV1.Length)..]);
         label.CopyTo(s[(2 + HpkeV1.Length + suiteId.Length)..]);
         info.CopyTo(s[(2 + HpkeV1.Length + suiteId.Length + label.Length)..]);
-        var okm = new byte[length];
-        HKDF.Expand(HashAlgorithmName.SHA256, prk, okm, labeled);
-        return okm;
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, okm, s);
     }
+
+    private sealed record ContextEntry(HpkeAead Aead, byte[] Info, byte[] Context);
 }

@@ -50,6 +50,60 @@ public static class CanonicalJson
         return ScanValue(utf8Json, ref pos, 0) && pos == utf8Json.Length;
     }
 
+    /// <summary>Length of <c>{"payload":</c>, where a canonical envelope's payload starts.</summary>
+    internal const int EnvelopePayloadOffset = 11;
+
+    /// <summary>
+    /// Splits a canonical signed envelope <c>{"payload":{…},"sig":"…","signer":"…"}</c> in one pass over the bytes (no
+    /// JSON reader, no document). True only when <see cref="IsCanonical"/> would accept the envelope, it has exactly that
+    /// shape, and sig and signer are plain ASCII (base64 and hex always are); any other input gives false and the caller
+    /// takes the general path with its error messages. <paramref name="payload"/> is relative to the envelope's first byte.
+    /// </summary>
+    internal static bool TrySplitEnvelope(ReadOnlySpan<byte> envelope, out Range payload, out string sig, out string signer)
+    {
+        payload = default;
+        sig = signer = string.Empty;
+        if (!envelope.StartsWith("{\"payload\":{"u8) || !System.Text.Unicode.Utf8.IsValid(envelope))
+        {
+            return false;
+        }
+
+        // Depth 1: the payload is a member of the envelope object, as when IsCanonical scans the whole envelope.
+        var pos = EnvelopePayloadOffset;
+        if (!ScanValue(envelope, ref pos, 1))
+        {
+            return false;
+        }
+
+        payload = EnvelopePayloadOffset..pos;
+        return TryPlainMember(envelope, ref pos, ",\"sig\":"u8, out sig)
+            && TryPlainMember(envelope, ref pos, ",\"signer\":"u8, out signer)
+            && pos == envelope.Length - 1 && envelope[pos] == (byte)'}';
+    }
+
+    /// <summary>
+    /// At <paramref name="pos"/>, reads <paramref name="prefix"/> (e.g. <c>,"sig":</c>) and then a string of printable
+    /// ASCII without escapes, which is then exactly its JCS form; false (pos unspecified) for anything else.
+    /// </summary>
+    internal static bool TryPlainMember(ReadOnlySpan<byte> s, ref int pos, ReadOnlySpan<byte> prefix, out string value)
+    {
+        value = string.Empty;
+        if (!s[pos..].StartsWith(prefix) || pos + prefix.Length >= s.Length || s[pos + prefix.Length] != (byte)'"')
+        {
+            return false;
+        }
+
+        pos += prefix.Length;
+        var start = pos + 1;
+        if (!ScanString(s, ref pos, out var plain) || !plain)
+        {
+            return false;
+        }
+
+        value = System.Text.Encoding.ASCII.GetString(s[start..(pos - 1)]);
+        return true;
+    }
+
     private static bool ScanValue(ReadOnlySpan<byte> s, ref int pos, int depth)
     {
         if (pos >= s.Length)
@@ -157,6 +211,31 @@ public static class CanonicalJson
         }
     }
 
+    // Bytes a string token can hold unchanged in JCS and that need no attention: printable ASCII and DEL, but not
+    // '"' or '\\'. Everything else (the closing quote, escapes, control bytes, UTF-8 lead/continuation bytes) stops
+    // the vectorised skip below.
+    private static readonly SearchValues<byte> PlainStringBytes = SearchValues.Create(PlainAscii<byte>());
+
+    private static readonly SearchValues<char> PlainStringChars = SearchValues.Create(PlainAscii<char>());
+
+    private static T[] PlainAscii<T>()
+        where T : struct, System.Numerics.INumberBase<T>
+    {
+        var values = new List<T>(94);
+        for (var c = 0x20; c <= 0x7F; c++)
+        {
+            if (c is not '"' and not '\\')
+            {
+                values.Add(T.CreateChecked(c));
+            }
+        }
+
+        return [.. values];
+    }
+
+    /// <summary>True when <paramref name="value"/> is printable ASCII without '"' or '\\': JCS writes it as it is.</summary>
+    internal static bool IsPlain(string? value) => value is not null && !value.AsSpan().ContainsAnyExcept(PlainStringChars);
+
     /// <summary>Scans a string token; <paramref name="plain"/> is true when it is ASCII without escapes.</summary>
     private static bool ScanString(ReadOnlySpan<byte> s, ref int pos, out bool plain)
     {
@@ -164,6 +243,15 @@ public static class CanonicalJson
         pos++; // opening quote
         while (pos < s.Length)
         {
+            // Long runs of plain ASCII (base64, kubeconfig tokens) are skipped many bytes at a time.
+            var run = s[pos..].IndexOfAnyExcept(PlainStringBytes);
+            if (run < 0)
+            {
+                return false;
+            }
+
+            pos += run;
+
             var b = s[pos];
             if (b == (byte)'"')
             {
@@ -183,12 +271,7 @@ public static class CanonicalJson
                 continue;
             }
 
-            if (b != (byte)'\\')
-            {
-                pos++;
-                continue;
-            }
-
+            // b is '\\'
             plain = false;
             if (pos + 1 >= s.Length)
             {
@@ -357,12 +440,36 @@ public static class CanonicalJson
     {
         ArgumentNullException.ThrowIfNull(value);
         ArgumentNullException.ThrowIfNull(output);
+        if (!value.AsSpan().ContainsAnyExcept(PlainStringChars))
+        {
+            // The usual case (base64, hex, ids): nothing to escape, so ask for the exact size, not six bytes a char.
+            var exact = output.GetSpan(value.Length + 2);
+            exact[0] = (byte)'"';
+            System.Text.Encoding.ASCII.GetBytes(value, exact[1..]);
+            exact[value.Length + 1] = (byte)'"';
+            output.Advance(value.Length + 2);
+            return;
+        }
+
         var max = (value.Length * 6) + 2;
         var span = output.GetSpan(max);
         var n = 0;
         span[n++] = (byte)'"';
         for (var i = 0; i < value.Length; i++)
         {
+            // Runs of plain ASCII (base64, hex, kubeconfig text) are copied in one vectorised narrowing step.
+            var plainRun = value.AsSpan(i).IndexOfAnyExcept(PlainStringChars);
+            var plainLength = plainRun < 0 ? value.Length - i : plainRun;
+            if (plainLength > 0)
+            {
+                n += System.Text.Encoding.ASCII.GetBytes(value.AsSpan(i, plainLength), span[n..]);
+                i += plainLength;
+                if (i == value.Length)
+                {
+                    break;
+                }
+            }
+
             var c = value[i];
             switch (c)
             {

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using Rpoi.Protocol.Checks;
 using Rpoi.Protocol.Crypto;
@@ -36,7 +38,34 @@ public sealed record SealedMessage(string Suite, string Purpose, string H, strin
     public string ToJson() => System.Text.Encoding.UTF8.GetString(ToUtf8Bytes());
 
     /// <summary>Canonical UTF-8 JSON bytes.</summary>
-    public byte[] ToUtf8Bytes() => ProtocolJson.CanonicalBytes(this);
+    public byte[] ToUtf8Bytes()
+    {
+        if (!CanonicalJson.IsPlain(Ct) || !CanonicalJson.IsPlain(Enc) || !CanonicalJson.IsPlain(H)
+            || !CanonicalJson.IsPlain(Purpose) || !CanonicalJson.IsPlain(Recipient) || !CanonicalJson.IsPlain(Suite))
+        {
+            return ProtocolJson.CanonicalBytes(this);
+        }
+
+        // Every field is base64, hex or a fixed name: nothing to escape, so the RFC 8785 form (keys in order
+        // ct < enc < h < purpose < recipient < suite) is written straight into an array of the exact size.
+        var bytes = new byte[64 + Ct.Length + Enc.Length + H.Length + Purpose.Length + Recipient.Length + Suite.Length];
+        var pos = 0;
+        Put(bytes, ref pos, "{\"ct\":\""u8, Ct);
+        Put(bytes, ref pos, "\",\"enc\":\""u8, Enc);
+        Put(bytes, ref pos, "\",\"h\":\""u8, H);
+        Put(bytes, ref pos, "\",\"purpose\":\""u8, Purpose);
+        Put(bytes, ref pos, "\",\"recipient\":\""u8, Recipient);
+        Put(bytes, ref pos, "\",\"suite\":\""u8, Suite);
+        "\"}"u8.CopyTo(bytes.AsSpan(pos));
+        return bytes;
+    }
+
+    private static void Put(byte[] bytes, ref int pos, ReadOnlySpan<byte> prefix, string value)
+    {
+        prefix.CopyTo(bytes.AsSpan(pos));
+        pos += prefix.Length;
+        pos += System.Text.Encoding.ASCII.GetBytes(value, bytes.AsSpan(pos));
+    }
 
     /// <summary>Parses a sealed message; <see cref="ReasonCode.MalformedMessage"/> for bad JSON.</summary>
     public static Check<SealedMessage> Parse(string json)
@@ -51,6 +80,13 @@ public sealed record SealedMessage(string Suite, string Purpose, string H, strin
         if (!System.Text.Unicode.Utf8.IsValid(utf8Json))
         {
             return Check.Fail<SealedMessage>(ReasonCode.MalformedMessage, "sealed message is not valid UTF-8; copy the Secret data unchanged");
+        }
+
+        // What ToUtf8Bytes writes (every field plain ASCII, keys in JCS order) is read without the serializer; the
+        // serializer would build the very same record. Anything else takes the general path and its errors.
+        if (TryParseCanonical(utf8Json, out var canonical))
+        {
+            return Check.Ok(canonical);
         }
 
         try
@@ -68,6 +104,26 @@ public sealed record SealedMessage(string Suite, string Purpose, string H, strin
         {
             return Check.Fail<SealedMessage>(ReasonCode.MalformedMessage, $"sealed message is not valid: {ex.Message}");
         }
+    }
+
+    private static bool TryParseCanonical(ReadOnlySpan<byte> s, [NotNullWhen(true)] out SealedMessage? message)
+    {
+        message = null;
+        var pos = 1;
+        if (s.IsEmpty || s[0] != (byte)'{'
+            || !CanonicalJson.TryPlainMember(s, ref pos, "\"ct\":"u8, out var ct)
+            || !CanonicalJson.TryPlainMember(s, ref pos, ",\"enc\":"u8, out var enc)
+            || !CanonicalJson.TryPlainMember(s, ref pos, ",\"h\":"u8, out var h)
+            || !CanonicalJson.TryPlainMember(s, ref pos, ",\"purpose\":"u8, out var purpose)
+            || !CanonicalJson.TryPlainMember(s, ref pos, ",\"recipient\":"u8, out var recipient)
+            || !CanonicalJson.TryPlainMember(s, ref pos, ",\"suite\":"u8, out var suite)
+            || pos != s.Length - 1 || s[pos] != (byte)'}')
+        {
+            return false;
+        }
+
+        message = new SealedMessage(suite, purpose, h, recipient, enc, ct);
+        return true;
     }
 
     /// <summary>Seals <paramref name="message"/> to <paramref name="recipient"/> for <paramref name="purpose"/>, bound to <paramref name="h"/>.</summary>
@@ -110,21 +166,35 @@ public sealed record SealedMessage(string Suite, string Purpose, string H, strin
             return Check.Fail<Signed<T>>(ReasonCode.WrongRecipient, $"sealed for key {Recipient}, but the key given is {recipient.Identity.KeyId}; use the key file whose key id is {Recipient}");
         }
 
-        if (!Codec.TryFromBase64(Enc, out var enc) || !Codec.TryFromBase64(Ct, out var ct))
+        // The ciphertext is public and only read once: decode it into a pooled buffer instead of a new array.
+        var ctLength = Codec.CanonicalBase64Length(Ct);
+        var ct = ctLength < 0 ? null : ArrayPool<byte>.Shared.Rent(ctLength);
+        try
         {
-            return Check.Fail<Signed<T>>(ReasonCode.InvalidEncoding, "enc and ct must be canonical base64; the sealed message was damaged in transit");
-        }
+            if (!Codec.TryFromBase64(Enc, out var enc) || ct is null || !Codec.TryFromBase64(Ct, ct.AsSpan(0, ctLength)))
+            {
+                return Check.Fail<Signed<T>>(ReasonCode.InvalidEncoding, "enc and ct must be canonical base64; the sealed message was damaged in transit");
+            }
 
-        if (enc.Length != Hpke.EncapsulatedKeySize)
+            if (enc.Length != Hpke.EncapsulatedKeySize)
+            {
+                return Check.Fail<Signed<T>>(ReasonCode.InvalidKey, $"enc must be a 32-byte X25519 key, got {enc.Length} bytes; the sealed message was damaged");
+            }
+
+            if (!recipient.TryOpen(HpkeAead.Aes256Gcm, enc, System.Text.Encoding.UTF8.GetBytes(purpose), expectedH.Bytes, ct.AsSpan(0, ctLength), out var plaintext))
+            {
+                return Check.Fail<Signed<T>>(ReasonCode.DecryptionFailed, $"cannot decrypt the {purpose} message: it was sealed for another key or another H, or changed in transit");
+            }
+
+            // The plaintext array is ours alone: the envelope keeps it instead of copying it.
+            return Signed<T>.ParseOwned(plaintext);
+        }
+        finally
         {
-            return Check.Fail<Signed<T>>(ReasonCode.InvalidKey, $"enc must be a 32-byte X25519 key, got {enc.Length} bytes; the sealed message was damaged");
+            if (ct is not null)
+            {
+                ArrayPool<byte>.Shared.Return(ct);
+            }
         }
-
-        if (!recipient.TryOpen(HpkeAead.Aes256Gcm, enc, System.Text.Encoding.UTF8.GetBytes(purpose), expectedH.Bytes, ct, out var plaintext))
-        {
-            return Check.Fail<Signed<T>>(ReasonCode.DecryptionFailed, $"cannot decrypt the {purpose} message: it was sealed for another key or another H, or changed in transit");
-        }
-
-        return Signed<T>.Parse(plaintext);
     }
 }

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -27,10 +26,13 @@ public sealed class Signed<T>
     // The envelope is immutable, so a signature that verified once for a key verifies again: remember the key.
     private volatile string? _verifiedFor;
 
-    internal Signed(T payload, byte[] canonicalPayload, string signer, string sig)
+    // The signed payload bytes: a whole array after Create, a slice of the envelope after Parse (one copy, not two).
+    private readonly ArraySegment<byte> _payload;
+
+    internal Signed(T payload, ArraySegment<byte> canonicalPayload, string signer, string sig)
     {
         Payload = payload;
-        CanonicalPayloadBytes = canonicalPayload;
+        _payload = canonicalPayload;
         Signer = signer;
         Sig = sig;
     }
@@ -45,9 +47,7 @@ public sealed class Signed<T>
     public string Sig { get; }
 
     /// <summary>RFC 8785 canonical bytes of the payload (what is signed).</summary>
-    public ReadOnlySpan<byte> CanonicalPayload => CanonicalPayloadBytes;
-
-    internal byte[] CanonicalPayloadBytes { get; }
+    public ReadOnlySpan<byte> CanonicalPayload => _payload.AsSpan();
 
     /// <summary>Signs <paramref name="payload"/> with <paramref name="signer"/>'s Ed25519 key.</summary>
     public static Signed<T> Create(T payload, PartyKeyPair signer)
@@ -68,9 +68,26 @@ public sealed class Signed<T>
         }
 
         // Keys in JCS order: payload < sig < signer. The payload is already canonical; no re-parse needed.
-        var buffer = new ArrayBufferWriter<byte>(CanonicalPayloadBytes.Length + 160);
+        if (CanonicalJson.IsPlain(Sig) && CanonicalJson.IsPlain(Signer))
+        {
+            // base64 and hex need no escaping: write straight into an array of the exact size.
+            var bytes = new byte[_payload.Count + Sig.Length + Signer.Length + 33];
+            var span = bytes.AsSpan();
+            "{\"payload\":"u8.CopyTo(span);
+            _payload.AsSpan().CopyTo(span[CanonicalJson.EnvelopePayloadOffset..]);
+            var pos = CanonicalJson.EnvelopePayloadOffset + _payload.Count;
+            ",\"sig\":\""u8.CopyTo(span[pos..]);
+            pos += 8 + System.Text.Encoding.ASCII.GetBytes(Sig, span[(pos + 8)..]);
+            "\",\"signer\":\""u8.CopyTo(span[pos..]);
+            pos += 12 + System.Text.Encoding.ASCII.GetBytes(Signer, span[(pos + 12)..]);
+            "\"}"u8.CopyTo(span[pos..]);
+            _canonical = bytes;
+            return bytes;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(_payload.Count + 160);
         buffer.Write("{\"payload\":"u8);
-        buffer.Write(CanonicalPayloadBytes);
+        buffer.Write(_payload.AsSpan());
         buffer.Write(",\"sig\":"u8);
         CanonicalJson.WriteString(Sig, buffer);
         buffer.Write(",\"signer\":"u8);
@@ -87,11 +104,17 @@ public sealed class Signed<T>
     public static Check<Signed<T>> Parse(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
-        return Parse(System.Text.Encoding.UTF8.GetBytes(json));
+        return ParseOwned(System.Text.Encoding.UTF8.GetBytes(json));
     }
 
     /// <summary>Parses an envelope from UTF-8 bytes.</summary>
-    public static Check<Signed<T>> Parse(ReadOnlySpan<byte> utf8Json)
+    public static Check<Signed<T>> Parse(ReadOnlySpan<byte> utf8Json) => Parse(utf8Json, null);
+
+    /// <summary>As <see cref="Parse(ReadOnlySpan{byte})"/>, for an array nobody else holds (a fresh plaintext): a canonical
+    /// envelope keeps it as its bytes instead of copying it.</summary>
+    internal static Check<Signed<T>> ParseOwned(byte[] utf8Json) => Parse(utf8Json, utf8Json);
+
+    private static Check<Signed<T>> Parse(ReadOnlySpan<byte> utf8Json, byte[]? owned)
     {
         if (!System.Text.Unicode.Utf8.IsValid(utf8Json))
         {
@@ -100,7 +123,7 @@ public sealed class Signed<T>
 
         try
         {
-            return Check.Ok(FromUtf8(utf8Json));
+            return Check.Ok(FromUtf8(utf8Json, owned));
         }
         catch (JsonException ex)
         {
@@ -113,13 +136,13 @@ public sealed class Signed<T>
     }
 
     /// <summary>Parses valid UTF-8; throws <see cref="JsonException"/> (or what the deserializer throws) on bad input.</summary>
-    private static Signed<T> FromUtf8(ReadOnlySpan<byte> utf8Json)
+    private static Signed<T> FromUtf8(ReadOnlySpan<byte> utf8Json, byte[]? owned)
     {
-        // Every party sends canonical envelopes (ToCanonicalBytes), so the usual input needs no rebuilding: a
-        // one-pass check proves it canonical, and then the payload bytes are a slice of it, ready to verify.
-        if (CanonicalJson.IsCanonical(utf8Json) && TryFromCanonical(utf8Json, out var fast))
+        // Every party sends canonical envelopes (ToCanonicalBytes), so the usual input needs no rebuilding: one
+        // pass proves it canonical and finds the payload, whose bytes are then a slice of it, ready to verify.
+        if (CanonicalJson.TrySplitEnvelope(utf8Json, out var payload, out var sig, out var signer))
         {
-            return fast;
+            return FromParts(owned ?? utf8Json.ToArray(), payload, sig, signer);
         }
 
         var reader = new Utf8JsonReader(utf8Json);
@@ -132,27 +155,12 @@ public sealed class Signed<T>
         return FromElement(doc.RootElement);
     }
 
-    /// <summary>
-    /// Splits a canonical envelope <c>{"payload":{…},"sig":"…","signer":"…"}</c> (JCS key order) without building a
-    /// document. False for any other shape, so the caller takes the general path and its error messages.
-    /// </summary>
-    internal static bool TryFromCanonical(ReadOnlySpan<byte> canonicalEnvelope, [NotNullWhen(true)] out Signed<T>? signed)
+    /// <summary>Builds an envelope from canonical bytes already split (and owned by it); the payload is a slice of them.</summary>
+    internal static Signed<T> FromParts(byte[] envelope, Range payload, string sig, string signer)
     {
-        signed = null;
-        var reader = new Utf8JsonReader(canonicalEnvelope);
-        if (!reader.Read() || !TrySplit(ref reader, out var payload, out var sig, out var signer) || reader.Read())
-        {
-            return false;
-        }
-
-        signed = FromParts(canonicalEnvelope, payload, sig, signer);
-        return true;
-    }
-
-    internal static Signed<T> FromParts(ReadOnlySpan<byte> canonicalEnvelope, Range payload, string sig, string signer)
-    {
-        var bytes = canonicalEnvelope[payload].ToArray();
-        return new Signed<T>(DeserializeCanonical(bytes), bytes, signer, sig) { _canonical = canonicalEnvelope.ToArray() };
+        var (offset, length) = payload.GetOffsetAndLength(envelope.Length);
+        var bytes = new ArraySegment<byte>(envelope, offset, length);
+        return new Signed<T>(DeserializeCanonical(bytes), bytes, signer, sig) { _canonical = envelope };
     }
 
     /// <summary>
@@ -201,13 +209,13 @@ public sealed class Signed<T>
     /// slices of <paramref name="canonicalPayload"/> (a subtree of canonical JSON is canonical), instead of being
     /// re-parsed and re-canonicalised.
     /// </summary>
-    private static T DeserializeCanonical(byte[] canonicalPayload)
+    private static T DeserializeCanonical(ArraySegment<byte> canonicalPayload)
     {
         var outer = CanonicalSource.Current;
         CanonicalSource.Current = canonicalPayload;
         try
         {
-            return JsonSerializer.Deserialize<T>(canonicalPayload, ProtocolJson.Options)
+            return JsonSerializer.Deserialize<T>(canonicalPayload.AsSpan(), ProtocolJson.Options)
                 ?? throw new JsonException("payload must not be null");
         }
         finally
@@ -286,7 +294,7 @@ public sealed class Signed<T>
             return Check.Fail<Signed<T>>(ReasonCode.InvalidEncoding, $"sig of {typeof(T).Name} must be canonical base64 of a 64-byte Ed25519 signature; re-sign the message");
         }
 
-        if (!expected.SigningKey.Verify(Ed25519.Algorithm.Ed25519, null, CanonicalPayloadBytes, 0, CanonicalPayloadBytes.Length, sigBytes, 0))
+        if (!expected.SigningKey.Verify(Ed25519.Algorithm.Ed25519, null, _payload.Array!, _payload.Offset, _payload.Count, sigBytes, 0))
         {
             return Check.Fail<Signed<T>>(ReasonCode.BadSignature, $"signature of {typeof(T).Name} by {Signer} does not verify: the payload was changed after signing or signed with another key; re-sign it");
         }
@@ -305,9 +313,10 @@ public sealed class Signed<T>
 internal static class CanonicalSource
 {
     [ThreadStatic]
-    private static byte[]? t_current;
+    private static ArraySegment<byte> t_current;
 
-    public static byte[]? Current
+    /// <summary>The payload bytes being deserialized; <c>Array</c> is null when none.</summary>
+    public static ArraySegment<byte> Current
     {
         get => t_current;
         set => t_current = value;
@@ -331,20 +340,20 @@ internal sealed class SignedConverterFactory : JsonConverterFactory
             // Inside Signed<T>.DeserializeCanonical the reader runs over known canonical bytes: slice the nested
             // envelope out of them. The bounds checks make sure the reader really is over that buffer.
             var source = CanonicalSource.Current;
-            if (source is not null && reader.TokenType == JsonTokenType.StartObject && !reader.HasValueSequence)
+            if (source.Array is not null && reader.TokenType == JsonTokenType.StartObject && !reader.HasValueSequence)
             {
                 var probe = reader;
                 var start = probe.TokenStartIndex;
-                if (Signed<T>.TrySplit(ref probe, out var payload, out var sig, out var signer) && probe.BytesConsumed <= source.Length)
+                if (Signed<T>.TrySplit(ref probe, out var payload, out var sig, out var signer) && probe.BytesConsumed <= source.Count)
                 {
-                    // Confirm the same envelope sits at those offsets of the canonical buffer before trusting them.
+                    // Confirm the same envelope sits at those offsets of the canonical buffer before trusting them
+                    // (a vectorised scan of the bytes, not a second JSON reader pass).
                     var envelope = source.AsSpan((int)start, (int)(probe.BytesConsumed - start));
-                    var check = new Utf8JsonReader(envelope);
-                    if (check.Read() && Signed<T>.TrySplit(ref check, out var p2, out var sig2, out var signer2) && !check.Read()
+                    if (CanonicalJson.TrySplitEnvelope(envelope, out var p2, out var sig2, out var signer2)
                         && p2.Equals(payload) && sig2 == sig && signer2 == signer)
                     {
                         reader = probe;
-                        return Signed<T>.FromParts(envelope, payload, sig, signer);
+                        return Signed<T>.FromParts(envelope.ToArray(), payload, sig, signer);
                     }
                 }
             }

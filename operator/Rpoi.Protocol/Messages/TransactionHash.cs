@@ -8,10 +8,10 @@ public sealed record TransactionHash
 {
     private readonly byte[] _bytes;
 
-    private TransactionHash(byte[] bytes)
+    private TransactionHash(byte[] bytes, string? hex = null)
     {
         _bytes = bytes;
-        Hex = Codec.ToHex(bytes);
+        Hex = hex ?? Codec.ToHex(bytes);
     }
 
     /// <summary>64 lower-case hex characters.</summary>
@@ -27,7 +27,7 @@ public sealed record TransactionHash
     /// <summary>Parses H from hex; <see cref="ReasonCode.InvalidEncoding"/> when it is not 64 lower-case hex characters.</summary>
     public static Check<TransactionHash> Parse(string? hex, string field = "h") =>
         Codec.TryFromHex(hex, 32, out var bytes)
-            ? Check.Ok(new TransactionHash(bytes))
+            ? Check.Ok(new TransactionHash(bytes, hex)) // already lower-case hex of exactly these bytes
             : Check.Fail<TransactionHash>(ReasonCode.InvalidEncoding, $"{field} must be 64 lower-case hex characters (SHA-256 of the signed request); got '{Truncate(hex)}'");
 
     /// <summary>Constant-time-free equality is fine: H is public.</summary>
