@@ -99,6 +99,29 @@ public sealed class RestartTests
     }
 
     [Fact]
+    public async Task A_partial_multi_host_claim_left_by_a_crash_is_completed_before_the_lease_is_active()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eMultiHost4x4Async(env.Client, "s1");
+        // The Lease exists (with the finalizer, so the operator starts at the claim) and a crash left two of the four
+        // hosts of slice s1 marked for it.
+        var lease = await env.ApplyAsync(env.Lease("half").Shape("tpu-v5-lite-podslice", "4x4").Chips(16).WithFinalizer().Build());
+        var id = new LeaseIdentity(PhaseOneEnvironment.Namespace, "half", lease.Metadata.Uid);
+        foreach (var name in new[] { "gke-s1-0", "gke-s1-1" })
+        {
+            var node = await env.Client.CoreV1.ReadNodeAsync(name);
+            GkeTpuProvider.AddMarks(node, id, env.Time.GetUtcNow());
+            await env.Client.CoreV1.ReplaceNodeAsync(node, name);
+        }
+
+        await env.StartOperatorAsync();
+        var active = await env.WaitForPhaseAsync("half", LeasePhase.Active);
+        Assert.Equal(["gke-s1-0", "gke-s1-1", "gke-s1-2", "gke-s1-3"], active.Status!.Nodes);
+        Assert.Equal(4, (await env.NodesOfAsync("half")).Count);
+        Assert.Equal(16, active.Status.Chips);
+    }
+
+    [Fact]
     public async Task Crash_before_any_status_write_resumes_without_a_second_pledge_or_claim()
     {
         await using var env = await PhaseOneEnvironment.StartAsync();

@@ -168,6 +168,8 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         {
             // Leases that fit claim side by side; a lease claims only what is left after the older leases queued for the
             // same shape are served (strict FIFO), else it parks until they move or capacity is freed.
+            // A partial claim (a crash in the middle of a multi-host claim) is completed or rolled back by ClaimAsync.
+            claim = null;
             var entry = new QueuedLease(id, shape, CreatedAt(lease), m.Chips);
             for (var look = 0; claim is null; look++)
             {
