@@ -245,7 +245,9 @@ public sealed class GkeTpuProvider : ITpuProvider
             });
             var held = slices.Where(s => s.Usable && s.IsHeldWhollyBy(uid)).ToList();
             var partial = slices.Where(s => s.Usable && s.IsTouchedBy(uid) && !s.IsHeldWhollyBy(uid) && s.IsCompletableBy(uid) && !ReservedByOther(s)).ToList();
-            var free = slices.Where(s => s.Usable && s.IsFree && !ReservedByOther(s)).ToList();
+            // Lazy: the reservation/staleness check (a cache read per host) runs only until enough free slices are found,
+            // not for every free node of the shape on each claim; the count is taken in full only when short.
+            var free = slices.Where(s => s.Usable && s.IsFree && !ReservedByOther(s));
 
             // Strict FIFO: an older lease that holds and reserves nothing yet still needs its slices from the free ones.
             var keptForOlder = 0;
@@ -259,10 +261,11 @@ public sealed class GkeTpuProvider : ITpuProvider
 
             var ours = held.Concat(partial).Take(need).ToList();
             var chosen = ours.Concat(free.Skip(keptForOlder).Take(need - ours.Count)).ToList();
+            var freeCount = chosen.Count < need ? free.Count() : 0;
             var stray = slices.Where(s => s.IsTouchedBy(uid) && !chosen.Contains(s)).SelectMany(s => s.Nodes).ToList();
             if (chosen.Count < need)
             {
-                var room = Math.Max(0, free.Count - keptForOlder);
+                var room = Math.Max(0, freeCount - keptForOlder);
                 var available = Math.Min(room, need) * shape.ChipsPerSlice;
                 var all = TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? nodes);
                 var hosts = all.FirstOrDefault(s => s.Usable)?.Nodes.Count ?? 0;
@@ -270,7 +273,7 @@ public sealed class GkeTpuProvider : ITpuProvider
                 var forOlder = keptForOlder > 0 ? $", {keptForOlder} more kept for older leases ahead in the queue" : string.Empty;
                 var message = all.Count == 0
                     ? $"no node in this cluster has {TpuLabels.Accelerator}={shape.Accelerator} and {TpuLabels.Topology}={shape.Topology}"
-                    : $"{request.Chips} chips of {shape.Accelerator} {shape.Topology} asked ({need} {sliceWord}); {free.Count * shape.ChipsPerSlice} free now ({free.Count} slices of {all.Count(s => s.Usable)} usable{forOlder})";
+                    : $"{request.Chips} chips of {shape.Accelerator} {shape.Topology} asked ({need} {sliceWord}); {freeCount * shape.ChipsPerSlice} free now ({freeCount} slices of {all.Count(s => s.Usable)} usable{forOlder})";
                 // Our partial marks are rolled back by the caller; they are not reserved.
                 return new Picked(ours.SelectMany(s => s.Nodes).ToList(), stray, new TpuClaimOutcome.Insufficient(available, request.Chips, message));
             }
