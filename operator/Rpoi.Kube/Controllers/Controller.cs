@@ -105,6 +105,7 @@ public sealed class Controller<T> : IController
     public Controller<T> SkipEchoesOf(OwnWrites<T> writes)
     {
         ArgumentNullException.ThrowIfNull(writes);
+        writes.ObserveCache(key => _informer.Store.Get(key)?.Metadata.ResourceVersion);
         Volatile.Write(ref _echoes, writes);
         return this;
     }

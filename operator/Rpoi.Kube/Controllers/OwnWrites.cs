@@ -20,15 +20,25 @@ public sealed class OwnWrites<T>
     /// <summary>Number of writes whose echo has not been seen yet.</summary>
     public int Pending => versions.Count;
 
+    private Func<ObjectKey, string?>? cachedVersion;
+
     /// <summary>Remembers the version <paramref name="written"/> as returned by the API server.</summary>
     public void Record(T written)
     {
         ArgumentNullException.ThrowIfNull(written);
-        if (written.Metadata?.ResourceVersion is { Length: > 0 } version)
+        var key = ObjectKey.Of(written);
+        if (written.Metadata?.ResourceVersion is { Length: > 0 } version
+            && Volatile.Read(ref cachedVersion)?.Invoke(key) != version)
         {
-            versions[ObjectKey.Of(written)] = version;
+            versions[key] = version;
         }
     }
+
+    /// <summary>
+    /// Where the controller's cache says each object stands: a write whose echo reached the cache before the write's own
+    /// answer came back (a busy machine) is not recorded, since that echo has already been handled.
+    /// </summary>
+    internal void ObserveCache(Func<ObjectKey, string?> versionInCache) => Volatile.Write(ref cachedVersion, versionInCache);
 
     /// <summary>True (once) when <paramref name="observed"/> is exactly the version last recorded for its key.</summary>
     public bool IsEcho(T observed)
