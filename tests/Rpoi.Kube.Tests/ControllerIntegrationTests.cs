@@ -190,6 +190,39 @@ public sealed class ControllerIntegrationTests
         Assert.False(writes.IsEcho(Version("7")));
     }
 
+    [Fact]
+    public void OwnWrites_leaves_nothing_behind_when_the_echo_is_handled_while_the_write_is_being_recorded()
+    {
+        var writes = new OwnWrites<Widget>();
+        Widget Version(string rv) => new() { Metadata = new V1ObjectMeta { Name = "w", NamespaceProperty = "ns", ResourceVersion = rv } };
+        var cached = "4";
+        var echoSeenEarly = false;
+        // The first look at the cache still finds the old version; right after it, the informer (on its own thread in
+        // real life) stores version 5 and the controller checks the echo, before Record has written its entry.
+        writes.ObserveCache(_ =>
+        {
+            var seen = cached;
+            if (seen == "4" && !echoSeenEarly)
+            {
+                cached = "5";
+                echoSeenEarly = !writes.IsEcho(Version("5"));
+            }
+
+            return seen;
+        });
+
+        writes.Record(Version("5"));
+
+        Assert.True(echoSeenEarly);
+        Assert.Equal(0, writes.Pending);
+
+        // When the cache did not move, the write stays recorded until its echo arrives.
+        writes.Record(Version("6"));
+        Assert.Equal(1, writes.Pending);
+        Assert.True(writes.IsEcho(Version("6")));
+        Assert.Equal(0, writes.Pending);
+    }
+
     [SkippableFact]
     public async Task Status_write_retries_on_409_with_fresh_state_and_skips_unchanged_status()
     {

@@ -27,10 +27,26 @@ public sealed class OwnWrites<T>
     {
         ArgumentNullException.ThrowIfNull(written);
         var key = ObjectKey.Of(written);
-        if (written.Metadata?.ResourceVersion is { Length: > 0 } version
-            && Volatile.Read(ref cachedVersion)?.Invoke(key) != version)
+        if (written.Metadata?.ResourceVersion is not { Length: > 0 } version)
         {
-            versions[key] = version;
+            return;
+        }
+
+        var cache = Volatile.Read(ref cachedVersion);
+        var before = cache?.Invoke(key);
+        if (before == version)
+        {
+            return;
+        }
+
+        versions[key] = version;
+
+        // The informer stores a version before it hands the event to the controller. If the cache moved while this
+        // write was being recorded, its echo may have been checked before the entry existed and would never come
+        // again: drop the entry. At worst the echo is then reconciled once more, which is safe; a lingering entry is not.
+        if (cache is not null && cache(key) != before)
+        {
+            versions.TryRemove(new KeyValuePair<ObjectKey, string>(key, version));
         }
     }
 
