@@ -63,6 +63,7 @@ public sealed class Controller<T> : IController
     private readonly List<IInformer> _informers;
     private WorkQueue<ObjectKey>? _queue;
     private long _reconciles;
+    private long _skippedEchoes;
 
     /// <summary>Creates the controller and subscribes it to <paramref name="informer"/>.</summary>
     public Controller(string name, Informer<T> informer, IResourceClient<T> client, IReconciler<T> reconciler, ControllerOptions? options = null)
@@ -86,6 +87,10 @@ public sealed class Controller<T> : IController
                 if (Volatile.Read(ref _echoes) is not { } echoes || !echoes.IsEcho(obj))
                 {
                     Enqueue(ObjectKey.Of(obj));
+                }
+                else
+                {
+                    Interlocked.Increment(ref _skippedEchoes);
                 }
             },
             obj =>
@@ -121,6 +126,9 @@ public sealed class Controller<T> : IController
 
     /// <summary>Reconciles run so far (including finalizer runs and deleted hooks).</summary>
     public long ReconcileCount => Interlocked.Read(ref _reconciles);
+
+    /// <summary>Update events skipped because they only echoed a write recorded through <see cref="SkipEchoesOf"/>.</summary>
+    public long SkippedEchoCount => Interlocked.Read(ref _skippedEchoes);
 
     /// <summary>The queue of the current run; null when not running.</summary>
     public WorkQueue<ObjectKey>? Queue => Volatile.Read(ref _queue);
