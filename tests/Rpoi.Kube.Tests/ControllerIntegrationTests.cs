@@ -109,7 +109,8 @@ public sealed class ControllerIntegrationTests
         // Retries come after 1 s, 2 s, 4 s of (fake) time, never earlier.
         foreach (var (wait, attempts) in new[] { (1, 2), (2, 3), (4, 4) })
         {
-            await Eventually.HoldsAsync(() => reconciler.Count == attempts - 1 && controller.Queue!.NumRequeues(key) == attempts - 1);
+            // The retry's timer must exist before the clock moves, or the advance would be missed.
+            await Eventually.HoldsAsync(() => reconciler.Count == attempts - 1 && controller.Queue!.NumRequeues(key) == attempts - 1 && controller.Queue.Delayed == 1);
             time.Advance(TimeSpan.FromSeconds(wait) - TimeSpan.FromMilliseconds(1));
             Assert.Equal(attempts - 1, reconciler.Count);
             time.Advance(TimeSpan.FromMilliseconds(1));
@@ -135,7 +136,8 @@ public sealed class ControllerIntegrationTests
         await cluster.CreateAsync("timer");
         await using var informerRun = Background.Run(informer.RunAsync);
         await using var controllerRun = Background.Run(controller.RunAsync);
-        await Eventually.HoldsAsync(() => reconciler.Count == 1);
+        // The requeue's timer must exist before the clock moves, or the advance would be missed.
+        await Eventually.HoldsAsync(() => reconciler.Count == 1 && controller.Queue!.Delayed == 1);
         time.Advance(TimeSpan.FromMinutes(4));
         Assert.Equal(1, reconciler.Count);
         time.Advance(TimeSpan.FromMinutes(1));

@@ -152,11 +152,13 @@ public sealed class WorkQueueTests
         q.AddAfter("a", TimeSpan.FromSeconds(3));
         q.AddAfter("a", TimeSpan.FromSeconds(20));
         Assert.Equal(0, q.Count);
+        Assert.Equal(1, q.Delayed);
 
         time.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(0, q.Count);
         time.Advance(TimeSpan.FromSeconds(1));
         Assert.Equal(1, q.Count);
+        Assert.Equal(0, q.Delayed);
         var item = await q.GetAsync();
         Assert.Equal("a", item.Key);
         q.Done("a");

@@ -87,6 +87,18 @@ public sealed class WorkQueue<TKey> : IDisposable
         }
     }
 
+    /// <summary>Number of keys waiting on a delay (<see cref="AddAfter"/>, <see cref="AddRateLimited"/>).</summary>
+    public int Delayed
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _delayed.Count;
+            }
+        }
+    }
+
     /// <summary>Number of keys handed out and not yet <see cref="Done"/>.</summary>
     public int InFlight
     {
