@@ -17,7 +17,7 @@ namespace Rpoi.Kube.ApiServer;
 /// <param name="Path">Request path.</param>
 /// <param name="Query">Query string including the leading <c>?</c>, or empty.</param>
 /// <param name="ContentType">Request content type, or null.</param>
-/// <param name="StatusCode">The status code answered (200 for watches that started).</param>
+/// <param name="StatusCode">The status code answered (200 for watches and lists whose response started).</param>
 public sealed record RecordedRequest(string Method, string Path, string Query, string? ContentType, int StatusCode);
 
 /// <summary>
@@ -65,7 +65,10 @@ public sealed class KubeApiServer : IAsyncDisposable
     /// <summary>Test hook: called with the temporary file once it is written and before it is renamed into place.</summary>
     internal Action<string>? AfterSnapshotTempWritten { get; set; }
 
-    /// <summary>Requests answered so far (at most <see cref="RequestLogSize"/>), oldest first.</summary>
+    /// <summary>
+    /// Requests answered so far (at most <see cref="RequestLogSize"/>), in the order their responses started; a request
+    /// is here before its client can read any of the response.
+    /// </summary>
     public IReadOnlyList<RecordedRequest> Requests => _requests.ToArray();
 
     /// <summary>Starts a server on 127.0.0.1 (port from <paramref name="options"/>, 0 = any free port).</summary>
@@ -85,11 +88,29 @@ public sealed class KubeApiServer : IAsyncDisposable
         var requests = new ConcurrentQueue<RecordedRequest>();
         app.Run(async ctx =>
         {
-            var status = await handler.HandleAsync(ctx).ConfigureAwait(false);
-            requests.Enqueue(new RecordedRequest(ctx.Request.Method, ctx.Request.Path.Value ?? "",
-                ctx.Request.QueryString.Value ?? "", ctx.Request.ContentType, status));
-            while (requests.Count > RequestLogSize && requests.TryDequeue(out _))
+            // Logged as the response starts, before the client can read any of it: a test that looks at Requests right
+            // after its call returned must find that call (logging after the handler returned lost that race under
+            // load). A request whose response never started (the client went away first) is logged when it ends.
+            var logged = 0;
+            ctx.Response.OnStarting(() =>
             {
+                Log(ctx.Response.StatusCode);
+                return Task.CompletedTask;
+            });
+            Log(await handler.HandleAsync(ctx).ConfigureAwait(false));
+
+            void Log(int status)
+            {
+                if (Interlocked.Exchange(ref logged, 1) != 0)
+                {
+                    return;
+                }
+
+                requests.Enqueue(new RecordedRequest(ctx.Request.Method, ctx.Request.Path.Value ?? "",
+                    ctx.Request.QueryString.Value ?? "", ctx.Request.ContentType, status));
+                while (requests.Count > RequestLogSize && requests.TryDequeue(out _))
+                {
+                }
             }
         });
         try

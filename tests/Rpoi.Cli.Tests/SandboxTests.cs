@@ -206,6 +206,69 @@ public sealed class SandboxTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stop_that_comes_as_the_sandbox_finishes_starting_is_a_clean_stop()
+    {
+        // The interleaving 'sandbox down' (or Ctrl-C) can hit under load: the stop arrives after the last start step,
+        // before 'up' has written its pid file and begun to wait. Cancelling from inside the last start line's write makes
+        // that order certain. It must still be a clean stop, not an "interrupted" exit half-way through.
+        using var stop = new CancellationTokenSource();
+        using var stdout = new CancelOnLine("operator β", stop);
+        using var stderr = new StringWriter();
+
+        var code = await Rpoi.Cli.Cli.RunAsync(["sandbox", "up"], stdout, TextWriter.Synchronized(stderr), home.Environment(), stop.Token);
+
+        var result = new CliResult(code, stdout.ToString(), stderr.ToString());
+        Assert.True(stop.IsCancellationRequested, result.ToString());
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("stopping the sandbox", result.Out, StringComparison.Ordinal);
+        Assert.Null(SandboxState.Load(Dir));
+        Assert.False(File.Exists(Path.Combine(Dir, "sandbox.pid")), "the pid file outlived the sandbox");
+    }
+
+    /// <summary>Stdout that cancels <paramref name="stop"/> while it writes the first line containing <paramref name="marker"/>.</summary>
+    private sealed class CancelOnLine(string marker, CancellationTokenSource stop) : StringWriter
+    {
+        private readonly Lock gate = new();
+
+        public override void WriteLine(string? value)
+        {
+            lock (gate)
+            {
+                base.WriteLine(value);
+            }
+
+            if (value?.Contains(marker, StringComparison.Ordinal) == true)
+            {
+                stop.Cancel();
+            }
+        }
+
+        public override void Write(char value)
+        {
+            lock (gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override void Write(string? value)
+        {
+            lock (gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override string ToString()
+        {
+            lock (gate)
+            {
+                return base.ToString();
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_corrupt_snapshot_stops_sandbox_up_with_the_file_and_the_fix()
     {
         Directory.CreateDirectory(Dir);

@@ -66,7 +66,10 @@ public sealed class PostgresProvider : IStoreProvider
 
     public async Task ExecuteRawAsync(IEscrowStore store, string sql)
     {
-        await using var connection = new NpgsqlConnection(_connectionString);
+        // Not pooled: every test has its own schema, so a pooled connection here would be a new pool per test, each
+        // keeping an idle connection open until the test process ends; a whole run then holds dozens of them and, next
+        // to the stores' own pools and any other run on the same server, can hit max_connections ("too many clients").
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
         await connection.OpenAsync();
         await using var cmd = connection.CreateCommand();
         cmd.CommandText = sql;

@@ -109,6 +109,21 @@ public sealed class FaultInjectionTests
     }
 
     [Fact]
+    public async Task A_request_is_logged_before_its_client_can_read_the_response()
+    {
+        // A watch's handler runs until the watch ends, which makes the order certain: the client holds the response
+        // while the handler has not returned, and the request must already be in the log.
+        await using var server = await KubeApiServer.StartAsync();
+        using var http = new HttpClient();
+
+        using var response = await http.GetAsync($"{server.Url}/api/v1/namespaces/default/configmaps?watch=true", HttpCompletionOption.ResponseHeadersRead);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, server.OpenWatches);
+        Assert.Contains(server.Requests, r => r.Method == "GET" && r.Path == "/api/v1/namespaces/default/configmaps" && r.Query == "?watch=true" && r.StatusCode == 200);
+    }
+
+    [Fact]
     public void Fail_next_rejects_nonsense_arguments()
     {
         var faults = new FaultInjector(() => 0);

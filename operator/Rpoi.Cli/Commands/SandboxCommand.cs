@@ -46,28 +46,46 @@ internal static partial class SandboxCommand
                 SaveInterval = TimeSpan.FromSeconds(parse.GetValue(saveInterval)),
                 Time = ctx.Time,
             };
-            await using var sandbox = await StartAsync(options, ctx, ct).ConfigureAwait(false);
-            await File.WriteAllTextAsync(Path.Combine(directory, PidFile), Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
-            PrintNext(ctx.Out, sandbox.State, ctx.Env.WorkingDirectory);
-            await ctx.Out.WriteLineAsync("running; Ctrl-C (or 'kubectl rpoi sandbox down') stops it. The keys, π's ledger and the API objects stay for the next 'sandbox up'.").ConfigureAwait(false);
-            await ctx.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
             // The hosted web apps inside (API server, π) install their own SIGTERM/SIGINT handlers that swallow the
-            // signal, so System.CommandLine never hears it: listen for it here too.
+            // signal, so System.CommandLine never hears it: listen for it here too, BEFORE anything starts. sandbox.json
+            // appears at the end of the start, and a 'sandbox down' that reads it at once must find this handler in place,
+            // or its SIGTERM only stops the web apps and leaves this process waiting forever.
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            Sandbox.Sandbox sandbox;
             try
             {
-                await Task.Delay(Timeout.InfiniteTimeSpan, stop.Token).ConfigureAwait(false);
+                sandbox = await StartAsync(options, ctx, stop.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
-                // Ctrl-C or SIGTERM: System.CommandLine cancels the token; fall through to a clean shutdown.
+                // Stopped while starting: StartAsync already shut down what had started.
+                await ctx.Err.WriteLineAsync("interrupted while the sandbox was starting").ConfigureAwait(false);
+                return ExitCodes.Interrupted;
             }
 
-            await ctx.Out.WriteLineAsync("stopping the sandbox").ConfigureAwait(false);
-            File.Delete(Path.Combine(directory, PidFile));
-            return ExitCodes.Ok;
+            await using (sandbox.ConfigureAwait(false))
+            {
+                // Not cancellable: a stop that comes now (sandbox.json is already written) must still end in a clean
+                // shutdown below, not in an "interrupted" half-way through writing the pid file.
+                await File.WriteAllTextAsync(Path.Combine(directory, PidFile), Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), CancellationToken.None).ConfigureAwait(false);
+                PrintNext(ctx.Out, sandbox.State, ctx.Env.WorkingDirectory);
+                await ctx.Out.WriteLineAsync("running; Ctrl-C (or 'kubectl rpoi sandbox down') stops it. The keys, π's ledger and the API objects stay for the next 'sandbox up'.").ConfigureAwait(false);
+                await ctx.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Ctrl-C or SIGTERM (or the caller's token, as in tests): fall through to a clean shutdown.
+                }
+
+                await ctx.Out.WriteLineAsync("stopping the sandbox").ConfigureAwait(false);
+                File.Delete(Path.Combine(directory, PidFile));
+                return ExitCodes.Ok;
+            }
 
             void OnSignal(PosixSignalContext signal)
             {

@@ -1,4 +1,5 @@
 using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Operator.Tests.Support;
 
 namespace Rpoi.Operator.Tests.PhaseOne;
 
@@ -136,5 +137,35 @@ public sealed class AllocationQueueTests
         Assert.Equal(2, queue.Enter(Entry("restarted-first", 5)));
         Assert.Equal(2, queue.Enter(Entry("restarted-first", 5)));
         Assert.Equal(1, reads);
+    }
+
+    [Fact]
+    public async Task A_lease_looking_while_the_seed_is_read_waits_for_it_and_queues_behind_the_older_lease()
+    {
+        var queue = new AllocationQueue();
+        var reading = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var release = new ManualResetEventSlim();
+        queue.SeedFrom(() =>
+        {
+            reading.SetResult();
+            release.Wait();
+            return [Entry("older-from-cache", 1)];
+        });
+        var first = Task.Run(() => queue.Enter(Entry("restarted-first", 5)));
+        await reading.Task;
+
+        // A second worker's lease looks while the first one reads the cache (two workers after a restart). It must not
+        // take a place before the older lease from the cache is in: it blocks until the seed is in, or (the race) it is
+        // answered at once from a queue without the older lease.
+        var secondPosition = 0;
+        var second = new Thread(() => secondPosition = queue.Enter(Entry("restarted-second", 6)));
+        second.Start();
+        await Eventually.HoldsAsync(() => Task.FromResult(!second.IsAlive || second.ThreadState.HasFlag(ThreadState.WaitSleepJoin)), "the second lease was answered or waits");
+        release.Set();
+        second.Join();
+
+        Assert.Equal(2, await first);
+        Assert.Equal(3, secondPosition);
+        Assert.Equal(["older-from-cache", "restarted-first", "restarted-second"], queue.Waiting(Small).Select(e => e.Lease.Name));
     }
 }

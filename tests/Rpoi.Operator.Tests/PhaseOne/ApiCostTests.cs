@@ -83,8 +83,12 @@ public sealed class ApiCostTests
         var before = env.Server.Requests.Count;
         await env.ApplyAsync(lease);
         await env.WaitForPhaseAsync(lease.Metadata.Name, LeasePhase.Active);
-        // One event tells the whole way to Active (pledge, claim, grant), not one event per step.
-        await Eventually.HoldsAsync(() => Task.FromResult(env.Server.Requests.Skip(before).Any(IsEvent)), "the Active event was recorded", env.Time);
+        // One event tells the whole way to Active (pledge, claim, grant), not one event per step. The server logs a request
+        // after answering it, so the status write the test just saw may be logged after the event that followed it.
+        var status = $"/leases/{lease.Metadata.Name}/status";
+        await Eventually.HoldsAsync(
+            () => Task.FromResult(env.Server.Requests.Skip(before) is { } log && log.Any(IsEvent) && log.Any(r => r.Method == "PATCH" && r.StatusCode < 400 && r.Path.EndsWith(status, StringComparison.Ordinal))),
+            "the Active status write and the Active event were logged", env.Time);
         var requests = env.Server.Requests.Skip(before).ToList();
         Assert.Single(requests, r => r.Method == "POST" && IsEvent(r));
         var create = Assert.Single(requests, r => r.Method == "POST" && r.Path.EndsWith("/leases", StringComparison.Ordinal));

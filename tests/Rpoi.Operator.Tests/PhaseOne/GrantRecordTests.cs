@@ -28,6 +28,8 @@ public sealed class GrantRecordTests
         await env.ApplyAsync(applied);
 
         var active = await env.WaitForPhaseAsync("plain", LeasePhase.Active);
+        // The server logs a request after answering it: the finalizer patch may still be on its way into the log.
+        await Eventually.HoldsAsync(() => Task.FromResult(MetadataPatches(env, "plain", before).Count >= 1), "the finalizer patch was logged");
         Assert.Single(MetadataPatches(env, "plain", before));
         Assert.Equal(applied.Metadata.Annotations, active.Metadata.Annotations);
         Assert.Equal([LeaseConditions.Finalizer], active.Metadata.Finalizers);

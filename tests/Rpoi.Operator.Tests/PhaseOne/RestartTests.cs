@@ -18,8 +18,13 @@ public sealed class RestartTests
         await env.ApplyAsync(env.Lease("steady").Chips(8).Build());
         var before = await env.WaitForPhaseAsync("steady", LeasePhase.Active);
         var secretBefore = (await env.AccessSecretAsync("steady"))!.Metadata.ResourceVersion;
-        // The Active event is written just after the status; count writes only once it has landed.
-        await Eventually.HoldsAsync(() => Task.FromResult(env.Server.Requests.Any(r => r.Method == "POST" && r.Path.Contains("/events", StringComparison.Ordinal))), "the Active event was recorded", env.Time);
+        // The Active event is written just after the status; count writes only once both have landed (the server logs a
+        // request after answering it, so the status write may be logged after the event).
+        await Eventually.HoldsAsync(
+            () => Task.FromResult(env.Server.Requests is { } log
+                && log.Any(r => r.Method == "POST" && r.Path.Contains("/events", StringComparison.Ordinal))
+                && log.Any(r => r.Method == "PATCH" && r.StatusCode < 400 && r.Path.EndsWith("/leases/steady/status", StringComparison.Ordinal))),
+            "the Active status write and the Active event were logged", env.Time);
         var writesBefore = env.Server.Requests.Count(r => r.Method is not ("GET" or "LIST" or "WATCH"));
 
         await env.StopOperatorAsync();

@@ -34,7 +34,7 @@ public sealed class ReturnTests
         {
             case Trigger.Expiry:
                 // Not yet: the lease is still Active a minute before its end.
-                env.Time.Advance(active.Status!.ExpiresAt!.Value - env.Time.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(1));
+                await Requeues.AdvanceAsync(env.Time, active.Status!.ExpiresAt!.Value - env.Time.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(1), "the return at expiry", [env.Operator!.Controller]);
                 Assert.Equal(LeasePhase.Active, (await env.GetLeaseAsync("job"))!.Status!.Phase);
                 env.Time.Advance(TimeSpan.FromMinutes(1));
                 break;

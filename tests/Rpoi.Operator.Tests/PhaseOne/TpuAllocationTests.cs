@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -58,7 +59,7 @@ public sealed class TpuAllocationTests : IAsyncLifetime
         var informer = new Informer<V1Node>(ResourceClients.Nodes(client));
         using var stop = new CancellationTokenSource();
         var run = informer.RunAsync(stop.Token);
-        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(Eventually.DefaultTimeout);
         // Stopping the informer freezes its cache: every write below is one the cache never sees.
         await stop.CancelAsync();
         await run;
@@ -109,7 +110,7 @@ public sealed class TpuAllocationTests : IAsyncLifetime
             // A live cache: claims read only free nodes from it, so who already holds nodes comes from its owner index.
             informer = new Informer<V1Node>(ResourceClients.Nodes(env.Client));
             run = informer.RunAsync(stop.Token);
-            await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+            await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(Eventually.DefaultTimeout);
         }
 
         var provider = new GkeTpuProvider(env.Client, env.Time, NullLogger<GkeTpuProvider>.Instance, informer);
@@ -129,6 +130,86 @@ public sealed class TpuAllocationTests : IAsyncLifetime
         if (run is not null)
         {
             await run;
+        }
+    }
+
+    [Fact]
+    public async Task A_lease_ahead_is_seen_holding_its_node_while_the_cache_catches_up_with_the_claim()
+    {
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "pool-a", hosts: 2);
+        var nodes = new HeldWatch(ResourceClients.Nodes(env.Client));
+        var informer = new Informer<V1Node>(nodes);
+        var provider = new GkeTpuProvider(env.Client, env.Time, NullLogger<GkeTpuProvider>.Instance, informer);
+        // Added after the provider's own handler, so it runs once the provider has seen the cache catch up.
+        using var caughtUp = new ManualResetEventSlim();
+        informer.AddEventHandler(new ResourceEventHandler<V1Node>((_, _) => { }, (_, n) => Set(n), Set));
+        void Set(V1Node n)
+        {
+            if (TpuSlices.OwnerOf(n) == "uid-older")
+            {
+                caughtUp.Set();
+            }
+        }
+
+        using var stop = new CancellationTokenSource();
+        var run = informer.RunAsync(stop.Token);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(Eventually.DefaultTimeout);
+
+        // The older lease claims; the cache has not seen its mark yet (the watch is held), only the provider's own write.
+        nodes.Hold();
+        Assert.IsType<TpuClaimOutcome.Claimed>(await provider.ClaimAsync(new TpuClaimRequest(Lease("older"), V5e2x2, 4), CancellationToken.None));
+
+        // The younger lease, queued behind it, looks up whether the older one is served; the cache catches up right in
+        // the middle of that look-up (and the provider drops its own copy of the write).
+        provider.BetweenOverlayAndCacheReads = () =>
+        {
+            provider.BetweenOverlayAndCacheReads = null;
+            nodes.Release();
+            Assert.True(caughtUp.Wait(Eventually.DefaultTimeout), "the node cache caught up with the older lease's claim");
+        };
+        var younger = await provider.ClaimAsync(new TpuClaimRequest(Lease("younger"), V5e2x2, 4, [new QueuedDemand("uid-older", 4)]), CancellationToken.None);
+
+        Assert.True(caughtUp.IsSet, "the look-up ran while the cache caught up");
+        var claimed = Assert.IsType<TpuClaimOutcome.Claimed>(younger);
+        Assert.Equal(["uid-older", "uid-younger"], (await env.NodesAsync()).Select(TpuSlices.OwnerOf).Order().ToList());
+        Assert.Single(claimed.Claim.Nodes);
+        await stop.CancelAsync();
+        await run;
+    }
+
+    /// <summary>The node API with a watch the test can hold: events wait from <see cref="Hold"/> until <see cref="Release"/>.</summary>
+    private sealed class HeldWatch(IResourceClient<V1Node> inner) : IResourceClient<V1Node>
+    {
+        private volatile TaskCompletionSource open = Opened();
+
+        public string Resource => inner.Resource;
+
+        public void Hold() => open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => open.TrySetResult();
+
+        public Task<ResourceList<V1Node>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
+
+        public async IAsyncEnumerable<(WatchEventType Type, V1Node Object)> WatchAsync(string resourceVersion, Action<Exception> onError, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            await foreach (var e in inner.WatchAsync(resourceVersion, onError, cancellationToken).ConfigureAwait(false))
+            {
+                await open.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                yield return e;
+            }
+        }
+
+        public Task<V1Node?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
+
+        public Task<V1Node> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => inner.PatchAsync(key, patch, cancellationToken);
+
+        public Task<V1Node> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => inner.PatchStatusAsync(key, patch, cancellationToken);
+
+        private static TaskCompletionSource Opened()
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            done.SetResult();
+            return done;
         }
     }
 

@@ -48,11 +48,11 @@ public sealed class CrashRecoveryTests
     {
         await using var env = await PhaseTwoEnvironment.StartAsync();
         var crashing = new DyingEscrow(env.Escrow, DyingEscrow.Moment.BeforeSubmit);
-        await env.StartOperatorAsync(crashing);
+        var phaseTwo = await env.StartOperatorAsync(crashing);
         var lease = await env.ReturnedLeaseAsync("train", ratingWindow: TimeSpan.FromMinutes(10));
         await env.ApplyAsync(PhaseTwoEnvironment.RenterRatingResource("train-renter", "train", env.SignRenterRating(lease, 3)));
         await env.WaitForDecisionAsync("train-renter");
-        env.Time.Advance(TimeSpan.FromMinutes(10));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromMinutes(10), "settlement at the rating deadline", [phaseTwo.SettlementController]);
 
         await Eventually.HoldsAsync(() => Task.FromResult(crashing.IsDead), "the operator wrote Settling and died before the submit", env.Time);
         await env.StopOperatorAsync();
@@ -78,7 +78,7 @@ public sealed class CrashRecoveryTests
         var phaseTwo = await env.StartOperatorAsync(flaky);
         var lease = await env.ReturnedLeaseAsync("train", ratingWindow: TimeSpan.FromMinutes(5));
         flaky.Unreachable = true;
-        env.Time.Advance(TimeSpan.FromMinutes(5));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromMinutes(5), "settlement at the rating deadline", [phaseTwo.SettlementController]);
 
         var waiting = await Eventually.ReturnsAsync(() => env.GetLeaseAsync("train"),
             l => l.Status?.Conditions?.Any(c => c.Type == PhaseTwoReasons.SettledCondition && c.Reason == PhaseTwoReasons.EscrowUnavailable) == true,
@@ -103,7 +103,7 @@ public sealed class CrashRecoveryTests
         await env.ApplyAsync(PhaseTwoEnvironment.LeaserRatingResource("orphan-leaser", "orphan", 5));
         await env.WaitForDecisionAsync("orphan-leaser");
         var head = await env.AuditAsync();
-        env.Time.Advance(TimeSpan.FromMinutes(10));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromMinutes(10), "settlement at the rating deadline", [phaseTwo.SettlementController]);
 
         var refused = await Eventually.ReturnsAsync(() => env.GetLeaseAsync("orphan"),
             l => l.Status?.Conditions?.Any(c => c.Type == PhaseTwoReasons.SettledCondition && c.Reason == PhaseTwoReasons.SettlementRefused) == true,
@@ -116,7 +116,7 @@ public sealed class CrashRecoveryTests
 
         // Once π holds the pledge, the retry (RefusedRetryDelay later) settles it.
         await env.Escrow.PledgeAsync(lease.Request);
-        env.Time.Advance(TimeSpan.FromMinutes(5));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromMinutes(5), "the retry after the refusal", [phaseTwo.SettlementController]);
         var settled = await env.WaitForPhaseAsync("orphan", LeasePhase.Settled);
         Assert.True(settled.Status!.Settlement!.LeaserRated);
         Assert.Equal(lease.Rent, await env.BalanceAsync(env.Parties.Leaser.Identity.Address));
@@ -128,15 +128,14 @@ public sealed class CrashRecoveryTests
     {
         await using var env = await PhaseTwoEnvironment.StartAsync();
         // No leader election: both replicas see the deadline pass and both may submit m_final.
-        await env.StartOperatorAsync();
-        await env.StartOperatorAsync();
+        var replicas = new[] { await env.StartOperatorAsync(), await env.StartOperatorAsync() };
         var leases = new List<ReturnedLease>();
         for (var i = 0; i < 4; i++)
         {
             leases.Add(await env.ReturnedLeaseAsync($"race-{i}", ratingWindow: TimeSpan.FromMinutes(1)));
         }
 
-        env.Time.Advance(TimeSpan.FromMinutes(1));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromMinutes(1), "settlement of each lease at its rating deadline", replicas.Select(r => r.SettlementController).ToList(), keys: leases.Count);
         foreach (var lease in leases)
         {
             var settled = await env.WaitForPhaseAsync(lease.Name, LeasePhase.Settled);

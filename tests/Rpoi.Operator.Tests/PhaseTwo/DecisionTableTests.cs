@@ -47,7 +47,7 @@ public sealed class DecisionTableTests
                 "the lease reports that it waits for ratings");
             Assert.Equal(LeasePhase.AwaitingRatings, waiting.Status!.Phase);
             Assert.Null(await env.Anyone.GetSettlementAsync(lease.H.Hex));
-            env.Time.Advance(TimeSpan.FromHours(2));
+            await Requeues.AdvanceAsync(env.Time, TimeSpan.FromHours(2), "settlement at the rating deadline", [phaseTwo.SettlementController]);
         }
 
         var settled = await env.WaitForPhaseAsync("train", LeasePhase.Settled);
@@ -88,11 +88,11 @@ public sealed class DecisionTableTests
     public async Task Ratings_after_settlement_are_refused_and_move_nothing()
     {
         await using var env = await PhaseTwoEnvironment.StartAsync();
-        await env.StartOperatorAsync();
+        var phaseTwo = await env.StartOperatorAsync();
         var lease = await env.ReturnedLeaseAsync("late", ratingWindow: TimeSpan.FromMinutes(30));
         await env.ApplyAsync(PhaseTwoEnvironment.LeaserRatingResource("late-leaser", "late", 3));
         await env.WaitForDecisionAsync("late-leaser");
-        env.Time.Advance(TimeSpan.FromMinutes(30));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromMinutes(30), "settlement at the rating deadline", [phaseTwo.SettlementController]);
         await env.WaitForPhaseAsync("late", LeasePhase.Settled);
         var head = await env.AuditAsync();
 
@@ -109,7 +109,7 @@ public sealed class DecisionTableTests
     public async Task A_lease_that_never_received_a_grant_settles_against_the_no_grant_digest()
     {
         await using var env = await PhaseTwoEnvironment.StartAsync();
-        await env.StartOperatorAsync();
+        var phaseTwo = await env.StartOperatorAsync();
         // Returned before it was Active (e.g. deleted while queued): no σ, no annotation.
         var lease = await env.ReturnedLeaseAsync("never-active", everActive: false);
 
@@ -118,7 +118,7 @@ public sealed class DecisionTableTests
         Assert.True(rating.Status!.Accepted, rating.Status.Message);
         Assert.Contains("no-grant digest", rating.Status.Message, StringComparison.Ordinal);
 
-        env.Time.Advance(TimeSpan.FromHours(1));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromHours(1), "settlement at the rating deadline", [phaseTwo.SettlementController]);
         var settled = await env.WaitForPhaseAsync("never-active", LeasePhase.Settled);
         Assert.Equal(DepositOutcome.ReturnedToRenter, settled.Status!.Settlement!.Deposit);
         Assert.Equal(RentOutcome.ReturnedToRenter, settled.Status.Settlement.Rent);

@@ -27,7 +27,7 @@ public sealed class DeletionTests
         Assert.False(await phaseTwo.Step.CanReleaseFinalizerAsync((await env.GetLeaseAsync("gone"))!, CancellationToken.None));
         Assert.Null(await env.Anyone.GetSettlementAsync(lease.H.Hex));
 
-        env.Time.Advance(TimeSpan.FromHours(6));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromHours(6), "the finalizer looks again at the rating deadline", [env.FinalizingController!]);
         await Eventually.HoldsAsync(async () => await env.GetLeaseAsync("gone") is null, "the lease is settled and its finalizer removed", env.Time);
         var settlement = await env.Anyone.GetSettlementAsync(lease.H.Hex);
         Assert.NotNull(settlement);

@@ -27,7 +27,7 @@ public sealed class EndToEndTests
     {
         await using var env = await PhaseTwoEnvironment.StartAsync();
         await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 1);
-        await env.StartOperatorAsync(withPhaseOne: true);
+        var phaseTwo = await env.StartOperatorAsync(withPhaseOne: true);
         var builder = LeaseBuilder.For(env.Parties.Renter).In(PhaseTwoEnvironment.Namespace, "train").To(env.Parties.Leaser, env.Parties.Escrow)
             .SignedAt(env.Time.GetUtcNow()).Shape(LeaseBuilder.V5e, "2x2").Chips(4).Duration(TimeSpan.FromHours(1))
             .Amounts("2000000", "700000").RatingWindow(TimeSpan.FromHours(3));
@@ -43,7 +43,7 @@ public sealed class EndToEndTests
         Assert.True(opened.IsOk, opened.Message);
 
         // The lease runs its hour and is returned by expiry; phase I hands it over in AwaitingRatings.
-        env.Time.Advance(TimeSpan.FromHours(1));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromHours(1), "the return at expiry", [env.PhaseOneOperator!.Controller]);
         var returned = await env.WaitForPhaseAsync("train", LeasePhase.AwaitingRatings);
         Assert.Equal(opened.Value.GrantDigest, returned.Status!.GrantDigest);
         Assert.Equal(returned.Status!.ReturnedAt!.Value.AddHours(3), returned.Status.RatingDeadline);
@@ -63,7 +63,7 @@ public sealed class EndToEndTests
 
         if (!(renterRates && leaserRates))
         {
-            env.Time.Advance(TimeSpan.FromHours(3));
+            await Requeues.AdvanceAsync(env.Time, TimeSpan.FromHours(3), "settlement at the rating deadline", [phaseTwo.SettlementController]);
         }
 
         var settled = await env.WaitForPhaseAsync("train", LeasePhase.Settled);
@@ -101,7 +101,7 @@ public sealed class EndToEndTests
         Assert.Contains(LeaseConditions.Finalizer, waiting.Metadata.Finalizers);
         Assert.Null(await env.Anyone.GetSettlementAsync(h.Hex));
 
-        env.Time.Advance(TimeSpan.FromHours(2));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromHours(2), "the finalizer looks again at the rating deadline", [env.PhaseOneOperator!.Controller]);
         await Eventually.HoldsAsync(async () => await env.GetLeaseAsync("gone") is null, "the window closed, the partial m_final settled the lease and it went", env.Time);
         var settlement = await env.Anyone.GetSettlementAsync(h.Hex);
         Assert.NotNull(settlement);

@@ -98,6 +98,12 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
     /// <summary>The running operator's phase II, if any.</summary>
     public PhaseTwoController? Operator => replicas.Running.LastOrDefault()?.PhaseTwo;
 
+    /// <summary>The running operator's phase I controller, when it was started with phase I.</summary>
+    public PhaseOneController? PhaseOneOperator => replicas.Running.LastOrDefault()?.PhaseOne;
+
+    /// <summary>The running operator's test-only finalizer controller, when it was started with the settlement finalizer.</summary>
+    public Controller<Lease>? FinalizingController => replicas.Running.LastOrDefault()?.Finalizing;
+
     /// <summary>β's phase II options.</summary>
     public PhaseTwoOptions Options => new()
     {
@@ -393,13 +399,13 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
             phaseOne.Reconciler.SettlementFinalizer = new SettlementFinalizer(phaseTwo.Step);
         }
 
-        return new OperatorControllers(phaseTwo, phaseOne);
+        return new OperatorControllers(phaseTwo, phaseOne, finalizing);
     }
 
     private static EscrowAmount Uusd(long amount) => new(amount.ToString(CultureInfo.InvariantCulture), "uusd");
 
-    /// <summary>What one operator replica runs: phase II, and phase I when asked for.</summary>
-    private sealed record OperatorControllers(PhaseTwoController PhaseTwo, PhaseOneController? PhaseOne);
+    /// <summary>What one operator replica runs: phase II, and phase I or the test finalizer controller when asked for.</summary>
+    private sealed record OperatorControllers(PhaseTwoController PhaseTwo, PhaseOneController? PhaseOne, Controller<Lease>? Finalizing);
 
     /// <summary>A reconciler that does nothing: the test finalizer controller only finalizes.</summary>
     private sealed class IgnoreLeases : IReconciler<Lease>

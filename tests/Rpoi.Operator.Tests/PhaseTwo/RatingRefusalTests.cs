@@ -60,7 +60,7 @@ public sealed class RatingRefusalTests
         // With a leaser rating only, the refused renter ratings are not in m_final: the deposit is withheld.
         await env.ApplyAsync(PhaseTwoEnvironment.LeaserRatingResource("train-leaser", "train", 4));
         await env.WaitForDecisionAsync("train-leaser");
-        env.Time.Advance(TimeSpan.FromHours(1));
+        await Requeues.AdvanceAsync(env.Time, TimeSpan.FromHours(1), "settlement of both leases at the rating deadline", [phaseTwo.SettlementController], keys: 2);
         var settled = await env.WaitForPhaseAsync("train", LeasePhase.Settled);
         Assert.False(settled.Status!.Settlement!.RenterRated);
         Assert.Equal(DepositOutcome.Withheld, settled.Status.Settlement.Deposit);

@@ -52,7 +52,13 @@ public sealed class AllocationQueue
     /// Where to read the leases already waiting (the informer cache) the first time a lease enters the queue, so a
     /// younger lease reconciled first after a restart cannot overtake an older one that was queued before.
     /// </summary>
-    public void SeedFrom(Func<IEnumerable<QueuedLease>> source) => seedSource = source;
+    public void SeedFrom(Func<IEnumerable<QueuedLease>> source)
+    {
+        lock (gate)
+        {
+            seedSource = source;
+        }
+    }
 
     /// <summary>Adds leases known to be waiting (from the informer cache after a restart), parked. Existing entries stay.</summary>
     public void Seed(IEnumerable<QueuedLease> waiting)
@@ -60,13 +66,7 @@ public sealed class AllocationQueue
         ArgumentNullException.ThrowIfNull(waiting);
         lock (gate)
         {
-            foreach (var entry in waiting)
-            {
-                if (AddLocked(entry))
-                {
-                    parked.Add(entry.Lease.Uid);
-                }
-            }
+            SeedLocked(waiting);
         }
     }
 
@@ -83,15 +83,18 @@ public sealed class AllocationQueue
     public QueueView Look(QueuedLease entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        if (Interlocked.Exchange(ref seedSource, null) is { } source)
-        {
-            Seed(source());
-        }
-
         QueueView view;
         IReadOnlyList<LeaseIdentity> behind = [];
         lock (gate)
         {
+            // Seeded under the gate, in the same step as this entry: a lease looking at the same moment waits for the
+            // older leases read from the cache instead of taking a place ahead of them while they are being read.
+            if (seedSource is { } source)
+            {
+                SeedLocked(source());
+                seedSource = null;
+            }
+
             var added = AddLocked(entry);
             parked.Remove(entry.Lease.Uid);
             var queue = byShape[entry.Shape];
@@ -250,6 +253,17 @@ public sealed class AllocationQueue
         if (leases.Count > 0)
         {
             Changed?.Invoke(leases);
+        }
+    }
+
+    private void SeedLocked(IEnumerable<QueuedLease> waiting)
+    {
+        foreach (var entry in waiting)
+        {
+            if (AddLocked(entry))
+            {
+                parked.Add(entry.Lease.Uid);
+            }
         }
     }
 

@@ -300,21 +300,35 @@ public sealed class GkeTpuProvider : ITpuProvider
             return false; // Without a cache the claim lists every node of the shape, and the scan finds the holders.
         }
 
-        var indexed = cache.Store.ByIndex(OwnerIndex, uid);
+        // Our own writes first, then the cache (as View does): CacheCaughtUp drops an overlay entry only once the cache
+        // holds its version, so a node this lease marked is in the copy or in the cache read after it. Read the other way
+        // round, the cache can be read just before it catches up and the overlay just after, and a served lease looks
+        // unserved (it then keeps a younger lease from nodes it does not need).
+        var held = false;
+        Dictionary<string, string?> owners;
         lock (gate)
         {
-            foreach (var (_, mine) in overlay)
+            owners = new Dictionary<string, string?>(overlay.Count, StringComparer.Ordinal);
+            foreach (var (name, mine) in overlay)
             {
-                if (TpuSlices.OwnerOf(mine.Node) == uid)
-                {
-                    return true;
-                }
+                var owner = TpuSlices.OwnerOf(mine.Node);
+                held |= owner == uid;
+                owners[name] = owner;
             }
-
-            // Held by the cache's account, unless this process has since seen that node change hands.
-            return indexed.Any(n => !overlay.TryGetValue(n.Metadata.Name, out var mine) || TpuSlices.OwnerOf(mine.Node) == uid);
         }
+
+        BetweenOverlayAndCacheReads?.Invoke();
+        if (held)
+        {
+            return true;
+        }
+
+        // Held by the cache's account, unless this process has since seen that node change hands.
+        return cache.Store.ByIndex(OwnerIndex, uid).Any(n => !owners.TryGetValue(n.Metadata.Name, out var owner) || owner == uid);
     }
+
+    /// <summary>Test hook: called by the owner look-up between its copy of this process's writes and its read of the cache.</summary>
+    internal Action? BetweenOverlayAndCacheReads { get; set; }
 
     private void Unreserve(IEnumerable<V1Node> nodes, string uid)
     {
