@@ -84,7 +84,8 @@ public sealed class ApiCostTests
         await env.ApplyAsync(lease);
         await env.WaitForPhaseAsync(lease.Metadata.Name, LeasePhase.Active);
         // One event tells the whole way to Active (pledge, claim, grant), not one event per step. The server logs a request
-        // after answering it, so the status write the test just saw may be logged after the event that followed it.
+        // as its answer starts, after the watch event of that write may have reached the test, so the status write the
+        // test just saw may be logged after the event that followed it.
         var status = $"/leases/{lease.Metadata.Name}/status";
         await Eventually.HoldsAsync(
             () => Task.FromResult(env.Server.Requests.Skip(before) is { } log && log.Any(IsEvent) && log.Any(r => r.Method == "PATCH" && r.StatusCode < 400 && r.Path.EndsWith(status, StringComparison.Ordinal))),

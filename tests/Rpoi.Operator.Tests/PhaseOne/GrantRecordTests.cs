@@ -28,7 +28,8 @@ public sealed class GrantRecordTests
         await env.ApplyAsync(applied);
 
         var active = await env.WaitForPhaseAsync("plain", LeasePhase.Active);
-        // The server logs a request after answering it: the finalizer patch may still be on its way into the log.
+        // The server logs a request as its answer starts, after the watch event the test waited on: the finalizer patch
+        // may still be on its way into the log.
         await Eventually.HoldsAsync(() => Task.FromResult(MetadataPatches(env, "plain", before).Count >= 1), "the finalizer patch was logged");
         Assert.Single(MetadataPatches(env, "plain", before));
         Assert.Equal(applied.Metadata.Annotations, active.Metadata.Annotations);
@@ -37,8 +38,7 @@ public sealed class GrantRecordTests
 
         await env.RequestReturnAsync("plain");
         var returned = await env.WaitForPhaseAsync("plain", LeasePhase.AwaitingRatings);
-        // The server logs a request after answering it, so the test's own patch of spec.returnRequested may land late;
-        // with it, the whole life counts two writes of the Lease object: the operator's finalizer and that patch.
+        // With the test's own patch of spec.returnRequested, the whole life counts two writes of the Lease object: the operator's finalizer and that patch.
         await Eventually.HoldsAsync(() => Task.FromResult(MetadataPatches(env, "plain", before).Count >= 2), "the return request was logged");
         Assert.Equal(2, MetadataPatches(env, "plain", before).Count);
         Assert.Equal(applied.Metadata.Annotations, returned.Metadata.Annotations);

@@ -19,7 +19,7 @@ public sealed class RestartTests
         var before = await env.WaitForPhaseAsync("steady", LeasePhase.Active);
         var secretBefore = (await env.AccessSecretAsync("steady"))!.Metadata.ResourceVersion;
         // The Active event is written just after the status; count writes only once both have landed (the server logs a
-        // request after answering it, so the status write may be logged after the event).
+        // request as its answer starts, after the write's watch event went out, so the status write may be logged late).
         await Eventually.HoldsAsync(
             () => Task.FromResult(env.Server.Requests is { } log
                 && log.Any(r => r.Method == "POST" && r.Path.Contains("/events", StringComparison.Ordinal))

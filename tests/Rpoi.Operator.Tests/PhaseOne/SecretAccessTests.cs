@@ -31,8 +31,8 @@ public sealed class SecretAccessTests
         bool IsLeasePatch(RecordedRequest r) => r.Method == "PATCH" && r.Path.EndsWith("/leases/quiet", StringComparison.Ordinal);
         var patchesBefore = env.Server.Requests.Count(IsLeasePatch);
         await env.RequestReturnAsync("quiet");
-        // Counted after the test's own patch of spec.returnRequested; the operator only reacts to it. The server logs a
-        // request after answering it, so wait until that patch is in the log.
+        // Counted after the test's own patch of spec.returnRequested; the operator only reacts to it. Wait until that
+        // patch is in the log.
         await Eventually.HoldsAsync(() => Task.FromResult(env.Server.Requests.Count(IsLeasePatch) > patchesBefore), "the return request was logged");
         var beforeReturn = env.Server.Requests.Count;
         var returned = await env.WaitForPhaseAsync("quiet", LeasePhase.AwaitingRatings);
