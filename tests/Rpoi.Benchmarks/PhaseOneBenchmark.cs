@@ -29,10 +29,14 @@ namespace Rpoi.Benchmarks;
 /// writes per lease by verb/resource (from a counting handler on the operator's own client, because the server's
 /// request log keeps only the last 10,000 requests), and the requests the operator sends while idle, counted both by
 /// that handler and from the server's request log over a measured window.
-/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes] [burst|kubectl] [bare]</c>:
-/// <c>burst</c> sends every create at once through the API, <c>kubectl</c> applies one file holding them all with
-/// <c>kubectl apply -f</c>; <c>bare</c> leaves the finalizer out of the manifests (the operator then adds it). Each
-/// worker setting is a round in the same process, so the first round also pays for JIT compilation.
+/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes] [burst|kubectl] [bare] [split]</c>:
+/// <c>burst</c> (default) sends every create at once through the API, <c>kubectl</c> applies one file holding them all
+/// with <c>kubectl apply -f</c>; <c>bare</c> leaves the finalizer out of the manifests (the operator then adds it);
+/// <c>split</c> runs the API server in a child process (<see cref="PhaseOneServer"/>) instead of in this one, and each
+/// round then reports this process's CPU (operator and benchmark client) and the API server's CPU apart, and the
+/// requests by verb/resource from the server's request log (every client). The words after the 4th argument may come
+/// in any order. Each worker setting is a round in the same process (and the same child), so the first round also pays
+/// for JIT compilation. Example: <c>... -- phase-one 1000 16,8,4,4,8,16 1 5 split</c>.
 /// </summary>
 internal static class PhaseOneBenchmark
 {
@@ -50,41 +54,64 @@ internal static class PhaseOneBenchmark
             ? args[1].Split(',').Select(w => int.Parse(w, CultureInfo.InvariantCulture)).ToArray()
             : [new OperatorSettings().Workers, 16];
         var limit = TimeSpan.FromMinutes(args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5);
-        var apply = args.Length > 4 ? args[4] : "burst";
-        if (apply is not ("burst" or "kubectl"))
-        {
-            throw new ArgumentException($"the 5th argument is how the leases are applied: 'burst' (all creates at once through the API) or 'kubectl' (one 'kubectl apply -f' of a file holding them all), not '{apply}'");
-        }
+        var apply = "burst";
 
         // Lease manifests from 'kubectl rpoi request' carry the operator's finalizer; 'bare' leaves it to the operator.
-        var withFinalizer = args.Length <= 5 || args[5] != "bare";
+        var withFinalizer = true;
+        var split = false;
+        foreach (var word in args.Skip(4))
+        {
+            switch (word)
+            {
+                case "burst" or "kubectl":
+                    apply = word;
+                    break;
+                case "bare" or "finalizer":
+                    withFinalizer = word == "finalizer";
+                    break;
+                case "split" or "inprocess":
+                    split = word == "split";
+                    break;
+                default:
+                    throw new ArgumentException($"after [leases] [workers,workers] [idleSeconds] [limitMinutes] come words: 'burst' (all creates at once through the API, the default) or 'kubectl' (one 'kubectl apply -f' of a file holding them all); "
+                        + $"'finalizer' (the default) or 'bare' (manifests without the finalizer); 'inprocess' (the default) or 'split' (the API server in a child process, CPU measured per side); not '{word}'");
+            }
+        }
+
         Console.WriteLine($"phase I benchmark: {leases} leases, {leases} v5e {Topology} nodes, idle window {idle.TotalSeconds:0} s, workers {string.Join(", ", workerSettings)}, "
-            + $"applied by {(apply == "burst" ? "concurrent API creates" : "one kubectl apply -f")}, {(withFinalizer ? "manifests with the finalizer (as kubectl rpoi request writes them)" : "bare manifests (the operator adds the finalizer)")}");
+            + $"applied by {(apply == "burst" ? "concurrent API creates" : "one kubectl apply -f")}, {(withFinalizer ? "manifests with the finalizer (as kubectl rpoi request writes them)" : "bare manifests (the operator adds the finalizer)")}, "
+            + $"{(split ? "API server in a child process" : "API server in this process")}");
+        await using var child = split ? ApiServerProcess.Start() : null;
+        if (child is not null)
+        {
+            Console.WriteLine($"API server process: pid {child.Id}, started by {Environment.ProcessPath}; this process is pid {Environment.ProcessId}");
+        }
+
         var ok = true;
         foreach (var workers in workerSettings)
         {
-            ok &= await RunOnceAsync(leases, workers, idle, limit, apply == "kubectl", withFinalizer);
+            ok &= await RunOnceAsync(leases, workers, idle, limit, apply == "kubectl", withFinalizer, child);
         }
 
         return ok ? 0 : 1;
     }
 
-    private static async Task<bool> RunOnceAsync(int count, int workers, TimeSpan idle, TimeSpan limit, bool byKubectl, bool withFinalizer)
+    private static async Task<bool> RunOnceAsync(int count, int workers, TimeSpan idle, TimeSpan limit, bool byKubectl, bool withFinalizer, ApiServerProcess? child)
     {
-        await using var server = await KubeApiServer.StartAsync(new KubeApiServerOptions
-        {
-            BookmarkInterval = TimeSpan.FromSeconds(5),
-            WatchHistorySize = 200_000,
-            WatchQueueCapacity = 100_000,
-        });
-        using var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token });
+        await using var server = await RoundServer.StartAsync(child);
+        using var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Token });
         var crdFile = Path.Combine(FindRoot(), "crds", "rpoi.io_leases.yaml");
         await client.ApiextensionsV1.CreateCustomResourceDefinitionAsync(KubernetesYaml.Deserialize<V1CustomResourceDefinition>(await File.ReadAllTextAsync(crdFile)));
         await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = Ns } });
         var setupCpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var setupChildCpu = child?.TotalProcessorTime;
         var setupClock = Stopwatch.StartNew();
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await CreateNodeAsync(client, i, ct));
-        Console.WriteLine($"setup: {count} node creates in {setupClock.ElapsedMilliseconds} ms, {(Process.GetCurrentProcess().TotalProcessorTime - setupCpu).TotalMilliseconds / count:0.000} ms CPU per node create (server and client, no watchers yet)");
+        var setupCpuPerNode = (Process.GetCurrentProcess().TotalProcessorTime - setupCpu).TotalMilliseconds / count;
+        Console.WriteLine(child is null
+            ? $"setup: {count} node creates in {setupClock.ElapsedMilliseconds} ms, {setupCpuPerNode:0.000} ms CPU per node create (server and client, no watchers yet)"
+            : $"setup: {count} node creates in {setupClock.ElapsedMilliseconds} ms, CPU per node create {setupCpuPerNode:0.000} ms in the client (this process) and "
+                + $"{(child.TotalProcessorTime - setupChildCpu!.Value).TotalMilliseconds / count:0.000} ms in the API server process (no watchers yet)");
 
         var renter = PartyKeyPair.Generate(PartyRole.Renter);
         var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
@@ -94,7 +121,7 @@ internal static class PhaseOneBenchmark
 
         // The operator talks through its own client, whose handler counts every request it sends.
         var counter = new CountingHandler();
-        using var operatorClient = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token }, counter);
+        using var operatorClient = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Token }, counter);
         var builder = new OperatorHostBuilder(operatorClient, Prometheus.Metrics.NewCustomRegistry(), TimeProvider.System);
         var options = new PhaseOneOptions { Leaser = leaser, EscrowAddress = escrowKeys.Identity.Address, Cluster = new ClusterEndpointOptions(server.Url, null) };
         var controller = PhaseOneController.Register(builder, options, escrow, workers: workers);
@@ -137,12 +164,15 @@ internal static class PhaseOneBenchmark
         if (byKubectl)
         {
             var dir = Directory.CreateTempSubdirectory("rpoi-bench-").FullName;
-            kubeconfig = server.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), Ns);
+            kubeconfig = await server.WriteKubeconfigAsync(Path.Combine(dir, "kubeconfig"), Ns);
             manifest = Path.Combine(dir, "leases.yaml");
             await File.WriteAllTextAsync(manifest, string.Join("\n", objects.Select(o => KubernetesJson.Serialize(o))));
         }
 
         var before = counter.Snapshot();
+        var serverMark = child is null ? null : await server.MarkAsync();
+        var childGcBefore = child is null ? null : await child.GcCountsAsync();
+        var childCpuBefore = child?.TotalProcessorTime;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         int[] gcBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         var start = Stopwatch.GetTimestamp();
@@ -165,20 +195,24 @@ internal static class PhaseOneBenchmark
         var finished = await Task.WhenAny(allActive.Task, Task.Delay(limit)) == allActive.Task;
         var wall = Stopwatch.GetElapsedTime(start);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+        var childCpu = child?.TotalProcessorTime - childCpuBefore;
         var gcs = string.Join("/", Enumerable.Range(0, 3).Select(g => GC.CollectionCount(g) - gcBefore[g]));
         var during = counter.Snapshot().Skip(before.Count).ToList();
+        var serverDuring = serverMark is null ? null : await server.SinceAsync(serverMark);
+        var childGcs = child is null ? null : string.Join("/", (await child.GcCountsAsync()).Select((n, g) => n - childGcBefore![g]));
 
         // Let stragglers (events written after the status) land, then measure an idle window on both sides of the wire.
         await Task.Delay(TimeSpan.FromSeconds(2));
         var settled = counter.Snapshot();
         var toSettle = settled.Skip(before.Count).ToList();
-        var serverBefore = server.Requests;
+        var serverSettled = serverMark is null ? null : await server.SinceAsync(serverMark);
+        var serverBefore = await server.MarkAsync();
         var idleStart = counter.Snapshot().Count;
         var idleClock = Stopwatch.StartNew();
         await Task.Delay(idle);
         var idleElapsed = idleClock.Elapsed;
         var idleRequests = counter.Snapshot().Skip(idleStart).ToList();
-        var serverIdle = NewSince(serverBefore, server.Requests);
+        var serverIdle = await server.SinceAsync(serverBefore);
 
         var latencies = Enumerable.Range(0, count)
             .Where(i => active.ContainsKey($"lease-{i:D4}"))
@@ -192,10 +226,28 @@ internal static class PhaseOneBenchmark
             Console.WriteLine($"{(byKubectl ? "first seen by watch" : "create sent")} -> Active: p50 {Percentile(latencies, 0.50):0} ms, p90 {Percentile(latencies, 0.90):0} ms, p99 {Percentile(latencies, 0.99):0} ms, max {latencies[^1]:0} ms");
         }
 
-        Console.WriteLine($"process CPU (API server, operator, benchmark client) until all Active: {cpu.TotalSeconds:0.00} s = {cpu / wall:0.00} cores of {Environment.ProcessorCount}, {cpu.TotalMilliseconds / count:0.00} ms per lease; GCs gen0/1/2 {gcs}, {(GCSettings.IsServerGC ? "server" : "workstation")} GC");
+        if (childCpu is not { } serverCpu)
+        {
+            Console.WriteLine($"process CPU (API server, operator, benchmark client) until all Active: {cpu.TotalSeconds:0.00} s = {cpu / wall:0.00} cores of {Environment.ProcessorCount}, {cpu.TotalMilliseconds / count:0.00} ms per lease; GCs gen0/1/2 {gcs}, {(GCSettings.IsServerGC ? "server" : "workstation")} GC");
+        }
+        else
+        {
+            // Both read over the same window; kubectl (its own process) is in neither.
+            Console.WriteLine($"this process's CPU (operator, benchmark client) until all Active: {cpu.TotalSeconds:0.00} s = {cpu / wall:0.00} cores of {Environment.ProcessorCount}, {cpu.TotalMilliseconds / count:0.00} ms per lease; GCs gen0/1/2 {gcs}, {(GCSettings.IsServerGC ? "server" : "workstation")} GC");
+            Console.WriteLine($"API server process CPU until all Active: {serverCpu.TotalSeconds:0.00} s = {serverCpu / wall:0.00} cores, {serverCpu.TotalMilliseconds / count:0.00} ms per lease; GCs gen0/1/2 {childGcs}");
+            Console.WriteLine($"CPU per lease split: this process {cpu.TotalMilliseconds / count:0.00} ms + API server {serverCpu.TotalMilliseconds / count:0.00} ms = {(cpu + serverCpu).TotalMilliseconds / count:0.00} ms; "
+                + $"this process's share {cpu / (cpu + serverCpu):P0}");
+        }
+
         Console.WriteLine($"escrow: {escrow.Debits} debits, {escrow.PledgeCalls} pledge calls; {controller.Controller.ReconcileCount} Lease reconciles ({(double)controller.Controller.ReconcileCount / count:0.00} per lease)");
         Report("operator requests until all Active", during, count);
         Report("operator requests including 2 s settle", toSettle, count);
+        if (serverDuring is not null && serverSettled is not null)
+        {
+            Report($"API server log (every client: operator, benchmark{(byKubectl ? ", kubectl" : string.Empty)}) until all Active", serverDuring.Select(Classify).ToList(), count);
+            Report("API server log including 2 s settle", serverSettled.Select(Classify).ToList(), count);
+        }
+
         var perMinute = 60 / idleElapsed.TotalSeconds;
         var idleNonWatch = idleRequests.Count(r => r.Verb != "watch");
         var serverIdleNonWatch = serverIdle.Count(r => !r.Query.Contains("watch=true", StringComparison.OrdinalIgnoreCase));
@@ -295,6 +347,25 @@ internal static class PhaseOneBenchmark
         Conditions = [new V1NodeCondition { Type = "Ready", Status = "True" }],
     };
 
+    /// <summary>
+    /// CPU of this process's exited and reaped children (kubectl; the split mode's API server is still running), from
+    /// cutime and cstime in /proc/self/stat (clock ticks of 1/100 s, Linux's fixed USER_HZ); null where there is no /proc.
+    /// </summary>
+    private static TimeSpan? ReapedChildrenCpu()
+    {
+        const string Stat = "/proc/self/stat";
+        if (!File.Exists(Stat))
+        {
+            return null;
+        }
+
+        // Fields after the command name (which may hold spaces) start at field 3 (state); cutime and cstime are fields 16 and 17.
+        var text = File.ReadAllText(Stat);
+        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        var ticks = long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
+        return TimeSpan.FromMilliseconds(ticks * 10);
+    }
+
     private static async Task RunKubectlAsync(string kubeconfig, params string[] args)
     {
         var binary = Environment.GetEnvironmentVariable("RPOI_KUBECTL_135") is { Length: > 0 } newer && File.Exists(newer) ? newer : "kubectl";
@@ -306,12 +377,15 @@ internal static class PhaseOneBenchmark
             info.ArgumentList.Add(arg);
         }
 
+        var reapedBefore = ReapedChildrenCpu();
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {binary}");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         var lines = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Console.WriteLine($"{binary} {string.Join(' ', args)}: exit {process.ExitCode}, {lines.Length} lines of output");
+        var cpu = ReapedChildrenCpu() - reapedBefore;
+        Console.WriteLine($"{binary} {string.Join(' ', args)}: exit {process.ExitCode}, {lines.Length} lines of output"
+            + (cpu is { } used ? $", {used.TotalSeconds:0.00} s CPU in kubectl itself (in none of the CPU figures below)" : string.Empty));
         if (process.ExitCode != 0)
         {
             throw new InvalidOperationException($"kubectl failed: {await stderr}");
@@ -386,35 +460,101 @@ internal static class PhaseOneBenchmark
             return response;
         }
 
-        private static Call Classify(HttpRequestMessage request, int status)
-        {
-            var uri = request.RequestUri!;
-            var segments = uri.AbsolutePath.Trim('/').Split('/');
+        private static Call Classify(HttpRequestMessage request, int status) =>
+            PhaseOneBenchmark.Classify(request.Method.Method, request.RequestUri!.AbsolutePath, request.RequestUri.Query, status);
+    }
 
-            // /api/v1/... or /apis/<group>/<version>/...
-            var rest = segments[0] == "api" ? segments[2..] : segments[0] == "apis" && segments.Length > 3 ? segments[3..] : [];
-            if (rest.Length > 2 && rest[0] == "namespaces")
+    private static Call Classify(RecordedRequest request) => Classify(request.Method, request.Path, request.Query, request.StatusCode);
+
+    private static Call Classify(string method, string path, string query, int status)
+    {
+        var segments = path.Trim('/').Split('/');
+
+        // /api/v1/... or /apis/<group>/<version>/...
+        var rest = segments[0] == "api" && segments.Length > 2 ? segments[2..] : segments[0] == "apis" && segments.Length > 3 ? segments[3..] : [];
+        if (rest.Length > 2 && rest[0] == "namespaces")
+        {
+            rest = rest[2..];
+        }
+
+        var resource = rest.Length switch
+        {
+            0 => path,
+            1 or 2 => rest[0],
+            _ => $"{rest[0]}/{rest[2]}",
+        };
+        var named = rest.Length >= 2;
+        var verb = method switch
+        {
+            "POST" => "create",
+            "PUT" => "update",
+            "PATCH" => "patch",
+            "DELETE" => named ? "delete" : "deletecollection",
+            _ when query.Contains("watch=true", StringComparison.OrdinalIgnoreCase) || query.Contains("watch=1", StringComparison.Ordinal) => "watch",
+            _ => named ? "get" : "list",
+        };
+        return new Call(verb, resource, status);
+    }
+
+    /// <summary>A position in the request log of a round's API server: the log itself in-process, an index in the child.</summary>
+    private sealed record RequestMark(IReadOnlyList<RecordedRequest>? Log, int Index);
+
+    /// <summary>The API server of one round: in this process, or a fresh server in the <c>split</c> mode's child process.</summary>
+    private sealed class RoundServer : IAsyncDisposable
+    {
+        private readonly KubeApiServer? local;
+        private readonly ApiServerProcess? child;
+
+        private RoundServer(KubeApiServer? local, ApiServerProcess? child, string url, string token)
+        {
+            this.local = local;
+            this.child = child;
+            Url = url;
+            Token = token;
+        }
+
+        public string Url { get; }
+
+        public string Token { get; }
+
+        public static async Task<RoundServer> StartAsync(ApiServerProcess? child)
+        {
+            if (child is not null)
             {
-                rest = rest[2..];
+                var (url, token) = await child.StartServerAsync();
+                return new RoundServer(null, child, url, token);
             }
 
-            var resource = rest.Length switch
+            var server = await KubeApiServer.StartAsync(PhaseOneServer.ServerOptions());
+            return new RoundServer(server, null, server.Url, server.Options.Token);
+        }
+
+        public async Task<string> WriteKubeconfigAsync(string path, string @namespace)
+        {
+            if (local is not null)
             {
-                0 => uri.AbsolutePath,
-                1 or 2 => rest[0],
-                _ => $"{rest[0]}/{rest[2]}",
-            };
-            var named = rest.Length >= 2;
-            var verb = request.Method.Method switch
+                return local.WriteKubeconfig(path, @namespace);
+            }
+
+            await child!.WriteKubeconfigAsync(path, @namespace);
+            return path;
+        }
+
+        public async Task<RequestMark> MarkAsync() => local is not null ? new RequestMark(local.Requests, 0) : new RequestMark(null, await child!.CountAsync());
+
+        public async Task<List<RecordedRequest>> SinceAsync(RequestMark mark) =>
+            local is not null ? NewSince(mark.Log!, local.Requests) : await child!.RequestsAsync(mark.Index, await child.CountAsync());
+
+        public async ValueTask DisposeAsync()
+        {
+            if (local is not null)
             {
-                "POST" => "create",
-                "PUT" => "update",
-                "PATCH" => "patch",
-                "DELETE" => named ? "delete" : "deletecollection",
-                _ when uri.Query.Contains("watch=true", StringComparison.OrdinalIgnoreCase) || uri.Query.Contains("watch=1", StringComparison.Ordinal) => "watch",
-                _ => named ? "get" : "list",
-            };
-            return new Call(verb, resource, status);
+                await local.DisposeAsync();
+            }
+            else
+            {
+                await child!.StopServerAsync();
+            }
         }
     }
 }

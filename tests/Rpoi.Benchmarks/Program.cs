@@ -1,10 +1,16 @@
 using BenchmarkDotNet.Running;
 using Rpoi.Benchmarks;
 
-// RPOI phase I under load (PhaseOneBenchmark.cs): ... -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes]
+// RPOI phase I under load (PhaseOneBenchmark.cs): ... -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes] [burst|kubectl] [bare] [split]
 if (args.Length > 0 && args[0] == "phase-one")
 {
     return await PhaseOneBenchmark.RunAsync(args[1..]);
+}
+
+// Not for direct use: the API server process that 'phase-one ... split' starts and drives over stdin (ApiServerProcess.cs).
+if (args.Length > 0 && args[0] == PhaseOneServer.Subcommand)
+{
+    return await PhaseOneServer.RunAsync();
 }
 
 // Escrow settlements/s with full verification (Stopwatch runner, EscrowBenchmark.cs): ... -- escrow [settlements] [concurrency]
