@@ -90,10 +90,9 @@ public abstract class SqlEscrowStore : IEscrowStore
     {
         await using var connection = await OpenAsync(ct);
         await using var tx = await BeginWriteAsync(connection, ct);
-        var scope = new WriteScope(connection, tx);
-        await scope.LoadHeadAsync(HeadQuery, ct);
+        var scope = new WriteScope(connection, tx, HeadQuery);
         var result = await body(scope);
-        await scope.SaveHeadAsync(ct);
+        await scope.FlushAsync(ct);
         await tx.CommitAsync(ct);
         return result;
     }
@@ -112,11 +111,17 @@ public abstract class SqlEscrowStore : IEscrowStore
     public Task<DepositRecord> DepositAsync(DepositCommand command, CancellationToken ct = default) =>
         WriteAsync(async w =>
         {
-            var existing = await w.QueryOneAsync(
-                "SELECT address, denom, amount, seq FROM deposits WHERE deposit_id = @id",
-                r => new DepositRecord(command.DepositId, r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)),
+            DepositRecord? existing = null;
+            await w.ReadAsync(
                 ct,
-                ("id", command.DepositId));
+                new(
+                    "SELECT address, denom, amount, seq FROM deposits WHERE deposit_id = @id",
+                    [("id", command.DepositId)],
+                    r => existing = new DepositRecord(command.DepositId, r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3))),
+                w.BalanceRead(
+                    "SELECT address, denom, amount FROM balances WHERE address = @a AND denom = @d",
+                    [(command.Address, command.Denom)],
+                    ("a", command.Address), ("d", command.Denom)));
             if (existing is not null)
             {
                 if (existing.Address != command.Address || existing.Denom != command.Denom || existing.Amount != command.Amount)
@@ -132,10 +137,9 @@ public abstract class SqlEscrowStore : IEscrowStore
             }
 
             await w.AddBalanceAsync(command.Address, command.Denom, command.Amount, "amount.amount", ct);
-            var seq = await w.AppendAsync(command.At, Ledger.Kinds.Deposit, null, Ledger.External, Ledger.Balance(command.Address), command.Denom, command.Amount, ct);
-            await w.ExecAsync(
+            var seq = w.Append(command.At, Ledger.Kinds.Deposit, null, Ledger.External, Ledger.Balance(command.Address), command.Denom, command.Amount);
+            w.Exec(
                 "INSERT INTO deposits (deposit_id, address, denom, amount, seq) VALUES (@id, @a, @d, @x, @s)",
-                ct,
                 ("id", command.DepositId), ("a", command.Address), ("d", command.Denom), ("x", command.Amount), ("s", seq));
             return new DepositRecord(command.DepositId, command.Address, command.Denom, command.Amount, seq);
         }, ct);
@@ -158,7 +162,14 @@ public abstract class SqlEscrowStore : IEscrowStore
     public Task<PledgeResult> PledgeAsync(PledgeCommand command, CancellationToken ct = default) =>
         WriteAsync(async w =>
         {
-            var existing = await ReadPledgeAsync(w.Connection, w.Transaction, command.H, ct);
+            PledgeRecord? existing = null;
+            await w.ReadAsync(
+                ct,
+                new(PledgeQuery, [("h", command.H)], r => existing = ReadPledge(r)),
+                w.BalanceRead(
+                    "SELECT address, denom, amount FROM balances WHERE address = @a AND denom IN (@dd, @rd)",
+                    [(command.Renter, command.DepositDenom), (command.Renter, command.RentDenom)],
+                    ("a", command.Renter), ("dd", command.DepositDenom), ("rd", command.RentDenom)));
             if (existing is not null)
             {
                 // H is the hash of E(m), so an equal H is the same request: the pledge stands as it is.
@@ -183,19 +194,25 @@ public abstract class SqlEscrowStore : IEscrowStore
             }
 
             var held = Ledger.Held(command.H);
-            await w.AppendAsync(command.At, Ledger.Kinds.PledgeDeposit, command.H, Ledger.Balance(command.Renter), held, command.DepositDenom, command.Deposit, ct);
-            await w.AppendAsync(command.At, Ledger.Kinds.PledgeRent, command.H, Ledger.Balance(command.Renter), held, command.RentDenom, command.Rent, ct);
-            await w.ExecAsync(
+            w.Append(command.At, Ledger.Kinds.PledgeDeposit, command.H, Ledger.Balance(command.Renter), held, command.DepositDenom, command.Deposit);
+            w.Append(command.At, Ledger.Kinds.PledgeRent, command.H, Ledger.Balance(command.Renter), held, command.RentDenom, command.Rent);
+            var pledgedAt = Ledger.FormatTime(command.At);
+            var claimableAfter = Ledger.FormatTime(command.ClaimableAfter);
+            w.Exec(
                 """
                 INSERT INTO pledges (h, renter, leaser, deposit_denom, deposit, rent_denom, rent, state, request, pledged_at, claimable_after)
                 VALUES (@h, @r, @b, @dd, @d, @rd, @rent, @s, @req, @at, @ca)
                 """,
-                ct,
                 ("h", command.H), ("r", command.Renter), ("b", command.Leaser), ("dd", command.DepositDenom), ("d", command.Deposit),
                 ("rd", command.RentDenom), ("rent", command.Rent), ("s", PledgeStates.Held), ("req", command.Request),
-                ("at", Ledger.FormatTime(command.At)), ("ca", Ledger.FormatTime(command.ClaimableAfter)));
-            var created = await ReadPledgeAsync(w.Connection, w.Transaction, command.H, ct);
-            return new PledgeResult(created!, true);
+                ("at", pledgedAt), ("ca", claimableAfter));
+
+            // The row just written, built from the values bound above (times through the same text
+            // round trip as a read) rather than read back, which would cost a round trip under the lock.
+            var created = new PledgeRecord(
+                command.H, command.Renter, command.Leaser, command.DepositDenom, command.Deposit, command.RentDenom, command.Rent,
+                PledgeStates.Held, command.Request, Ledger.ParseTime(pledgedAt), Ledger.ParseTime(claimableAfter));
+            return new PledgeResult(created, true);
         }, ct);
 
     /// <inheritdoc />
@@ -209,46 +226,63 @@ public abstract class SqlEscrowStore : IEscrowStore
     public Task<SettleResult> SettleAsync(SettleCommand command, CancellationToken ct = default) =>
         WriteAsync(async w =>
         {
-            var first = await ReadSettlementAsync(w.Connection, w.Transaction, command.H, ct);
+            // One round trip: the head lock, then (seeing every writer before us) the settlement, the
+            // pledge and the balances of its parties in the pledge's denominations. CROSS JOIN keeps
+            // SQLite on the pledge's key first (it honours the written order) instead of scanning balances.
+            SettlementRecord? first = null;
+            PledgeRecord? found = null;
+            var parties = new List<(string Address, string Denom, long Amount)>();
+            await w.ReadAsync(
+                ct,
+                new(SettlementQuery, [("h", command.H)], r => first = ReadSettlement(r)),
+                new(PledgeQuery, [("h", command.H)], r => found = ReadPledge(r)),
+                new(
+                    """
+                    SELECT b.address, b.denom, b.amount FROM pledges p CROSS JOIN balances b
+                    WHERE p.h = @h AND b.address IN (p.renter, p.leaser) AND b.denom IN (p.deposit_denom, p.rent_denom)
+                    """,
+                    [("h", command.H)],
+                    r => parties.Add((r.GetString(0), r.GetString(1), r.GetInt64(2)))));
             if (first is not null)
             {
                 return new SettleResult(first, false);
             }
 
-            var pledge = await ReadPledgeAsync(w.Connection, w.Transaction, command.H, ct)
+            var pledge = found
                 ?? throw new EscrowRefusedException(EscrowReasons.PledgeNotFound, "h", $"no pledge is held under H {command.H}; pledge E(m) first", 404);
             if (pledge.State != PledgeStates.Held)
             {
                 throw new InvalidOperationException($"pledge {pledge.H} is {pledge.State} without a settlement row; the database was edited outside the store");
             }
 
+            w.KnowBalances(
+                [(pledge.Renter, pledge.DepositDenom), (pledge.Renter, pledge.RentDenom), (pledge.Leaser, pledge.DepositDenom), (pledge.Leaser, pledge.RentDenom)],
+                parties);
             var receipt = command.Receipt(w.HeadSeq + 1);
             var held = Ledger.Held(pledge.H);
             if (command.Deposit == DepositDisposition.ToRenter)
             {
                 await w.AddBalanceAsync(pledge.Renter, pledge.DepositDenom, pledge.Deposit, "h", ct);
-                await w.AppendAsync(command.At, Ledger.Kinds.DepositToRenter, pledge.H, held, Ledger.Balance(pledge.Renter), pledge.DepositDenom, pledge.Deposit, ct);
+                w.Append(command.At, Ledger.Kinds.DepositToRenter, pledge.H, held, Ledger.Balance(pledge.Renter), pledge.DepositDenom, pledge.Deposit);
             }
             else if (pledge.Deposit > 0)
             {
-                await w.AppendAsync(command.At, Ledger.Kinds.DepositWithheld, pledge.H, held, Ledger.Withheld(pledge.H), pledge.DepositDenom, pledge.Deposit, ct);
-                await w.ExecAsync(
+                w.Append(command.At, Ledger.Kinds.DepositWithheld, pledge.H, held, Ledger.Withheld(pledge.H), pledge.DepositDenom, pledge.Deposit);
+                w.Exec(
                     "INSERT INTO withheld (h, denom, amount, state) VALUES (@h, @d, @x, @s)",
-                    ct,
                     ("h", pledge.H), ("d", pledge.DepositDenom), ("x", pledge.Deposit), ("s", WithheldStates.Withheld));
             }
 
             var rentTo = command.Rent == RentDisposition.ToLeaser ? pledge.Leaser : pledge.Renter;
             await w.AddBalanceAsync(rentTo, pledge.RentDenom, pledge.Rent, "h", ct);
-            await w.AppendAsync(
+            w.Append(
                 command.At,
                 command.Rent == RentDisposition.ToLeaser ? Ledger.Kinds.RentToLeaser : Ledger.Kinds.RentToRenter,
-                pledge.H, held, Ledger.Balance(rentTo), pledge.RentDenom, pledge.Rent, ct);
+                pledge.H, held, Ledger.Balance(rentTo), pledge.RentDenom, pledge.Rent);
 
-            await w.ExecAsync("UPDATE pledges SET state = @s WHERE h = @h", ct, ("s", PledgeStates.Settled), ("h", pledge.H));
-            await w.ExecAsync(
+            w.Exec("UPDATE pledges SET state = @s WHERE h = @h", ("s", PledgeStates.Settled), ("h", pledge.H));
+            w.Exec(
                 "INSERT INTO settlements (h, deposit, rent, receipt, settled_at) VALUES (@h, @d, @r, @rc, @at)",
-                ct,
                 ("h", pledge.H), ("d", command.Deposit.ToString()), ("r", command.Rent.ToString()), ("rc", receipt), ("at", Ledger.FormatTime(command.At)));
             return new SettleResult(new SettlementRecord(pledge.H, command.Deposit, command.Rent, receipt, command.At), true);
         }, ct);
@@ -271,11 +305,16 @@ public abstract class SqlEscrowStore : IEscrowStore
     public Task<WithheldRecord> ReleaseAsync(ReleaseCommand command, CancellationToken ct = default) =>
         WriteAsync(async w =>
         {
-            var row = await w.QueryOneAsync(
-                "SELECT h, denom, amount, state, released_to, released_at FROM withheld WHERE h = @h",
-                ReadWithheld,
+            WithheldRecord? found = null;
+            var balances = new List<(string Address, string Denom, long Amount)>();
+            await w.ReadAsync(
                 ct,
-                ("h", command.H))
+                new("SELECT h, denom, amount, state, released_to, released_at FROM withheld WHERE h = @h", [("h", command.H)], r => found = ReadWithheld(r)),
+                new(
+                    "SELECT b.address, b.denom, b.amount FROM withheld w CROSS JOIN balances b WHERE w.h = @h AND b.address = @to AND b.denom = w.denom",
+                    [("h", command.H), ("to", command.To)],
+                    r => balances.Add((r.GetString(0), r.GetString(1), r.GetInt64(2)))));
+            var row = found
                 ?? throw new EscrowRefusedException(EscrowReasons.WithheldNotFound, "h", $"nothing is withheld under H {command.H}", 404);
             if (row.State == WithheldStates.Released)
             {
@@ -288,11 +327,11 @@ public abstract class SqlEscrowStore : IEscrowStore
                         409);
             }
 
+            w.KnowBalances([(command.To, row.Denom)], balances);
             await w.AddBalanceAsync(command.To, row.Denom, row.Amount, "to", ct);
-            await w.AppendAsync(command.At, Ledger.Kinds.Release, row.H, Ledger.Withheld(row.H), Ledger.Balance(command.To), row.Denom, row.Amount, ct);
-            await w.ExecAsync(
+            w.Append(command.At, Ledger.Kinds.Release, row.H, Ledger.Withheld(row.H), Ledger.Balance(command.To), row.Denom, row.Amount);
+            w.Exec(
                 "UPDATE withheld SET state = @s, released_to = @to, released_at = @at WHERE h = @h",
-                ct,
                 ("s", WithheldStates.Released), ("to", command.To), ("at", Ledger.FormatTime(command.At)), ("h", row.H));
             return row with { State = WithheldStates.Released, ReleasedTo = command.To, ReleasedAt = command.At };
         }, ct);
@@ -423,34 +462,31 @@ public abstract class SqlEscrowStore : IEscrowStore
     private static void Add(Dictionary<(string, string), decimal> map, string bucket, string denom, decimal amount) =>
         map[(bucket, denom)] = map.GetValueOrDefault((bucket, denom)) + amount;
 
+    private const string PledgeQuery =
+        "SELECT h, renter, leaser, deposit_denom, deposit, rent_denom, rent, state, request, pledged_at, claimable_after FROM pledges WHERE h = @h";
+
+    private const string SettlementQuery = "SELECT h, deposit, rent, receipt, settled_at FROM settlements WHERE h = @h";
+
+    private static PledgeRecord ReadPledge(DbDataReader r) => new(
+        r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetString(5), r.GetInt64(6),
+        r.GetString(7), r.GetString(8), Ledger.ParseTime(r.GetString(9)), Ledger.ParseTime(r.GetString(10)));
+
+    private static SettlementRecord ReadSettlement(DbDataReader r) => new(
+        r.GetString(0),
+        Enum.Parse<DepositDisposition>(r.GetString(1)),
+        Enum.Parse<RentDisposition>(r.GetString(2)),
+        r.GetString(3),
+        Ledger.ParseTime(r.GetString(4)));
+
     private static async Task<PledgeRecord?> ReadPledgeAsync(DbConnection c, DbTransaction? tx, string h, CancellationToken ct)
     {
-        var rows = await QueryAsync(
-            c,
-            tx,
-            "SELECT h, renter, leaser, deposit_denom, deposit, rent_denom, rent, state, request, pledged_at, claimable_after FROM pledges WHERE h = @h",
-            r => new PledgeRecord(
-                r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetString(5), r.GetInt64(6),
-                r.GetString(7), r.GetString(8), Ledger.ParseTime(r.GetString(9)), Ledger.ParseTime(r.GetString(10))),
-            ct,
-            ("h", h));
+        var rows = await QueryAsync(c, tx, PledgeQuery, ReadPledge, ct, ("h", h));
         return rows.Count == 0 ? null : rows[0];
     }
 
     private static async Task<SettlementRecord?> ReadSettlementAsync(DbConnection c, DbTransaction? tx, string h, CancellationToken ct)
     {
-        var rows = await QueryAsync(
-            c,
-            tx,
-            "SELECT h, deposit, rent, receipt, settled_at FROM settlements WHERE h = @h",
-            r => new SettlementRecord(
-                r.GetString(0),
-                Enum.Parse<DepositDisposition>(r.GetString(1)),
-                Enum.Parse<RentDisposition>(r.GetString(2)),
-                r.GetString(3),
-                Ledger.ParseTime(r.GetString(4))),
-            ct,
-            ("h", h));
+        var rows = await QueryAsync(c, tx, SettlementQuery, ReadSettlement, ct, ("h", h));
         return rows.Count == 0 ? null : rows[0];
     }
 
@@ -511,62 +547,138 @@ public abstract class SqlEscrowStore : IEscrowStore
         return list;
     }
 
-    /// <summary>One write transaction: the connection, the ledger head it extends, and the moves it makes.</summary>
-    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction)
+    /// <summary>A read in a write transaction's round trip: each row it returns goes to <see cref="Row"/>, then <see cref="Done"/> runs.</summary>
+    protected sealed record Read(string Sql, (string Name, object? Value)[] Parameters, Action<DbDataReader> Row, Action? Done = null);
+
+    /// <summary>
+    /// One write transaction: the connection, the ledger head it extends, and the moves it makes.
+    /// Round trips are what the head lock is held across, so the scope keeps them to three where the
+    /// provider batches (PostgreSQL): the head lock with every read the operation needs, then every
+    /// write with the new head, then COMMIT. Writes are queued and sent together; a read queued after
+    /// a write first sends the writes, so reads always see them. Balances read up front are kept, and
+    /// updated by each write, so the checks on them cost no round trip.
+    /// </summary>
+    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, string headQuery)
     {
+        private readonly List<(string Sql, (string Name, object? Value)[] Parameters)> _pending = [];
+        private readonly Dictionary<(string Address, string Denom), long> _balances = [];
         private long _seq;
         private string _hash = Ledger.Genesis;
+        private bool _headLoaded;
         private bool _appended;
 
-        /// <summary>Seq of the last ledger entry, including those appended in this transaction.</summary>
-        public long HeadSeq => _seq;
+        /// <summary>Seq of the last ledger entry, including those appended in this transaction; valid after the first <see cref="ReadAsync"/>.</summary>
+        public long HeadSeq => _headLoaded ? _seq : throw new InvalidOperationException("the ledger head is read with the first ReadAsync of a write transaction");
 
-        /// <summary>The connection.</summary>
-        public DbConnection Connection { get; } = connection;
-
-        /// <summary>The transaction.</summary>
-        public DbTransaction Transaction { get; } = transaction;
-
-        internal async Task LoadHeadAsync(string headQuery, CancellationToken ct)
+        /// <summary>
+        /// Runs <paramref name="reads"/> in one round trip, after the queued writes; the first call
+        /// also reads (on PostgreSQL: locks) the ledger head, ahead of the reads, so they see every
+        /// writer before this one.
+        /// </summary>
+        public async Task ReadAsync(CancellationToken ct, params Read[] reads)
         {
-            var head = await QueryAsync(Connection, Transaction, headQuery, r => (r.GetInt64(0), r.GetString(1)), ct);
-            (_seq, _hash) = head.Single();
-        }
-
-        internal async Task SaveHeadAsync(CancellationToken ct)
-        {
-            if (_appended)
+            await SendPendingAsync(ct);
+            var all = reads;
+            if (!_headLoaded)
             {
-                await ExecAsync("UPDATE ledger_head SET seq = @s, hash = @h WHERE id = 1", ct, ("s", _seq), ("h", _hash));
+                var rows = 0;
+                var head = new Read(
+                    headQuery,
+                    [],
+                    r => (_seq, _hash, rows) = (r.GetInt64(0), r.GetString(1), rows + 1),
+                    () => _headLoaded = rows == 1 ? true : throw new InvalidOperationException($"ledger_head holds {rows} rows; it must hold exactly one"));
+                all = [head, .. reads];
+            }
+
+            if (connection.CanCreateBatch)
+            {
+                await using var batch = Batch(all.Select(r => (r.Sql, r.Parameters)));
+                await using var reader = await batch.ExecuteReaderAsync(ct);
+                for (var i = 0; i < all.Length; i++)
+                {
+                    if (i > 0 && !await reader.NextResultAsync(ct))
+                    {
+                        throw new InvalidOperationException($"the batch returned {i} result sets for {all.Length} reads");
+                    }
+
+                    while (await reader.ReadAsync(ct))
+                    {
+                        all[i].Row(reader);
+                    }
+                }
+            }
+            else
+            {
+                foreach (var read in all)
+                {
+                    await using var cmd = Command(connection, transaction, read.Sql, read.Parameters);
+                    await using var reader = await cmd.ExecuteReaderAsync(ct);
+                    while (await reader.ReadAsync(ct))
+                    {
+                        read.Row(reader);
+                    }
+                }
+            }
+
+            foreach (var read in all)
+            {
+                read.Done?.Invoke();
             }
         }
 
-        /// <summary>Executes a statement in this transaction.</summary>
-        public Task ExecAsync(string sql, CancellationToken ct, params (string, object?)[] parameters) =>
-            Exec(Connection, Transaction, sql, ct, parameters);
-
-        /// <summary>Reads at most one row in this transaction.</summary>
-        public async Task<T?> QueryOneAsync<T>(string sql, Func<DbDataReader, T> map, CancellationToken ct, params (string, object?)[] parameters)
-            where T : class
+        /// <summary>
+        /// A read of balances that covers <paramref name="covered"/>: a pair it returns no row for
+        /// holds 0, so later checks on any covered pair need no round trip.
+        /// </summary>
+        public Read BalanceRead(string sql, (string Address, string Denom)[] covered, params (string Name, object? Value)[] parameters)
         {
-            var rows = await QueryAsync(Connection, Transaction, sql, map, ct, parameters);
-            return rows.Count == 0 ? null : rows[0];
+            var rows = new List<(string Address, string Denom, long Amount)>();
+            return new Read(sql, parameters, r => rows.Add((r.GetString(0), r.GetString(1), r.GetInt64(2))), () => KnowBalances(covered, rows));
         }
 
-        /// <summary>Appends one chained entry; zero moves are not recorded. Returns its seq (or the head's for a zero move).</summary>
-        public async Task<long> AppendAsync(DateTimeOffset at, string kind, string? h, string debit, string credit, string denom, long amount, CancellationToken ct)
+        /// <summary>Records balances read in this transaction: <paramref name="rows"/> as read, every other covered pair as 0.</summary>
+        public void KnowBalances(IEnumerable<(string Address, string Denom)> covered, IEnumerable<(string Address, string Denom, long Amount)> rows)
+        {
+            var read = rows.ToDictionary(x => (x.Address, x.Denom), x => x.Amount);
+            foreach (var key in covered)
+            {
+                // A balance this transaction already holds is newer than the read.
+                _balances.TryAdd(key, read.GetValueOrDefault(key));
+            }
+        }
+
+        /// <summary>Queues a statement; it runs before the next read, or at the end with the new head.</summary>
+        public void Exec(string sql, params (string Name, object? Value)[] parameters) => _pending.Add((sql, parameters));
+
+        /// <summary>Sends the queued writes and the new ledger head in one round trip.</summary>
+        internal async Task FlushAsync(CancellationToken ct)
+        {
+            if (!_headLoaded)
+            {
+                await ReadAsync(ct);
+            }
+
+            if (_appended)
+            {
+                Exec("UPDATE ledger_head SET seq = @s, hash = @h WHERE id = 1", ("s", _seq), ("h", _hash));
+            }
+
+            await SendPendingAsync(ct);
+        }
+
+        /// <summary>Queues one chained entry; zero moves are not recorded. Returns its seq (or the head's for a zero move).</summary>
+        public long Append(DateTimeOffset at, string kind, string? h, string debit, string credit, string denom, long amount)
         {
             if (amount == 0)
             {
-                return _seq;
+                return HeadSeq;
             }
 
-            var seq = _seq + 1;
+            var seq = HeadSeq + 1;
             var when = Ledger.FormatTime(at);
             var hash = Ledger.Hash(seq, when, kind, h, debit, credit, denom, amount, _hash);
-            await ExecAsync(
+            Exec(
                 "INSERT INTO ledger (seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash) VALUES (@s, @at, @k, @h, @d, @c, @dn, @x, @p, @hash)",
-                ct,
                 ("s", seq), ("at", when), ("k", kind), ("h", h), ("d", debit), ("c", credit), ("dn", denom), ("x", amount), ("p", _hash), ("hash", hash));
             (_seq, _hash, _appended) = (seq, hash, true);
             return seq;
@@ -586,7 +698,7 @@ public abstract class SqlEscrowStore : IEscrowStore
                 throw new EscrowRefusedException(EscrowReasons.AmountOverflow, field, $"crediting {amount} {denom} to {address} would exceed the ledger's 64-bit range");
             }
 
-            await SetBalanceAsync(address, denom, next, ct);
+            SetBalance(address, denom, next);
         }
 
         /// <summary>Subtracts from a free balance, refusing when it is short.</summary>
@@ -607,20 +719,71 @@ public abstract class SqlEscrowStore : IEscrowStore
                     409);
             }
 
-            await SetBalanceAsync(address, denom, current - amount, ct);
+            SetBalance(address, denom, current - amount);
         }
 
         private async Task<long> BalanceAsync(string address, string denom, CancellationToken ct)
         {
-            var rows = await QueryAsync(Connection, Transaction, "SELECT amount FROM balances WHERE address = @a AND denom = @d", r => r.GetInt64(0), ct, ("a", address), ("d", denom));
-            return rows.Count == 0 ? 0 : rows[0];
+            if (!_balances.ContainsKey((address, denom)))
+            {
+                await ReadAsync(ct, BalanceRead("SELECT address, denom, amount FROM balances WHERE address = @a AND denom = @d", [(address, denom)], ("a", address), ("d", denom)));
+            }
+
+            return _balances[(address, denom)];
         }
 
-        private Task SetBalanceAsync(string address, string denom, long amount, CancellationToken ct) =>
-            ExecAsync(
+        private void SetBalance(string address, string denom, long amount)
+        {
+            _balances[(address, denom)] = amount;
+            Exec(
                 "INSERT INTO balances (address, denom, amount) VALUES (@a, @d, @x) ON CONFLICT (address, denom) DO UPDATE SET amount = excluded.amount",
-                ct,
                 ("a", address), ("d", denom), ("x", amount));
+        }
+
+        private async Task SendPendingAsync(CancellationToken ct)
+        {
+            if (_pending.Count == 0)
+            {
+                return;
+            }
+
+            if (connection.CanCreateBatch)
+            {
+                await using var batch = Batch(_pending);
+                await batch.ExecuteNonQueryAsync(ct);
+            }
+            else
+            {
+                foreach (var (sql, parameters) in _pending)
+                {
+                    await SqlEscrowStore.Exec(connection, transaction, sql, ct, parameters);
+                }
+            }
+
+            _pending.Clear();
+        }
+
+        private DbBatch Batch(IEnumerable<(string Sql, (string Name, object? Value)[] Parameters)> statements)
+        {
+            var batch = connection.CreateBatch();
+            batch.Transaction = transaction;
+            foreach (var (sql, parameters) in statements)
+            {
+                var cmd = batch.CreateBatchCommand();
+                cmd.CommandText = sql;
+                foreach (var (name, value) in parameters)
+                {
+                    var p = cmd.CreateParameter();
+                    p.ParameterName = name;
+                    p.Value = value ?? DBNull.Value;
+                    cmd.Parameters.Add(p);
+                }
+
+                batch.BatchCommands.Add(cmd);
+            }
+
+            return batch;
+        }
     }
 
     /// <summary>Formats an amount for the wire.</summary>
