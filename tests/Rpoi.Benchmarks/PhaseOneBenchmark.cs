@@ -46,14 +46,19 @@ internal static class PhaseOneBenchmark
     private const int ChipsPerHost = 4;
     private static readonly CustomResource LeaseResource = new(Lease.Group, Lease.Version, Lease.Plural);
 
+    private static int Positive(string text, string what, int min = 1) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min
+            ? n
+            : throw new ArgumentException($"{what} must be a whole number of at least {min}, not '{text}'");
+
     public static async Task<int> RunAsync(string[] args)
     {
-        var leases = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
-        var idle = TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 20);
+        var leases = args.Length > 0 ? Positive(args[0], "leases (1st argument)") : 1000;
+        var idle = TimeSpan.FromSeconds(args.Length > 2 ? Positive(args[2], "idleSeconds (3rd argument)", min: 0) : 20);
         var workerSettings = args.Length > 1
-            ? args[1].Split(',').Select(w => int.Parse(w, CultureInfo.InvariantCulture)).ToArray()
+            ? args[1].Split(',').Select(w => Positive(w, "workers (2nd argument, e.g. 4,4,8)")).ToArray()
             : [new OperatorSettings().Workers, 16];
-        var limit = TimeSpan.FromMinutes(args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5);
+        var limit = TimeSpan.FromMinutes(args.Length > 3 ? Positive(args[3], "limitMinutes (4th argument)") : 5);
         var apply = "burst";
 
         // Lease manifests from 'kubectl rpoi request' carry the operator's finalizer; 'bare' leaves it to the operator.

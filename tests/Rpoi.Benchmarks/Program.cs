@@ -4,7 +4,16 @@ using Rpoi.Benchmarks;
 // RPOI phase I under load (PhaseOneBenchmark.cs): ... -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes] [burst|kubectl] [bare] [split]
 if (args.Length > 0 && args[0] == "phase-one")
 {
-    return await PhaseOneBenchmark.RunAsync(args[1..]);
+    try
+    {
+        return await PhaseOneBenchmark.RunAsync(args[1..]);
+    }
+    catch (Exception e) when (e is ArgumentException or FormatException)
+    {
+        // A bad argument is the caller's to fix: the message says which and how, no stack trace.
+        await Console.Error.WriteLineAsync($"phase-one: {e.Message}");
+        return 2;
+    }
 }
 
 // Not for direct use: the API server process that 'phase-one ... split' starts and drives over stdin (ApiServerProcess.cs).

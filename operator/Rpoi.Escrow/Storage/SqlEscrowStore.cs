@@ -516,15 +516,20 @@ public abstract class SqlEscrowStore : IEscrowStore
         var cmd = c.CreateCommand();
         cmd.CommandText = sql;
         cmd.Transaction = tx;
+        Bind(cmd.Parameters, cmd.CreateParameter, parameters);
+        return cmd;
+    }
+
+    /// <summary>Adds named parameters (null as DBNull) to a command's or a batch command's collection.</summary>
+    private static void Bind(DbParameterCollection target, Func<DbParameter> create, (string Name, object? Value)[] parameters)
+    {
         foreach (var (name, value) in parameters)
         {
-            var p = cmd.CreateParameter();
+            var p = create();
             p.ParameterName = name;
             p.Value = value ?? DBNull.Value;
-            cmd.Parameters.Add(p);
+            target.Add(p);
         }
-
-        return cmd;
     }
 
     /// <summary>Executes a statement.</summary>
@@ -771,14 +776,7 @@ public abstract class SqlEscrowStore : IEscrowStore
             {
                 var cmd = batch.CreateBatchCommand();
                 cmd.CommandText = sql;
-                foreach (var (name, value) in parameters)
-                {
-                    var p = cmd.CreateParameter();
-                    p.ParameterName = name;
-                    p.Value = value ?? DBNull.Value;
-                    cmd.Parameters.Add(p);
-                }
-
+                Bind(cmd.Parameters, cmd.CreateParameter, parameters);
                 batch.BatchCommands.Add(cmd);
             }
 
