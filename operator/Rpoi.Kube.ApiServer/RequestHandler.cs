@@ -85,10 +85,9 @@ internal sealed partial class RequestHandler
                 return 200;
             }
 
-            if (!string.IsNullOrEmpty(ctx.Request.Query["dryRun"]))
+            if (segments is ["openapi", "v2"] && HttpMethods.IsGet(ctx.Request.Method))
             {
-                // Executing a dry run would change state the caller expects untouched: refuse it plainly.
-                throw ApiException.BadRequest("dryRun is not supported by the test server; send the request without dryRun");
+                return await OpenApiV2Async(ctx).ConfigureAwait(false);
             }
 
             if (TryDiscovery(ctx, segments) is { } discovery)
@@ -136,6 +135,26 @@ internal sealed partial class RequestHandler
         }
     }
 
+    /// <summary>
+    /// <c>/openapi/v2</c>: JSON when the Accept header allows it; a protobuf-only Accept (client-go's OpenAPISchema)
+    /// gets 406 with no body, as kube-openapi's handler answers a format it cannot serve. kubectl then falls back
+    /// to its compiled-in types for strategic merge patches.
+    /// </summary>
+    private async Task<int> OpenApiV2Async(HttpContext ctx)
+    {
+        ctx.Response.Headers.Append("Vary", "Accept");
+        var accept = ctx.Request.Headers.Accept.ToString();
+        var json = accept.Length == 0 || accept.Split(',').Select(a => a.Split(';')[0].Trim())
+            .Any(m => m is "application/json" or "application/*" or "*/*");
+        if (!json)
+        {
+            ctx.Response.StatusCode = 406;
+            return 406;
+        }
+
+        return await WriteJsonAsync(ctx, 200, Discovery.OpenApiV2(Registry)).ConfigureAwait(false);
+    }
+
     private static string ReasonFor(int code) => code switch
     {
         400 => "BadRequest",
@@ -163,7 +182,7 @@ internal sealed partial class RequestHandler
         switch (s.Length)
         {
             case 0:
-                return new JsonObject { ["paths"] = new JsonArray("/api", "/apis", "/openapi/v3", "/version", "/healthz") };
+                return new JsonObject { ["paths"] = new JsonArray("/api", "/apis", "/openapi/v2", "/openapi/v3", "/version", "/healthz") };
             case 1 when s[0] == "version":
                 return Discovery.Version(_options.GitVersion);
             case 1 when s[0] == "api":
@@ -266,6 +285,31 @@ internal sealed partial class RequestHandler
     }
 
     private static bool IsTrue(string? value) => value is "true" or "1";
+
+    /// <summary>
+    /// Reads <c>dryRun</c> of a write as the real server does (apimachinery ValidateDryRun): absent or empty means
+    /// a real write, every value must be <c>All</c>, anything else is 422 on the verb's options kind.
+    /// </summary>
+    private static bool DryRunRequested(HttpContext ctx, string optionsKind) =>
+        DryRunRequested(ctx.Request.Query["dryRun"].Where(v => !string.IsNullOrEmpty(v)).Select(v => v!).ToList(), optionsKind);
+
+    private static bool DryRunRequested(List<string> values, string optionsKind)
+    {
+        if (values.Count == 0)
+        {
+            return false;
+        }
+
+        if (values.Any(v => v != "All"))
+        {
+            var body = $"Unsupported value: []string{{{string.Join(", ", values.Select(v => $"\"{v}\""))}}}: supported values: \"All\"";
+            throw new ApiException(422, "Invalid", $"{optionsKind}.meta.k8s.io \"\" is invalid: dryRun: {body}",
+                [new StatusCause("FieldValueNotSupported", "dryRun", body)])
+            { DetailName = "", DetailGroup = "meta.k8s.io", DetailKind = optionsKind };
+        }
+
+        return true;
+    }
 
     private Task<int> DispatchAsync(HttpContext ctx, ResourceRequest r) => r.Verb switch
     {
@@ -512,6 +556,7 @@ internal sealed partial class RequestHandler
 
     private async Task<int> CreateAsync(HttpContext ctx, ResourceRequest r)
     {
+        var dryRun = DryRunRequested(ctx, "CreateOptions");
         var body = Json.ParseObject(await ReadBodyAsync(ctx).ConfigureAwait(false), "request body");
         if (r.Subresource == "token")
         {
@@ -529,11 +574,11 @@ internal sealed partial class RequestHandler
         StoredObject created;
         if (IsCrd(r.Type))
         {
-            created = CreateCrd(body);
+            created = CreateCrd(body, dryRun);
         }
         else
         {
-            created = Store.Create(r.Type, r.Namespace, body);
+            created = Store.Create(r.Type, r.Namespace, body, dryRun);
         }
 
         AddWarnings(ctx, warnings);
@@ -563,7 +608,7 @@ internal sealed partial class RequestHandler
         return ResourceRegistry.ParseCrd(crd);
     }
 
-    private StoredObject CreateCrd(JsonObject crd)
+    private StoredObject CreateCrd(JsonObject crd, bool dryRun = false)
     {
         var crdType = Registry.Find("apiextensions.k8s.io", "v1", "customresourcedefinitions")!;
         var types = ResourceRegistry.ParseCrd(crd);
@@ -576,8 +621,12 @@ internal sealed partial class RequestHandler
                 Condition("NamesAccepted", "NoConflicts", "no conflicts found"),
                 Condition("Established", "InitialNamesAccepted", "the initial names have been accepted")),
         };
-        var created = Store.Create(crdType, null, crd);
-        Register(crd, types);
+        var created = Store.Create(crdType, null, crd, dryRun);
+        if (!dryRun)
+        {
+            Register(crd, types);
+        }
+
         return created;
 
         JsonObject Condition(string type, string reason, string message) => new()
@@ -812,6 +861,8 @@ internal sealed partial class RequestHandler
             throw new ApiException(405, "MethodNotAllowed", "PUT needs an object URL (…/{name})");
         }
 
+        var dryRun = DryRunRequested(ctx, "UpdateOptions");
+
         var body = Json.ParseObject(await ReadBodyAsync(ctx).ConfigureAwait(false), "request body");
         CheckTypeAndNamespace(r, body);
         var warnings = new List<string>();
@@ -821,8 +872,8 @@ internal sealed partial class RequestHandler
         {
             ValidateObject(ctx, r.Type, body, old, warnings);
             return body;
-        });
-        if (crdTypes is not null)
+        }, dryRun: dryRun);
+        if (crdTypes is not null && !dryRun)
         {
             Register(updated.Node, crdTypes);
         }
@@ -837,6 +888,8 @@ internal sealed partial class RequestHandler
         {
             throw new ApiException(405, "MethodNotAllowed", "PATCH needs an object URL (…/{name})");
         }
+
+        var dryRun = DryRunRequested(ctx, "PatchOptions");
 
         var contentType = (ctx.Request.ContentType ?? "").Split(';')[0].Trim();
         var raw = await ReadBodyAsync(ctx).ConfigureAwait(false);
@@ -891,8 +944,8 @@ internal sealed partial class RequestHandler
             }
 
             return next;
-        }, createIfMissing: apply);
-        if (crdTypes is not null)
+        }, createIfMissing: apply, dryRun: dryRun);
+        if (crdTypes is not null && !dryRun)
         {
             Register(result.Node, crdTypes);
         }
@@ -917,7 +970,7 @@ internal sealed partial class RequestHandler
     {
         var options = await DeleteOptionsAsync(ctx).ConfigureAwait(false);
         var (obj, removed) = Store.Delete(r.Type, r.Namespace, r.Name!, options);
-        if (IsCrd(r.Type) && removed)
+        if (IsCrd(r.Type) && removed && !options.DryRun)
         {
             var group = Json.GetString(obj.Node["spec"]?["group"]) ?? "";
             var plural = Json.GetString(obj.Node["spec"]?["names"]?["plural"]) ?? "";
@@ -974,9 +1027,16 @@ internal sealed partial class RequestHandler
         var policy = ctx.Request.Query["propagationPolicy"].ToString();
         string? uid = null;
         string? rv = null;
+        var dryRun = ctx.Request.Query["dryRun"].Where(v => !string.IsNullOrEmpty(v)).Select(v => v!).ToList();
         if (raw.Length > 0)
         {
             var body = Json.ParseObject(raw, "DeleteOptions body");
+            if (body["dryRun"] is JsonArray inBody)
+            {
+                // A DeleteOptions body replaces the query parameters (handlers/delete.go decodes one or the other).
+                dryRun = inBody.Select(Json.GetString).OfType<string>().ToList();
+            }
+
             policy = Json.GetString(body["propagationPolicy"]) ?? policy;
             uid = Json.GetString(body["preconditions"]?["uid"]);
             rv = Json.GetString(body["preconditions"]?["resourceVersion"]);
@@ -996,7 +1056,7 @@ internal sealed partial class RequestHandler
             throw ApiException.BadRequest($"propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\"");
         }
 
-        return new DeleteOptions(policy, uid, rv);
+        return new DeleteOptions(policy, uid, rv, DryRunRequested(dryRun, "DeleteOptions"));
     }
 
     private static void AddWarnings(HttpContext ctx, List<string> warnings)
