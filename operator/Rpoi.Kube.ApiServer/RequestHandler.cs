@@ -287,28 +287,55 @@ internal sealed partial class RequestHandler
     private static bool IsTrue(string? value) => value is "true" or "1";
 
     /// <summary>
-    /// Reads <c>dryRun</c> of a write as the real server does (apimachinery ValidateDryRun): absent or empty means
-    /// a real write, every value must be <c>All</c>, anything else is 422 on the verb's options kind.
+    /// Checks a write's options as the real server does before it reads the body (apimachinery
+    /// pkg/apis/meta/v1/validation: ValidateCreateOptions, ValidateUpdateOptions, ValidatePatchOptions,
+    /// ValidateDeleteOptions) and answers whether it is a dry run. Every failure is 422 on the verb's options kind.
+    /// <paramref name="applyPatch"/> is set for PATCH only; <paramref name="deleteDryRun"/> for DELETE (whose
+    /// DeleteOptions body may carry dryRun).
     /// </summary>
-    private static bool DryRunRequested(HttpContext ctx, string optionsKind) =>
-        DryRunRequested(ctx.Request.Query["dryRun"].Where(v => !string.IsNullOrEmpty(v)).Select(v => v!).ToList(), optionsKind);
-
-    private static bool DryRunRequested(List<string> values, string optionsKind)
+    private static bool ValidateWriteOptions(HttpContext ctx, string optionsKind, bool? applyPatch = null, List<string>? deleteDryRun = null)
     {
-        if (values.Count == 0)
+        var q = ctx.Request.Query;
+        var causes = new List<StatusCause>();
+        void Add(string reason, string field, string body) => causes.Add(new StatusCause(reason, field, body));
+        var fieldManager = q["fieldManager"].ToString();
+        if (applyPatch == true && fieldManager.Length == 0)
         {
-            return false;
+            Add("FieldValueRequired", "fieldManager", "Required value: is required for apply patch");
+        }
+        else if (applyPatch == false && q.ContainsKey("force"))
+        {
+            Add("FieldValueForbidden", "force", "Forbidden: may not be specified for non-apply patch");
         }
 
-        if (values.Any(v => v != "All"))
+        if (deleteDryRun is null && fieldManager.Length > 128)
         {
-            var body = $"Unsupported value: []string{{{string.Join(", ", values.Select(v => $"\"{v}\""))}}}: supported values: \"All\"";
-            throw new ApiException(422, "Invalid", $"{optionsKind}.meta.k8s.io \"\" is invalid: dryRun: {body}",
-                [new StatusCause("FieldValueNotSupported", "dryRun", body)])
+            Add("FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes");
+        }
+
+        var dryRun = deleteDryRun ?? q["dryRun"].Where(v => !string.IsNullOrEmpty(v)).Select(v => v!).ToList();
+        if (dryRun.Any(v => v != "All"))
+        {
+            Add("FieldValueNotSupported", "dryRun",
+                $"Unsupported value: []string{{{string.Join(", ", dryRun.Select(v => $"\"{v}\""))}}}: supported values: \"All\"");
+        }
+
+        var fieldValidation = q["fieldValidation"].ToString();
+        if (deleteDryRun is null && fieldValidation is not ("" or "Ignore" or "Strict" or "Warn"))
+        {
+            Add("FieldValueNotSupported", "fieldValidation",
+                $"Unsupported value: \"{fieldValidation}\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"");
+        }
+
+        if (causes.Count > 0)
+        {
+            var parts = causes.Select(c => $"{c.Field}: {c.Message}").ToList();
+            throw new ApiException(422, "Invalid",
+                $"{optionsKind}.meta.k8s.io \"\" is invalid: {(parts.Count == 1 ? parts[0] : "[" + string.Join(", ", parts) + "]")}", causes)
             { DetailName = "", DetailGroup = "meta.k8s.io", DetailKind = optionsKind };
         }
 
-        return true;
+        return dryRun.Count > 0;
     }
 
     private Task<int> DispatchAsync(HttpContext ctx, ResourceRequest r) => r.Verb switch
@@ -556,7 +583,7 @@ internal sealed partial class RequestHandler
 
     private async Task<int> CreateAsync(HttpContext ctx, ResourceRequest r)
     {
-        var dryRun = DryRunRequested(ctx, "CreateOptions");
+        var dryRun = ValidateWriteOptions(ctx, "CreateOptions");
         var body = Json.ParseObject(await ReadBodyAsync(ctx).ConfigureAwait(false), "request body");
         if (r.Subresource == "token")
         {
@@ -861,7 +888,7 @@ internal sealed partial class RequestHandler
             throw new ApiException(405, "MethodNotAllowed", "PUT needs an object URL (…/{name})");
         }
 
-        var dryRun = DryRunRequested(ctx, "UpdateOptions");
+        var dryRun = ValidateWriteOptions(ctx, "UpdateOptions");
 
         var body = Json.ParseObject(await ReadBodyAsync(ctx).ConfigureAwait(false), "request body");
         CheckTypeAndNamespace(r, body);
@@ -889,12 +916,11 @@ internal sealed partial class RequestHandler
             throw new ApiException(405, "MethodNotAllowed", "PATCH needs an object URL (…/{name})");
         }
 
-        var dryRun = DryRunRequested(ctx, "PatchOptions");
-
         var contentType = (ctx.Request.ContentType ?? "").Split(';')[0].Trim();
+        var apply = contentType == "application/apply-patch+yaml";
+        var dryRun = ValidateWriteOptions(ctx, "PatchOptions", applyPatch: apply);
         var raw = await ReadBodyAsync(ctx).ConfigureAwait(false);
         var patch = Json.ParseAny(raw, "patch");
-        var apply = contentType == "application/apply-patch+yaml";
         Func<JsonObject, JsonObject> patcher = contentType switch
         {
             "application/merge-patch+json" => old => AsObject(Patches.MergePatch(old, patch)),
@@ -907,11 +933,6 @@ internal sealed partial class RequestHandler
         if (apply && patch is not JsonObject)
         {
             throw ApiException.BadRequest("an apply patch must be a JSON object (YAML bodies are not supported by the test server)");
-        }
-
-        if (apply && string.IsNullOrEmpty(ctx.Request.Query["fieldManager"]))
-        {
-            throw ApiException.BadRequest("PATCH with application/apply-patch+yaml requires the fieldManager query parameter");
         }
 
         var warnings = new List<string>();
@@ -1056,7 +1077,7 @@ internal sealed partial class RequestHandler
             throw ApiException.BadRequest($"propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\"");
         }
 
-        return new DeleteOptions(policy, uid, rv, DryRunRequested(dryRun, "DeleteOptions"));
+        return new DeleteOptions(policy, uid, rv, ValidateWriteOptions(ctx, "DeleteOptions", deleteDryRun: dryRun));
     }
 
     private static void AddWarnings(HttpContext ctx, List<string> warnings)

@@ -175,4 +175,25 @@ public sealed class DryRunTests : IAsyncLifetime
         Assert.Equal("dryRun", status.GetProperty("details").GetProperty("causes")[0].GetProperty("field").GetString());
         Assert.Equal(optionsKind, status.GetProperty("details").GetProperty("kind").GetString());
     }
+
+    [Theory]
+    [InlineData("POST", "application/json", "?fieldValidation=strict", "CreateOptions",
+        "fieldValidation: Unsupported value: \"strict\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"")]
+    [InlineData("PATCH", "application/apply-patch+yaml", "", "PatchOptions", "fieldManager: Required value: is required for apply patch")]
+    [InlineData("PATCH", "application/merge-patch+json", "?force=true", "PatchOptions", "force: Forbidden: may not be specified for non-apply patch")]
+    [InlineData("PUT", "application/json", "?dryRun=None&fieldValidation=Loose", "UpdateOptions",
+        "[dryRun: Unsupported value: []string{\"None\"}: supported values: \"All\", fieldValidation: Unsupported value: \"Loose\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"]")]
+    public async Task Write_options_are_checked_before_the_write_with_the_real_messages(string method, string contentType, string query, string optionsKind, string expected)
+    {
+        await _client.CoreV1.CreateNamespacedSecretAsync(Secret("existing", "v1"), Ns);
+        var path = method == "POST" ? $"/api/v1/namespaces/{Ns}/secrets" : $"/api/v1/namespaces/{Ns}/secrets/existing";
+        var body = JsonSerializer.Serialize(new { apiVersion = "v1", kind = "Secret", metadata = new { name = "existing" }, type = "changed" });
+        var rvBefore = _server.ResourceVersion;
+
+        var (code, status) = await SendAsync(method, path + query, body, contentType);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, code);
+        Assert.Equal($"{optionsKind}.meta.k8s.io \"\" is invalid: {expected}", status.GetProperty("message").GetString());
+        Assert.Equal(rvBefore, _server.ResourceVersion);
+    }
 }
