@@ -137,8 +137,8 @@ internal sealed partial class RequestHandler
 
     /// <summary>
     /// <c>/openapi/v2</c>: JSON when the Accept header allows it; a protobuf-only Accept (client-go's OpenAPISchema)
-    /// gets 406 with no body, as kube-openapi's handler (pkg/handler/handler.go) answers a format it cannot serve. kubectl then falls back
-    /// to its compiled-in types for strategic merge patches.
+    /// gets 406 with no body, as kube-openapi's handler (pkg/handler/handler.go) answers a format it cannot serve;
+    /// kubectl then falls back to its compiled-in types for strategic merge patches.
     /// </summary>
     private async Task<int> OpenApiV2Async(HttpContext ctx)
     {
