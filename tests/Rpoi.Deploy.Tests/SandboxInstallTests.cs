@@ -53,8 +53,9 @@ public sealed class SandboxInstallTests : IAsyncLifetime
         var release = Api.GetObject("v1", "Secret", Chart.Namespace, $"sh.helm.release.v1.{Chart.Release}.v1");
         Assert.NotNull(release);
         Assert.Equal("helm", release["metadata"]!["labels"]!["owner"]!.GetValue<string>());
-        Assert.Contains($"{Chart.Release}\t{Chart.Namespace}\t1", Helm("list", "--namespace", Chart.Namespace, "--no-headers").Replace(" ", "", StringComparison.Ordinal)
-            .Replace("\t\t", "\t", StringComparison.Ordinal), StringComparison.Ordinal);
+        var listed = JsonNode.Parse(Helm("list", "--namespace", Chart.Namespace, "--output", "json"))!.AsArray().Single()!;
+        Assert.Equal((Chart.Release, "deployed", "1"),
+            (listed["name"]!.GetValue<string>(), listed["status"]!.GetValue<string>(), listed["revision"]!.ToString()));
 
         Helm("uninstall", Chart.Release, "--namespace", Chart.Namespace);
 
