@@ -227,6 +227,102 @@ internal static class Discovery
         }
     }
 
+    /// <summary>
+    /// <c>/openapi/v2</c> as JSON: a Swagger 2.0 document with a definition per served kind (named as in v3, carrying
+    /// <c>x-kubernetes-group-version-kind</c>) and, per object path, get/put/patch/delete operations with
+    /// <c>x-kubernetes-action</c> and the dryRun/fieldManager/fieldValidation parameters, which kubectl's v2 query
+    /// parameter check reads. The protobuf form is not served (see docs/testing.md).
+    /// </summary>
+    public static JsonObject OpenApiV2(ResourceRegistry registry)
+    {
+        var definitions = new JsonObject();
+        var paths = new JsonObject();
+        foreach (var (group, version) in registry.All.Select(t => (t.Group, t.Version)).Distinct().OrderBy(x => x.Group, StringComparer.Ordinal).ThenBy(x => x.Version, StringComparer.Ordinal))
+        {
+            var v3 = OpenApiDocument(registry, group, version);
+            foreach (var (name, schema) in (JsonObject)v3["components"]!["schemas"]!)
+            {
+                definitions[name] = ToV2Schema(schema!);
+            }
+
+            foreach (var t in registry.ForGroupVersion(group, version))
+            {
+                var gvk = new JsonObject { ["group"] = group, ["version"] = version, ["kind"] = t.Kind };
+                var basePath = (group.Length == 0 ? $"/api/{version}" : $"/apis/{group}/{version}") +
+                               (t.Namespaced ? "/namespaces/{namespace}" : "") + $"/{t.Plural}/{{name}}";
+                paths[basePath] = V2Operations(gvk, SchemaName(t), t.Kind);
+                if (t.HasStatus)
+                {
+                    paths[basePath + "/status"] = V2Operations(gvk, SchemaName(t), t.Kind + "Status");
+                }
+            }
+        }
+
+        return new JsonObject
+        {
+            ["swagger"] = "2.0",
+            ["info"] = new JsonObject { ["title"] = "Kubernetes", ["version"] = "v1.32.0" },
+            ["paths"] = paths,
+            ["definitions"] = definitions,
+        };
+
+        static JsonObject V2Operations(JsonObject gvk, string schemaName, string idSuffix)
+        {
+            JsonObject Op(string verb, string action) => new()
+            {
+                ["operationId"] = verb + idSuffix,
+                ["x-kubernetes-action"] = action,
+                ["x-kubernetes-group-version-kind"] = gvk.DeepClone(),
+                ["parameters"] = new JsonArray(
+                    new JsonObject { ["name"] = "dryRun", ["in"] = "query", ["type"] = "string", ["uniqueItems"] = true },
+                    new JsonObject { ["name"] = "fieldManager", ["in"] = "query", ["type"] = "string", ["uniqueItems"] = true },
+                    new JsonObject { ["name"] = "fieldValidation", ["in"] = "query", ["type"] = "string", ["uniqueItems"] = true }),
+                ["responses"] = new JsonObject
+                {
+                    ["200"] = new JsonObject { ["description"] = "OK", ["schema"] = new JsonObject { ["$ref"] = $"#/definitions/{schemaName}" } },
+                },
+            };
+            return new JsonObject
+            {
+                ["get"] = Op("read", "get"),
+                ["put"] = Op("replace", "put"),
+                ["patch"] = Op("patch", "patch"),
+                ["delete"] = Op("delete", "delete"),
+            };
+        }
+    }
+
+    /// <summary>
+    /// A v3 schema in the Swagger 2.0 subset, as apiextensions-apiserver does for CRDs
+    /// (pkg/controller/openapi/v2/conversion.go): v2 has no nullable, oneOf, anyOf or not, so they are dropped.
+    /// </summary>
+    private static JsonNode ToV2Schema(JsonNode node)
+    {
+        if (node is not JsonObject obj)
+        {
+            return node.DeepClone();
+        }
+
+        var copy = new JsonObject();
+        foreach (var (key, value) in obj)
+        {
+            if (key is "nullable" or "oneOf" or "anyOf" or "not")
+            {
+                continue;
+            }
+
+            copy[key] = key switch
+            {
+                "properties" when value is JsonObject props => new JsonObject(props.Select(p => KeyValuePair.Create(p.Key, p.Value is null ? null : ToV2Schema(p.Value)))),
+                "items" or "additionalProperties" when value is JsonObject sub => ToV2Schema(sub),
+                "allOf" when value is JsonArray all => new JsonArray(all.Select(x => x is null ? null : ToV2Schema(x)).ToArray()),
+                _ => value?.DeepClone(),
+            };
+        }
+
+        return copy;
+    }
+
     /// <summary>Schema name as the real server writes it: reversed group, version, kind (io.k8s.api.core.v1.Secret for core).</summary>
     public static string SchemaName(ResourceType t)
     {

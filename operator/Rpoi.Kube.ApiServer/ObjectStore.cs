@@ -80,7 +80,12 @@ internal sealed class Watcher
 }
 
 /// <summary>Options for <see cref="ObjectStore.Delete"/>.</summary>
-internal sealed record DeleteOptions(string PropagationPolicy = "Background", string? PreconditionUid = null, string? PreconditionResourceVersion = null);
+/// <param name="PropagationPolicy">Background, Foreground or Orphan.</param>
+/// <param name="PreconditionUid">preconditions.uid, when sent.</param>
+/// <param name="PreconditionResourceVersion">preconditions.resourceVersion, when sent.</param>
+/// <param name="DryRun">dryRun=All: every check runs and the answer is the object as it would be, but nothing is stored.</param>
+internal sealed record DeleteOptions(string PropagationPolicy = "Background", string? PreconditionUid = null, string? PreconditionResourceVersion = null,
+    bool DryRun = false);
 
 /// <summary>
 /// All objects, the global resourceVersion counter, the bounded event history and the watchers.
@@ -225,15 +230,16 @@ internal sealed class ObjectStore
         }
     }
 
-    public StoredObject Create(ResourceType type, string? ns, JsonObject obj)
+    /// <summary>Creates an object; with <paramref name="dryRun"/> it only answers what would be created.</summary>
+    public StoredObject Create(ResourceType type, string? ns, JsonObject obj, bool dryRun = false)
     {
         lock (_gate)
         {
-            return CreateLocked(type, ns, obj);
+            return CreateLocked(type, ns, obj, dryRun);
         }
     }
 
-    private StoredObject CreateLocked(ResourceType type, string? ns, JsonObject obj)
+    private StoredObject CreateLocked(ResourceType type, string? ns, JsonObject obj, bool dryRun = false)
     {
         var meta = Json.Metadata(obj);
         var bucket = Bucket(type);
@@ -313,6 +319,13 @@ internal sealed class ObjectStore
             obj["status"] = new JsonObject { ["phase"] = "Active" };
         }
 
+        if (dryRun)
+        {
+            // As registry/generic/registry/dryrun.go: the object as it would be stored, without a resourceVersion.
+            meta.Remove("resourceVersion");
+            return StoredObject.Freeze(obj);
+        }
+
         return Commit(type, ns, name, null, obj, "ADDED");
     }
 
@@ -342,10 +355,11 @@ internal sealed class ObjectStore
     /// Replaces an object with the result of <paramref name="compute"/> (given a private copy of the current one),
     /// enforcing the rules every write shares: resourceVersion precondition, immutable system metadata,
     /// status subresource separation, generation and finalizer-driven removal. With <paramref name="createIfMissing"/>
-    /// (server-side apply), a missing object is created from compute(null).
+    /// (server-side apply), a missing object is created from compute(null). With <paramref name="dryRun"/> every rule
+    /// runs but nothing is stored: the answer keeps the current resourceVersion and no watcher hears of it.
     /// </summary>
     public (StoredObject Object, bool Created) Update(ResourceType type, string? ns, string name, WriteTarget target,
-        Func<JsonObject?, JsonObject> compute, bool createIfMissing = false)
+        Func<JsonObject?, JsonObject> compute, bool createIfMissing = false, bool dryRun = false)
     {
         lock (_gate)
         {
@@ -358,7 +372,7 @@ internal sealed class ObjectStore
                 }
 
                 var fresh = compute(null);
-                return (CreateLocked(type, ns, fresh), true);
+                return (CreateLocked(type, ns, fresh, dryRun), true);
             }
 
             var proposed = compute((JsonObject)old.Node.DeepClone());
@@ -446,6 +460,11 @@ internal sealed class ObjectStore
                 return (old, false);
             }
 
+            if (dryRun)
+            {
+                return (StoredObject.Freeze(next), false);
+            }
+
             if (oldMeta["deletionTimestamp"] is not null && Finalizers(next).Count == 0)
             {
                 var removed = Commit(type, ns, name, old, next, "DELETED");
@@ -509,8 +528,43 @@ internal sealed class ObjectStore
                 { DetailName = name, DetailGroup = type.Group, DetailKind = type.Plural };
             }
 
+            if (options.DryRun)
+            {
+                return DeleteDryRun(type, old);
+            }
+
             return DeleteLocked(type, old, options.PropagationPolicy);
         }
+    }
+
+    /// <summary>
+    /// What a delete would do, without doing it: the object marked for deletion when finalizers (or a namespace's
+    /// content) hold it, else the object as it is. Dependents are not visited: garbage collection is a separate
+    /// controller on a real server too, and a dry run never reaches it.
+    /// </summary>
+    private (StoredObject Object, bool Removed) DeleteDryRun(ResourceType type, StoredObject old)
+    {
+        var isNamespace = type.Group.Length == 0 && type.Plural == "namespaces";
+        if (old.Node["metadata"]?["deletionTimestamp"] is not null)
+        {
+            return (old, false);
+        }
+
+        if (Finalizers(old.Node).Count == 0 && !(isNamespace && NamespaceHasContent(old.Name)))
+        {
+            return (old, true);
+        }
+
+        var copy = (JsonObject)old.Node.DeepClone();
+        var meta = Json.Metadata(copy);
+        meta["deletionTimestamp"] = Json.FormatTime(_time.GetUtcNow());
+        meta["deletionGracePeriodSeconds"] = 0;
+        if (isNamespace)
+        {
+            copy["status"] = new JsonObject { ["phase"] = "Terminating" };
+        }
+
+        return (StoredObject.Freeze(copy), false);
     }
 
     private (StoredObject Object, bool Removed) DeleteLocked(ResourceType type, StoredObject old, string propagation)

@@ -85,10 +85,9 @@ internal sealed partial class RequestHandler
                 return 200;
             }
 
-            if (!string.IsNullOrEmpty(ctx.Request.Query["dryRun"]))
+            if (segments is ["openapi", "v2"] && HttpMethods.IsGet(ctx.Request.Method))
             {
-                // Executing a dry run would change state the caller expects untouched: refuse it plainly.
-                throw ApiException.BadRequest("dryRun is not supported by the test server; send the request without dryRun");
+                return await OpenApiV2Async(ctx).ConfigureAwait(false);
             }
 
             if (TryDiscovery(ctx, segments) is { } discovery)
@@ -136,6 +135,26 @@ internal sealed partial class RequestHandler
         }
     }
 
+    /// <summary>
+    /// <c>/openapi/v2</c>: JSON when the Accept header allows it; a protobuf-only Accept (client-go's OpenAPISchema)
+    /// gets 406 with no body, as kube-openapi's handler (pkg/handler/handler.go) answers a format it cannot serve;
+    /// kubectl then falls back to its compiled-in types for strategic merge patches.
+    /// </summary>
+    private async Task<int> OpenApiV2Async(HttpContext ctx)
+    {
+        ctx.Response.Headers.Append("Vary", "Accept");
+        var accept = ctx.Request.Headers.Accept.ToString();
+        var json = accept.Length == 0 || accept.Split(',').Select(a => a.Split(';')[0].Trim())
+            .Any(m => m is "application/json" or "application/*" or "*/*");
+        if (!json)
+        {
+            ctx.Response.StatusCode = 406;
+            return 406;
+        }
+
+        return await WriteJsonAsync(ctx, 200, Discovery.OpenApiV2(Registry)).ConfigureAwait(false);
+    }
+
     private static string ReasonFor(int code) => code switch
     {
         400 => "BadRequest",
@@ -163,7 +182,7 @@ internal sealed partial class RequestHandler
         switch (s.Length)
         {
             case 0:
-                return new JsonObject { ["paths"] = new JsonArray("/api", "/apis", "/openapi/v3", "/version", "/healthz") };
+                return new JsonObject { ["paths"] = new JsonArray("/api", "/apis", "/openapi/v2", "/openapi/v3", "/version", "/healthz") };
             case 1 when s[0] == "version":
                 return Discovery.Version(_options.GitVersion);
             case 1 when s[0] == "api":
@@ -266,6 +285,58 @@ internal sealed partial class RequestHandler
     }
 
     private static bool IsTrue(string? value) => value is "true" or "1";
+
+    /// <summary>
+    /// Checks a write's options as the real server does before it reads the body (apimachinery
+    /// pkg/apis/meta/v1/validation: ValidateCreateOptions, ValidateUpdateOptions, ValidatePatchOptions,
+    /// ValidateDeleteOptions) and answers whether it is a dry run. Every failure is 422 on the verb's options kind.
+    /// <paramref name="applyPatch"/> is set for PATCH only; <paramref name="deleteDryRun"/> for DELETE (whose
+    /// DeleteOptions body may carry dryRun).
+    /// </summary>
+    private static bool ValidateWriteOptions(HttpContext ctx, string optionsKind, bool? applyPatch = null, List<string>? deleteDryRun = null)
+    {
+        var q = ctx.Request.Query;
+        var causes = new List<StatusCause>();
+        void Add(string reason, string field, string body) => causes.Add(new StatusCause(reason, field, body));
+        var fieldManager = q["fieldManager"].ToString();
+        if (applyPatch == true && fieldManager.Length == 0)
+        {
+            Add("FieldValueRequired", "fieldManager", "Required value: is required for apply patch");
+        }
+        else if (applyPatch == false && q.ContainsKey("force"))
+        {
+            Add("FieldValueForbidden", "force", "Forbidden: may not be specified for non-apply patch");
+        }
+
+        if (deleteDryRun is null && fieldManager.Length > 128)
+        {
+            Add("FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes");
+        }
+
+        var dryRun = deleteDryRun ?? q["dryRun"].Where(v => !string.IsNullOrEmpty(v)).Select(v => v!).ToList();
+        if (dryRun.Any(v => v != "All"))
+        {
+            Add("FieldValueNotSupported", "dryRun",
+                $"Unsupported value: []string{{{string.Join(", ", dryRun.Select(v => $"\"{v}\""))}}}: supported values: \"All\"");
+        }
+
+        var fieldValidation = q["fieldValidation"].ToString();
+        if (deleteDryRun is null && fieldValidation is not ("" or "Ignore" or "Strict" or "Warn"))
+        {
+            Add("FieldValueNotSupported", "fieldValidation",
+                $"Unsupported value: \"{fieldValidation}\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"");
+        }
+
+        if (causes.Count > 0)
+        {
+            var parts = causes.Select(c => $"{c.Field}: {c.Message}").ToList();
+            throw new ApiException(422, "Invalid",
+                $"{optionsKind}.meta.k8s.io \"\" is invalid: {(parts.Count == 1 ? parts[0] : "[" + string.Join(", ", parts) + "]")}", causes)
+            { DetailName = "", DetailGroup = "meta.k8s.io", DetailKind = optionsKind };
+        }
+
+        return dryRun.Count > 0;
+    }
 
     private Task<int> DispatchAsync(HttpContext ctx, ResourceRequest r) => r.Verb switch
     {
@@ -512,6 +583,7 @@ internal sealed partial class RequestHandler
 
     private async Task<int> CreateAsync(HttpContext ctx, ResourceRequest r)
     {
+        var dryRun = ValidateWriteOptions(ctx, "CreateOptions");
         var body = Json.ParseObject(await ReadBodyAsync(ctx).ConfigureAwait(false), "request body");
         if (r.Subresource == "token")
         {
@@ -529,11 +601,11 @@ internal sealed partial class RequestHandler
         StoredObject created;
         if (IsCrd(r.Type))
         {
-            created = CreateCrd(body);
+            created = CreateCrd(body, dryRun);
         }
         else
         {
-            created = Store.Create(r.Type, r.Namespace, body);
+            created = Store.Create(r.Type, r.Namespace, body, dryRun);
         }
 
         AddWarnings(ctx, warnings);
@@ -563,7 +635,7 @@ internal sealed partial class RequestHandler
         return ResourceRegistry.ParseCrd(crd);
     }
 
-    private StoredObject CreateCrd(JsonObject crd)
+    private StoredObject CreateCrd(JsonObject crd, bool dryRun = false)
     {
         var crdType = Registry.Find("apiextensions.k8s.io", "v1", "customresourcedefinitions")!;
         var types = ResourceRegistry.ParseCrd(crd);
@@ -576,8 +648,12 @@ internal sealed partial class RequestHandler
                 Condition("NamesAccepted", "NoConflicts", "no conflicts found"),
                 Condition("Established", "InitialNamesAccepted", "the initial names have been accepted")),
         };
-        var created = Store.Create(crdType, null, crd);
-        Register(crd, types);
+        var created = Store.Create(crdType, null, crd, dryRun);
+        if (!dryRun)
+        {
+            Register(crd, types);
+        }
+
         return created;
 
         JsonObject Condition(string type, string reason, string message) => new()
@@ -812,6 +888,8 @@ internal sealed partial class RequestHandler
             throw new ApiException(405, "MethodNotAllowed", "PUT needs an object URL (…/{name})");
         }
 
+        var dryRun = ValidateWriteOptions(ctx, "UpdateOptions");
+
         var body = Json.ParseObject(await ReadBodyAsync(ctx).ConfigureAwait(false), "request body");
         CheckTypeAndNamespace(r, body);
         var warnings = new List<string>();
@@ -821,8 +899,8 @@ internal sealed partial class RequestHandler
         {
             ValidateObject(ctx, r.Type, body, old, warnings);
             return body;
-        });
-        if (crdTypes is not null)
+        }, dryRun: dryRun);
+        if (crdTypes is not null && !dryRun)
         {
             Register(updated.Node, crdTypes);
         }
@@ -839,9 +917,10 @@ internal sealed partial class RequestHandler
         }
 
         var contentType = (ctx.Request.ContentType ?? "").Split(';')[0].Trim();
+        var apply = contentType == "application/apply-patch+yaml";
+        var dryRun = ValidateWriteOptions(ctx, "PatchOptions", applyPatch: apply);
         var raw = await ReadBodyAsync(ctx).ConfigureAwait(false);
         var patch = Json.ParseAny(raw, "patch");
-        var apply = contentType == "application/apply-patch+yaml";
         Func<JsonObject, JsonObject> patcher = contentType switch
         {
             "application/merge-patch+json" => old => AsObject(Patches.MergePatch(old, patch)),
@@ -854,11 +933,6 @@ internal sealed partial class RequestHandler
         if (apply && patch is not JsonObject)
         {
             throw ApiException.BadRequest("an apply patch must be a JSON object (YAML bodies are not supported by the test server)");
-        }
-
-        if (apply && string.IsNullOrEmpty(ctx.Request.Query["fieldManager"]))
-        {
-            throw ApiException.BadRequest("PATCH with application/apply-patch+yaml requires the fieldManager query parameter");
         }
 
         var warnings = new List<string>();
@@ -891,8 +965,8 @@ internal sealed partial class RequestHandler
             }
 
             return next;
-        }, createIfMissing: apply);
-        if (crdTypes is not null)
+        }, createIfMissing: apply, dryRun: dryRun);
+        if (crdTypes is not null && !dryRun)
         {
             Register(result.Node, crdTypes);
         }
@@ -917,7 +991,7 @@ internal sealed partial class RequestHandler
     {
         var options = await DeleteOptionsAsync(ctx).ConfigureAwait(false);
         var (obj, removed) = Store.Delete(r.Type, r.Namespace, r.Name!, options);
-        if (IsCrd(r.Type) && removed)
+        if (IsCrd(r.Type) && removed && !options.DryRun)
         {
             var group = Json.GetString(obj.Node["spec"]?["group"]) ?? "";
             var plural = Json.GetString(obj.Node["spec"]?["names"]?["plural"]) ?? "";
@@ -974,9 +1048,16 @@ internal sealed partial class RequestHandler
         var policy = ctx.Request.Query["propagationPolicy"].ToString();
         string? uid = null;
         string? rv = null;
+        var dryRun = ctx.Request.Query["dryRun"].Where(v => !string.IsNullOrEmpty(v)).Select(v => v!).ToList();
         if (raw.Length > 0)
         {
             var body = Json.ParseObject(raw, "DeleteOptions body");
+            if (body["dryRun"] is JsonArray inBody)
+            {
+                // A DeleteOptions body replaces the query parameters (handlers/delete.go decodes one or the other).
+                dryRun = inBody.Select(Json.GetString).OfType<string>().ToList();
+            }
+
             policy = Json.GetString(body["propagationPolicy"]) ?? policy;
             uid = Json.GetString(body["preconditions"]?["uid"]);
             rv = Json.GetString(body["preconditions"]?["resourceVersion"]);
@@ -996,7 +1077,7 @@ internal sealed partial class RequestHandler
             throw ApiException.BadRequest($"propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\"");
         }
 
-        return new DeleteOptions(policy, uid, rv);
+        return new DeleteOptions(policy, uid, rv, ValidateWriteOptions(ctx, "DeleteOptions", deleteDryRun: dryRun));
     }
 
     private static void AddWarnings(HttpContext ctx, List<string> warnings)

@@ -100,6 +100,7 @@ internal sealed class ResourceRegistry
         yield return T("", "configmaps", "ConfigMap", true, ["cm"]);
         yield return T("", "pods", "Pod", true, ["po"], status: true) with { Categories = ["all"] };
         yield return T("", "services", "Service", true, ["svc"], status: true) with { Categories = ["all"] };
+        yield return T("", "persistentvolumeclaims", "PersistentVolumeClaim", true, ["pvc"], status: true);
         yield return T("", "events", "Event", true, ["ev"]);
         yield return T("events.k8s.io", "events", "Event", true, ["ev"]);
         yield return T("apps", "deployments", "Deployment", true, ["deploy"], status: true) with { Categories = ["all"] };
@@ -108,6 +109,9 @@ internal sealed class ResourceRegistry
         yield return T("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", false);
         yield return T("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", false);
         yield return T("coordination.k8s.io", "leases", "Lease", true);
+        // Kinds our chart and config/ install (NetworkPolicy has had no status subresource since 1.27).
+        yield return T("networking.k8s.io", "networkpolicies", "NetworkPolicy", true, ["netpol"]);
+        yield return T("policy", "poddisruptionbudgets", "PodDisruptionBudget", true, ["pdb"], status: true);
         yield return T("admissionregistration.k8s.io", "validatingadmissionpolicies", "ValidatingAdmissionPolicy", false, status: true);
         yield return T("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", false);
         yield return T("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", false, ["crd", "crds"], status: true);

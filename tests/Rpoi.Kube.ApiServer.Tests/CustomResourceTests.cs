@@ -309,14 +309,46 @@ public sealed class CustomResourceTests : IAsyncLifetime
         Assert.Equal(["c"], left["items"]!.AsArray().Select(i => i!["metadata"]!["name"]!.GetValue<string>()));
     }
 
-    [SkippableFact]
-    public async Task Dry_run_is_refused_rather_than_executed()
+    [Fact]
+    public async Task Dry_run_answers_the_object_as_it_would_be_and_stores_nothing()
     {
-        Skip.If(TestCluster.RealClusterConfigured, "the test server refuses dryRun (a documented difference); a real server executes it");
-        var e = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
+        // Create: the answer is the object with its uid, but no resourceVersion, and nothing is there afterwards.
+        var planned = ToNode(await _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
             New("dry", 1), Widgets.Group, Widgets.Version, Ns, Widgets.Plural, dryRun: "All"));
-        Assert.Equal(HttpStatusCode.BadRequest, e.Response.StatusCode);
-        Assert.Null(_cluster.Server.GetObject("example.test/v1", "Widget", Ns, "dry"));
+        Assert.Equal("dry", planned["metadata"]!["name"]!.GetValue<string>());
+        Assert.False(string.IsNullOrEmpty(planned["metadata"]!["uid"]?.GetValue<string>()));
+        Assert.Null(planned["metadata"]!["resourceVersion"]);
+        var missing = await Assert.ThrowsAsync<HttpOperationException>(() => GetAsync("dry"));
+        Assert.Equal(HttpStatusCode.NotFound, missing.Response.StatusCode);
+
+        // Validation runs as for a real write.
+        var invalid = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
+            New("dry-invalid", -1), Widgets.Group, Widgets.Version, Ns, Widgets.Plural, dryRun: "All"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, invalid.Response.StatusCode);
+
+        // Patch: the answer carries the new spec and the next generation; the stored object keeps both, and its resourceVersion.
+        var stored = await CreateAsync(New("kept", 1));
+        var body = new V1Patch(JsonSerializer.Serialize(new { spec = new { size = 7 } }), V1Patch.PatchType.MergePatch);
+        var patched = ToNode(await _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(
+            body, Widgets.Group, Widgets.Version, Ns, Widgets.Plural, "kept", dryRun: "All"));
+        Assert.Equal(7, patched["spec"]!["size"]!.GetValue<int>());
+        Assert.Equal(2, Generation(patched));
+        Assert.Equal(Rv(stored), Rv(patched));
+        var after = await GetAsync("kept");
+        Assert.Equal(1, after["spec"]!["size"]!.GetValue<int>());
+        Assert.Equal(1, Generation(after));
+        Assert.Equal(Rv(stored), Rv(after));
+
+        // Delete: answered, and the object is still there, unchanged.
+        await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(Widgets.Group, Widgets.Version, Ns, Widgets.Plural, "kept", dryRun: "All");
+        Assert.Equal(Rv(stored), Rv(await GetAsync("kept")));
+
+        // A dryRun value other than All is refused by the options' validation (apimachinery ValidateDryRun).
+        var unknown = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
+            New("dry-unknown", 1), Widgets.Group, Widgets.Version, Ns, Widgets.Plural, dryRun: "Server"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unknown.Response.StatusCode);
+        Assert.Equal("CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Server\"}: supported values: \"All\"",
+            JsonNode.Parse(unknown.Response.Content)!["message"]!.GetValue<string>());
     }
 }
 
