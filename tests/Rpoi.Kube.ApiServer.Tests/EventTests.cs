@@ -39,8 +39,13 @@ public sealed class EventTests : IAsyncLifetime
         ReportingInstance = "operator-0",
         Regarding = new V1ObjectReference
         {
-            ApiVersion = "rpoi.io/v1alpha1", Kind = "Lease", Name = regarding, NamespaceProperty = "default", Uid = "uid-" + regarding,
-            ResourceVersion = "42", FieldPath = "spec.request",
+            ApiVersion = "rpoi.io/v1alpha1",
+            Kind = "Lease",
+            Name = regarding,
+            NamespaceProperty = "default",
+            Uid = "uid-" + regarding,
+            ResourceVersion = "42",
+            FieldPath = "spec.request",
         },
         Related = new V1ObjectReference { ApiVersion = "v1", Kind = "Node", Name = "node-1" },
         Series = new Eventsv1EventSeries { Count = 2, LastObservedTime = EventTime.AddMinutes(1) },
