@@ -757,13 +757,24 @@ internal sealed partial class RequestHandler
             return;
         }
 
-        var (causes, unknown) = SchemaValidator.Validate(obj, schema, old, _options.ApplySchemaDefaults);
         var mode = ctx.Request.Query["fieldValidation"].ToString();
+        var patched = mode == "Strict" && HttpMethods.IsPatch(ctx.Request.Method) ? obj.ToJsonString() : null; // before pruning
+        var (causes, unknown) = SchemaValidator.Validate(obj, schema, old, _options.ApplySchemaDefaults);
         if (unknown.Count > 0)
         {
             if (mode == "Strict")
             {
-                throw ApiException.BadRequest("strict decoding error: " + string.Join(", ", unknown.Select(u => $"unknown field \"{u}\"")));
+                // As apiserver's handlers word it: a create or update body fails to decode (transformDecodeError,
+                // 400); a patched object fails to decode as the field "patch" (patch.go, 422).
+                var strict = "strict decoding error: " + string.Join(", ", unknown.Select(u => $"unknown field \"{u}\""));
+                if (patched is not null)
+                {
+                    // patch.go raises it with an empty GroupKind and name: kubectl then prints "The request is invalid: …".
+                    var cause = new StatusCause("FieldValueInvalid", "patch", $"patch: Invalid value: {SchemaValidator.GoQuote(patched)}: {strict}");
+                    throw new ApiException(422, "Invalid", $" \"\" is invalid: {cause.Message}", [cause]);
+                }
+
+                throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: {strict}");
             }
 
             if (mode != "Ignore")

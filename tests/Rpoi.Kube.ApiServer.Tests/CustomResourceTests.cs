@@ -135,7 +135,16 @@ public sealed class CustomResourceTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
             body, Widgets.Group, Widgets.Version, Ns, Widgets.Plural, fieldValidation: "Strict"));
         Assert.Equal(HttpStatusCode.BadRequest, e.Response.StatusCode);
-        Assert.Contains("unknown field \\\"spec.colour\\\"", e.Response.Content, StringComparison.Ordinal);
+        Assert.Equal("Widget in version \"v1\" cannot be handled as a Widget: strict decoding error: unknown field \"spec.colour\"",
+            JsonNode.Parse(e.Response.Content)!["message"]!.GetValue<string>());
+
+        // A patch whose result has an unknown field fails to decode as the field "patch" (apiserver's patch.go): 422.
+        var patch = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(
+            new V1Patch("""{"spec":{"colour":"blue"}}""", V1Patch.PatchType.MergePatch), Widgets.Group, Widgets.Version, Ns, Widgets.Plural, "u", fieldValidation: "Strict"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, patch.Response.StatusCode);
+        var cause = JsonNode.Parse(patch.Response.Content)!["details"]!["causes"]![0]!;
+        Assert.Equal("patch", cause["field"]!.GetValue<string>());
+        Assert.EndsWith(": strict decoding error: unknown field \"spec.colour\"", cause["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
     [Fact]
