@@ -455,9 +455,12 @@ internal sealed class ObjectStore
 
             if (oldMeta["deletionTimestamp"] is not null && Finalizers(next).Count == 0)
             {
-                var removed = Commit(type, ns, name, old, next, "DELETED");
+                // As the real store's deleteWithoutFinalizers: the write that empties the finalizers is not stored; the
+                // object is deleted as stored (a watch's DELETED carries that last state, finalizers included) and the
+                // writer gets its own object back.
+                var removed = Commit(type, ns, name, old, (JsonObject)old.Node.DeepClone(), "DELETED");
                 AfterRemoval(removed);
-                return (removed, false);
+                return (StoredObject.Freeze(next), false);
             }
 
             return (Commit(type, ns, name, old, next, "MODIFIED"), false);

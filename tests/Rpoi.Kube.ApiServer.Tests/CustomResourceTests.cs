@@ -205,6 +205,35 @@ public sealed class CustomResourceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_watch_sees_the_delete_through_a_finalizer_as_MODIFIED_then_DELETED_with_the_last_stored_state()
+    {
+        var w = New("wf", 1);
+        w["metadata"]!["finalizers"] = new JsonArray("example.test/hold");
+        var created = await CreateAsync(w);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        // From the create's resourceVersion, so the watch misses nothing on a real server too.
+        await using var events = _client.CustomObjects.WatchListNamespacedCustomObjectAsync(Widgets.Group, Widgets.Version, Ns, Widgets.Plural,
+            fieldSelector: "metadata.name=wf", resourceVersion: Rv(created), cancellationToken: cts.Token).GetAsyncEnumerator(cts.Token);
+
+        // DELETE answers 200 with the object, now carrying deletionTimestamp; the watch sees that as MODIFIED.
+        var deleting = ToNode(await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, Ns, Widgets.Plural, "wf"));
+        Assert.NotNull(deleting["metadata"]!["deletionTimestamp"]);
+        Assert.True(await events.MoveNextAsync());
+        Assert.Equal(WatchEventType.Modified, events.Current.Item1);
+        Assert.NotNull(ToNode((JsonElement)events.Current.Item2)["metadata"]!["deletionTimestamp"]);
+
+        // Emptying the finalizers deletes the object as stored: the writer gets its object back, the watch a DELETED
+        // whose object is the last stored state (finalizer included), as the real store's deleteWithoutFinalizers does.
+        var written = await MergePatchAsync("wf", new { metadata = new { finalizers = (string[]?)null } });
+        Assert.Null(written["metadata"]!["finalizers"]);
+        Assert.True(await events.MoveNextAsync());
+        Assert.Equal(WatchEventType.Deleted, events.Current.Item1);
+        var last = ToNode((JsonElement)events.Current.Item2);
+        Assert.Equal(["example.test/hold"], last["metadata"]!["finalizers"]!.AsArray().Select(f => f!.GetValue<string>()));
+        Assert.NotNull(last["metadata"]!["deletionTimestamp"]);
+    }
+
+    [Fact]
     public async Task Deleting_an_owner_garbage_collects_its_dependents()
     {
         var owner = await CreateAsync(New("owner", 1));
