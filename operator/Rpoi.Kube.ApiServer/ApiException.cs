@@ -5,7 +5,11 @@ namespace Rpoi.Kube.ApiServer;
 /// <summary>One field-level cause of an <c>Invalid</c> error, as in <c>Status.details.causes</c>.</summary>
 /// <param name="Reason">Machine reason, e.g. <c>FieldValueInvalid</c>, <c>FieldValueRequired</c>.</param>
 /// <param name="Field">The JSON path of the field, e.g. <c>spec.size</c>.</param>
-/// <param name="Message">Human text, as the real server writes it.</param>
+/// <param name="Message">
+/// The whole field error as the real server's <c>field.Error.Error()</c> writes it (<c>spec.size: Invalid value: 0: …</c>),
+/// which goes into <c>Status.message</c>; the cause on the wire carries it without the leading <c>field: </c>
+/// (<c>ErrorBody()</c>), as the real server sends it and as kubectl expects when it prints <c>field: message</c>.
+/// </param>
 public sealed record StatusCause(string Reason, string Field, string Message);
 
 /// <summary>
@@ -58,7 +62,8 @@ public sealed class ApiException : Exception
 
     internal static ApiException Invalid(ResourceType type, string name, IReadOnlyList<StatusCause> causes)
     {
-        var parts = causes.Select(c => c.Message).ToList();
+        // field.ErrorList.ToAggregate drops repeated messages.
+        var parts = causes.Select(c => c.Message).Distinct(StringComparer.Ordinal).ToList();
         var joined = parts.Count == 1 ? parts[0] : "[" + string.Join(", ", parts) + "]";
         var qualifiedKind = type.Group.Length == 0 ? type.Kind : $"{type.Kind}.{type.Group}";
         return new ApiException(422, "Invalid", $"{qualifiedKind} \"{name}\" is invalid: {joined}", causes)
@@ -106,7 +111,7 @@ public sealed class ApiException : Exception
                 details["causes"] = new JsonArray(causes.Select(c => (JsonNode)new JsonObject
                 {
                     ["reason"] = c.Reason,
-                    ["message"] = c.Message,
+                    ["message"] = c.Message.StartsWith(c.Field + ": ", StringComparison.Ordinal) ? c.Message[(c.Field.Length + 2)..] : c.Message,
                     ["field"] = c.Field,
                 }).ToArray());
             }

@@ -161,22 +161,11 @@ internal static class Discovery
                 schema["properties"] = props;
             }
 
-            props["apiVersion"] ??= new JsonObject
-            {
-                ["type"] = "string",
-                ["description"] = "APIVersion defines the versioned schema of this representation of an object.",
-            };
-            props["kind"] ??= new JsonObject
-            {
-                ["type"] = "string",
-                ["description"] = "Kind is a string value representing the REST resource this object represents.",
-            };
-            props["metadata"] = new JsonObject
-            {
-                ["type"] = "object",
-                ["description"] = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-                ["x-kubernetes-preserve-unknown-fields"] = true,
-            };
+            // As apiextensions-apiserver publishes a CRD: TypeMeta's apiVersion and kind replace the schema's own,
+            // and metadata refers to ObjectMeta (the CRD schema may say no more than type: object there).
+            props["apiVersion"] = OpenApiMeta.ApiVersion();
+            props["kind"] = OpenApiMeta.Kind();
+            props["metadata"] = OpenApiMeta.Metadata();
             schema["x-kubernetes-group-version-kind"] = new JsonArray(gvk.DeepClone());
             var schemaName = SchemaName(t);
             schemas[schemaName] = schema;
@@ -190,6 +179,7 @@ internal static class Discovery
             }
         }
 
+        OpenApiMeta.AddComponents(schemas);
         return new JsonObject
         {
             ["openapi"] = "3.0.0",

@@ -175,7 +175,9 @@ public sealed class KubeApiServer : IAsyncDisposable
     {
         var type = _handler.Registry.FindByKind(apiVersion, kind)
             ?? throw new ArgumentException($"no served resource has apiVersion {apiVersion} and kind {kind}", nameof(kind));
-        return (JsonObject?)_handler.Store.TryGet(type, type.Namespaced ? @namespace : null, name)?.Node.DeepClone();
+        return _handler.Store.TryGet(type, type.Namespaced ? @namespace : null, name) is { } stored
+            ? (type.Conversion is null ? (JsonObject)stored.Node.DeepClone() : type.FromStorage(stored.Node))
+            : null;
     }
 
     /// <summary>

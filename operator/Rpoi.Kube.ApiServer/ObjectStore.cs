@@ -15,6 +15,7 @@ internal enum WriteTarget
 internal sealed class HistoryEntry(string storageKey, long rv, string type, StoredObject? old, StoredObject current)
 {
     private byte[]? _line;
+    private byte[]? _converted;
 
     public string StorageKey { get; } = storageKey;
 
@@ -28,6 +29,12 @@ internal sealed class HistoryEntry(string storageKey, long rv, string type, Stor
 
     /// <summary>The watch line for the event's own type, serialized once for every watcher.</summary>
     public byte[] Line => _line ??= WatchLine(Type, Current.Json);
+
+    /// <summary>
+    /// The line as a resource serves it: the stored bytes, or once converted for a resource served from this
+    /// storage (events.k8s.io Events; one storage has at most one such resource, so one cached copy suffices).
+    /// </summary>
+    public byte[] LineAs(ResourceType type) => type.Conversion is null ? Line : _converted ??= WatchLine(Type, type.Serve(Current));
 
     public static byte[] WatchLine(string type, byte[] objectJson)
     {
@@ -467,9 +474,12 @@ internal sealed class ObjectStore
 
             if (oldMeta["deletionTimestamp"] is not null && Finalizers(next).Count == 0)
             {
-                var removed = Commit(type, ns, name, old, next, "DELETED");
+                // As the real store's deleteWithoutFinalizers: the write that empties the finalizers is not stored; the
+                // object is deleted as stored (a watch's DELETED carries that last state, finalizers included) and the
+                // writer gets its own object back.
+                var removed = Commit(type, ns, name, old, (JsonObject)old.Node.DeepClone(), "DELETED");
                 AfterRemoval(removed);
-                return (removed, false);
+                return (StoredObject.Freeze(next), false);
             }
 
             return (Commit(type, ns, name, old, next, "MODIFIED"), false);
@@ -762,15 +772,15 @@ internal sealed class ObjectStore
         var nowMatches = watcher.Matches(entry.Current);
         if (entry.Type != "MODIFIED")
         {
-            return nowMatches ? entry.Line : null;
+            return nowMatches ? entry.LineAs(watcher.Type) : null;
         }
 
         var wasMatching = entry.Old is not null && watcher.Matches(entry.Old);
         return (wasMatching, nowMatches) switch
         {
-            (true, true) => entry.Line,
-            (false, true) => HistoryEntry.WatchLine("ADDED", entry.Current.Json),
-            (true, false) => HistoryEntry.WatchLine("DELETED", entry.Current.Json),
+            (true, true) => entry.LineAs(watcher.Type),
+            (false, true) => HistoryEntry.WatchLine("ADDED", watcher.Type.Serve(entry.Current)),
+            (true, false) => HistoryEntry.WatchLine("DELETED", watcher.Type.Serve(entry.Current)),
             _ => null,
         };
     }
@@ -791,7 +801,7 @@ internal sealed class ObjectStore
                 {
                     if (watcher.Matches(obj))
                     {
-                        watcher.Initial.Add(HistoryEntry.WatchLine("ADDED", obj.Json));
+                        watcher.Initial.Add(HistoryEntry.WatchLine("ADDED", type.Serve(obj)));
                     }
                 }
 

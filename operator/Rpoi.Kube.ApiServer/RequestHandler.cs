@@ -364,14 +364,14 @@ internal sealed partial class RequestHandler
             return await WriteJsonAsync(ctx, 200, Tables.Build(r.Type, [obj], null, _time.GetUtcNow())).ConfigureAwait(false);
         }
 
-        return await WriteBytesAsync(ctx, 200, obj.Json).ConfigureAwait(false);
+        return await WriteBytesAsync(ctx, 200, r.Type.Serve(obj)).ConfigureAwait(false);
     }
 
     private async Task<int> ListAsync(HttpContext ctx, ResourceRequest r)
     {
         var q = ctx.Request.Query;
         var labels = LabelSelector.Parse(q["labelSelector"]);
-        var fields = FieldSelector.Parse(q["fieldSelector"]);
+        var fields = FieldSelector.Parse(q["fieldSelector"], r.Type.FieldLabels);
         var limit = int.TryParse(q["limit"], NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) && l > 0 ? l : 0;
         string? continueKey = null;
         if (q["continue"].ToString() is { Length: > 0 } token)
@@ -409,7 +409,8 @@ internal sealed partial class RequestHandler
             $"{{\"kind\":\"{r.Type.ListKind}\",\"apiVersion\":\"{r.Type.ApiVersion}\",\"metadata\":{meta.ToJsonString()},\"items\":[");
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = "application/json";
-        ctx.Response.ContentLength = head.Length + items.Sum(i => i.Json.Length) + Math.Max(0, items.Count - 1) + 2;
+        var bodies = items.Select(r.Type.Serve).ToList(); // the stored bytes themselves unless converted
+        ctx.Response.ContentLength = head.Length + bodies.Sum(b => b.Length) + Math.Max(0, items.Count - 1) + 2;
         var body = ctx.Response.Body;
         await body.WriteAsync(head, ctx.RequestAborted).ConfigureAwait(false);
         for (var i = 0; i < items.Count; i++)
@@ -419,7 +420,7 @@ internal sealed partial class RequestHandler
                 await body.WriteAsync(Comma, ctx.RequestAborted).ConfigureAwait(false);
             }
 
-            await body.WriteAsync(items[i].Json, ctx.RequestAborted).ConfigureAwait(false);
+            await body.WriteAsync(bodies[i], ctx.RequestAborted).ConfigureAwait(false);
         }
 
         await body.WriteAsync(ListEnd, ctx.RequestAborted).ConfigureAwait(false);
@@ -430,11 +431,11 @@ internal sealed partial class RequestHandler
     {
         var q = ctx.Request.Query;
         var labels = LabelSelector.Parse(q["labelSelector"]);
-        var fields = FieldSelector.Parse(q["fieldSelector"]);
+        var fields = FieldSelector.Parse(q["fieldSelector"], r.Type.FieldLabels);
         if (r.Name is not null)
         {
             // The deprecated /watch/.../{name} form: a watch on one object.
-            fields = FieldSelector.Parse(string.IsNullOrEmpty(q["fieldSelector"]) ? $"metadata.name={r.Name}" : $"{q["fieldSelector"]},metadata.name={r.Name}");
+            fields = FieldSelector.Parse(string.IsNullOrEmpty(q["fieldSelector"]) ? $"metadata.name={r.Name}" : $"{q["fieldSelector"]},metadata.name={r.Name}", r.Type.FieldLabels);
         }
 
         var bookmarks = IsTrue(q["allowWatchBookmarks"]);
@@ -605,11 +606,11 @@ internal sealed partial class RequestHandler
         }
         else
         {
-            created = Store.Create(r.Type, r.Namespace, body, dryRun);
+            created = Store.Create(r.Type, r.Namespace, r.Type.ToStorage(body), dryRun);
         }
 
         AddWarnings(ctx, warnings);
-        return await WriteBytesAsync(ctx, 201, created.Json).ConfigureAwait(false);
+        return await WriteBytesAsync(ctx, 201, r.Type.Serve(created)).ConfigureAwait(false);
     }
 
     private static bool IsCrd(ResourceType t) => t.Group == "apiextensions.k8s.io" && t.Plural == "customresourcedefinitions";
@@ -718,7 +719,7 @@ internal sealed partial class RequestHandler
                     }
                 }
 
-                restored.Add((type, StoredObject.Freeze(obj)));
+                restored.Add((type, StoredObject.Freeze(type.ToStorage(obj))));
             }
         }
 
@@ -777,6 +778,10 @@ internal sealed partial class RequestHandler
         static string B64(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
     }
 
+    /// <summary>Another served version of the same group and storage (a multi-version CRD); core and events.k8s.io Events share storage but not a group.</summary>
+    private static bool IsOtherVersionOf(ResourceType? other, ResourceType type) =>
+        other is not null && other.StorageKey == type.StorageKey && other.Group == type.Group;
+
     private void CheckTypeAndNamespace(ResourceRequest r, JsonObject body)
     {
         var apiVersion = Json.GetString(body["apiVersion"]);
@@ -786,7 +791,7 @@ internal sealed partial class RequestHandler
             body["apiVersion"] = r.Type.ApiVersion;
             body["kind"] = r.Type.Kind;
         }
-        else if (kind != r.Type.Kind || (apiVersion != r.Type.ApiVersion && Registry.FindByKind(apiVersion, kind)?.StorageKey != r.Type.StorageKey))
+        else if (kind != r.Type.Kind || (apiVersion != r.Type.ApiVersion && !IsOtherVersionOf(Registry.FindByKind(apiVersion, kind), r.Type)))
         {
             throw ApiException.BadRequest($"the API version in the data ({apiVersion}) does not match the expected API version ({r.Type.ApiVersion}), or kind {kind} is not {r.Type.Kind}");
         }
@@ -828,13 +833,24 @@ internal sealed partial class RequestHandler
             return;
         }
 
-        var (causes, unknown) = SchemaValidator.Validate(obj, schema, old, _options.ApplySchemaDefaults);
         var mode = ctx.Request.Query["fieldValidation"].ToString();
+        var patched = mode == "Strict" && HttpMethods.IsPatch(ctx.Request.Method) ? obj.ToJsonString() : null; // before pruning
+        var (causes, unknown) = SchemaValidator.Validate(obj, schema, old, _options.ApplySchemaDefaults);
         if (unknown.Count > 0)
         {
             if (mode == "Strict")
             {
-                throw ApiException.BadRequest("strict decoding error: " + string.Join(", ", unknown.Select(u => $"unknown field \"{u}\"")));
+                // As apiserver's handlers word it: a create or update body fails to decode (transformDecodeError,
+                // 400); a patched object fails to decode as the field "patch" (patch.go, 422).
+                var strict = "strict decoding error: " + string.Join(", ", unknown.Select(u => $"unknown field \"{u}\""));
+                if (patched is not null)
+                {
+                    // patch.go raises it with an empty GroupKind and name: kubectl then prints "The request is invalid: …".
+                    var cause = new StatusCause("FieldValueInvalid", "patch", $"patch: Invalid value: {SchemaValidator.GoQuote(patched)}: {strict}");
+                    throw new ApiException(422, "Invalid", $" \"\" is invalid: {cause.Message}", [cause]);
+                }
+
+                throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: {strict}");
             }
 
             if (mode != "Ignore")
@@ -897,8 +913,8 @@ internal sealed partial class RequestHandler
         IReadOnlyList<ResourceType>? crdTypes = IsCrd(r.Type) && target == WriteTarget.Main ? ResourceRegistry.ParseCrd(body) : null;
         var (updated, _) = Store.Update(r.Type, r.Namespace, r.Name, target, old =>
         {
-            ValidateObject(ctx, r.Type, body, old, warnings);
-            return body;
+            ValidateObject(ctx, r.Type, body, old is null ? null : r.Type.FromStorage(old), warnings);
+            return r.Type.ToStorage(body);
         }, dryRun: dryRun);
         if (crdTypes is not null && !dryRun)
         {
@@ -906,7 +922,7 @@ internal sealed partial class RequestHandler
         }
 
         AddWarnings(ctx, warnings);
-        return await WriteBytesAsync(ctx, 200, updated.Json).ConfigureAwait(false);
+        return await WriteBytesAsync(ctx, 200, r.Type.Serve(updated)).ConfigureAwait(false);
     }
 
     private async Task<int> PatchAsync(HttpContext ctx, ResourceRequest r)
@@ -952,6 +968,8 @@ internal sealed partial class RequestHandler
             }
             else
             {
+                // A patch applies to the served form (an events.k8s.io patch names note, regarding, series, ...).
+                old = r.Type.FromStorage(old);
                 var oldCopy = (JsonObject)old.DeepClone();
                 next = patcher(old);
                 Strip(next);
@@ -964,7 +982,7 @@ internal sealed partial class RequestHandler
                 crdTypes = ResourceRegistry.ParseCrd(next);
             }
 
-            return next;
+            return r.Type.ToStorage(next);
         }, createIfMissing: apply, dryRun: dryRun);
         if (crdTypes is not null && !dryRun)
         {
@@ -972,7 +990,7 @@ internal sealed partial class RequestHandler
         }
 
         AddWarnings(ctx, warnings);
-        return await WriteBytesAsync(ctx, created ? 201 : 200, result.Json).ConfigureAwait(false);
+        return await WriteBytesAsync(ctx, created ? 201 : 200, r.Type.Serve(result)).ConfigureAwait(false);
 
         static JsonObject AsObject(JsonNode? node) =>
             node as JsonObject ?? throw ApiException.BadRequest("the patched object is not a JSON object");
@@ -1005,7 +1023,7 @@ internal sealed partial class RequestHandler
 
         if (!removed)
         {
-            return await WriteBytesAsync(ctx, 200, obj.Json).ConfigureAwait(false);
+            return await WriteBytesAsync(ctx, 200, r.Type.Serve(obj)).ConfigureAwait(false);
         }
 
         var status = ApiException.BuildStatus(200, "", "", obj.Name, r.Type.Group, r.Type.Plural);
@@ -1019,13 +1037,14 @@ internal sealed partial class RequestHandler
     {
         var options = await DeleteOptionsAsync(ctx).ConfigureAwait(false);
         var q = ctx.Request.Query;
-        var (items, _, _) = Store.List(r.Type, r.Namespace, LabelSelector.Parse(q["labelSelector"]), FieldSelector.Parse(q["fieldSelector"]));
+        var (items, _, _) = Store.List(r.Type, r.Namespace, LabelSelector.Parse(q["labelSelector"]), FieldSelector.Parse(q["fieldSelector"], r.Type.FieldLabels));
         var deleted = new JsonArray();
         foreach (var item in items)
         {
             try
             {
-                deleted.Add(Store.Delete(r.Type, item.Namespace, item.Name, options with { PreconditionUid = null, PreconditionResourceVersion = null }).Object.Node.DeepClone());
+                var gone = Store.Delete(r.Type, item.Namespace, item.Name, options with { PreconditionUid = null, PreconditionResourceVersion = null }).Object;
+                deleted.Add(r.Type.Conversion is null ? gone.Node.DeepClone() : r.Type.FromStorage(gone.Node));
             }
             catch (ApiException e) when (e.Code == 404)
             {

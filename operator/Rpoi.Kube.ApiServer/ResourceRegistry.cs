@@ -101,8 +101,13 @@ internal sealed class ResourceRegistry
         yield return T("", "pods", "Pod", true, ["po"], status: true) with { Categories = ["all"] };
         yield return T("", "services", "Service", true, ["svc"], status: true) with { Categories = ["all"] };
         yield return T("", "persistentvolumeclaims", "PersistentVolumeClaim", true, ["pvc"], status: true);
-        yield return T("", "events", "Event", true, ["ev"]);
-        yield return T("events.k8s.io", "events", "Event", true, ["ev"]);
+        // One resource, two representations, as on a real server: events.k8s.io/v1 is served from the core/v1 storage.
+        yield return T("", "events", "Event", true, ["ev"]) with { FieldLabels = EventRepresentations.CoreLabels };
+        yield return T(EventRepresentations.EventsGroup, "events", "Event", true, ["ev"]) with
+        {
+            Conversion = EventRepresentations.EventsV1Conversion,
+            FieldLabels = EventRepresentations.EventsV1Labels,
+        };
         yield return T("apps", "deployments", "Deployment", true, ["deploy"], status: true) with { Categories = ["all"] };
         yield return T("rbac.authorization.k8s.io", "roles", "Role", true);
         yield return T("rbac.authorization.k8s.io", "rolebindings", "RoleBinding", true);

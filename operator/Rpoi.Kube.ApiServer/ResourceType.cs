@@ -62,8 +62,27 @@ public sealed record ResourceType
     /// <summary><c>plural.group</c> as used in error messages (<c>widgets.example.test</c>), or the plural for core.</summary>
     public string QualifiedPlural => Group.Length == 0 ? Plural : $"{Plural}.{Group}";
 
-    /// <summary>Storage key: objects are shared across versions of one group and plural.</summary>
-    internal string StorageKey => $"{Group}/{Plural}";
+    /// <summary>
+    /// Set when this resource is served from another resource's storage (events.k8s.io/v1 Events are stored as
+    /// core/v1 Events); null when objects are stored as served.
+    /// </summary>
+    internal StorageConversion? Conversion { get; init; }
+
+    /// <summary>The field selector labels this kind supports; null = any dotted path of the object.</summary>
+    internal FieldLabels? FieldLabels { get; init; }
+
+    /// <summary>Storage key: objects are shared across versions of one group and plural, and with a converted resource's storage.</summary>
+    internal string StorageKey => Conversion?.StorageKey ?? $"{Group}/{Plural}";
+
+    /// <summary>A stored object's bytes as this resource serves them (converted when it shares another's storage).</summary>
+    internal byte[] Serve(StoredObject stored) =>
+        Conversion is { } c ? Json.Serialize(c.FromStorage(stored.Node)) : stored.Json;
+
+    /// <summary>A served-form object in the form it is stored in.</summary>
+    internal JsonObject ToStorage(JsonObject served) => Conversion is { } c ? c.ToStorage(served) : served;
+
+    /// <summary>A stored-form object in the form this resource serves (a new object when converted).</summary>
+    internal JsonObject FromStorage(JsonObject stored) => Conversion is { } c ? c.FromStorage(stored) : stored;
 
     /// <summary>List kind, e.g. SecretList.</summary>
     public string ListKind => Kind + "List";

@@ -10,6 +10,11 @@ namespace Rpoi.Kube.ApiServer;
 /// minimum/maximum (and exclusive), minLength/maxLength, pattern, enum, minItems/maxItems, nullable,
 /// x-kubernetes-int-or-string, x-kubernetes-preserve-unknown-fields, and pruning of unknown fields
 /// (or, with <c>fieldValidation=Strict</c>, rejecting them), and, when asked, <c>default</c> values for absent fields. CEL rules are a small subset, see <see cref="CelSubset"/>.
+/// Messages are the real server's: kube-openapi's validation messages (pkg/validation/errors/schema.go) turned into
+/// field errors as apiextensions-apiserver does (pkg/apiserver/validation/validation.go kubeOpenAPIResultToFieldErrors),
+/// printed as apimachinery's field.Error.Error() (<c>field: Invalid value: 0: detail</c>). As in
+/// apiextensions-apiserver's strategy (pkg/registry/customresource/strategy.go), CEL rules run after the schema checks
+/// and only when none of them is a blocking error (required, type, enum, too long, too many).
 /// </summary>
 internal static class SchemaValidator
 {
@@ -46,8 +51,68 @@ internal static class SchemaValidator
         }
 
         CheckRequired(obj, schema, "", causes, skipMeta: true);
+        if (!HasRules(schema))
+        {
+            return (causes, unknown);
+        }
+
+        if (causes.Any(c => c.Reason is "FieldValueNotSupported" or "FieldValueRequired" or "FieldValueTooLong" or "FieldValueTooMany" or "FieldValueTypeInvalid"))
+        {
+            // field.Invalid(nil, nil, …): the real server prints a nil path as <nil> and a nil value as "null".
+            causes.Add(new StatusCause("FieldValueInvalid", "<nil>",
+                "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"));
+            return (causes, unknown);
+        }
+
         CelSubset.Check(obj, old, schema, "", causes);
+        foreach (var (key, value) in obj)
+        {
+            if (key is not ("apiVersion" or "kind" or "metadata") && props?[key] is JsonObject propSchema)
+            {
+                CheckRules(value, propSchema, key, old?[key], causes);
+            }
+        }
+
         return (causes, unknown);
+    }
+
+    /// <summary>Whether any x-kubernetes-validations rule sits anywhere in the schema (the real server then has a CEL validator).</summary>
+    private static bool HasRules(JsonNode? node) => node is JsonObject o &&
+        (o.ContainsKey("x-kubernetes-validations")
+         || (o["properties"] is JsonObject props && props.Any(p => HasRules(p.Value)))
+         || HasRules(o["items"]) || HasRules(o["additionalProperties"]));
+
+    /// <summary>Runs the CEL rules of a value and then of its children, as the real CEL validator walks the object.</summary>
+    private static void CheckRules(JsonNode? value, JsonObject schema, string path, JsonNode? old, List<StatusCause> causes)
+    {
+        if (value is null)
+        {
+            return;
+        }
+
+        CelSubset.Check(value, old, schema, path, causes);
+        switch (value)
+        {
+            case JsonObject o:
+                var props = schema["properties"] as JsonObject;
+                var additional = schema["additionalProperties"] as JsonObject;
+                foreach (var (key, child) in o)
+                {
+                    if ((props?[key] as JsonObject ?? additional) is { } childSchema)
+                    {
+                        CheckRules(child, childSchema, Join(path, key), (old as JsonObject)?[key], causes);
+                    }
+                }
+
+                break;
+            case JsonArray a when schema["items"] is JsonObject items:
+                for (var i = 0; i < a.Count; i++)
+                {
+                    CheckRules(a[i], items, $"{path}[{i}]", null, causes);
+                }
+
+                break;
+        }
     }
 
     /// <summary>Structural defaulting, as the real server does on create and update: absent fields of present objects get their default.</summary>
@@ -129,7 +194,7 @@ internal static class SchemaValidator
         {
             if (kind is not (JsonValueKind.String or JsonValueKind.Number) || (kind == JsonValueKind.Number && !IsInteger(value)))
             {
-                causes.Add(TypeCause(path, value, "integer or string"));
+                causes.Add(TypeCause(path, value, "integer,string"));
                 return;
             }
         }
@@ -154,8 +219,9 @@ internal static class SchemaValidator
 
         if (schema["enum"] is JsonArray allowed && !allowed.Any(a => JsonNode.DeepEquals(a, value)))
         {
-            var list = string.Join(", ", allowed.Select(a => a?.ToJsonString()));
-            causes.Add(new StatusCause("FieldValueNotSupported", path, $"{path}: Unsupported value: {value.ToJsonString()}: supported values: {list}"));
+            // field.NotSupported quotes every allowed value; non-strings are JSON-encoded first.
+            var list = string.Join(", ", allowed.Select(a => GoQuote(a is JsonValue av && av.GetValueKind() == JsonValueKind.String ? av.GetValue<string>() : a?.ToJsonString() ?? "null")));
+            causes.Add(new StatusCause("FieldValueNotSupported", path, $"{path}: Unsupported value: {BadValue(value)}: supported values: {list}"));
         }
 
         switch (value)
@@ -174,9 +240,6 @@ internal static class SchemaValidator
                 break;
         }
 
-        CelSubset.Check(value, old, schema, path, causes);
-
-        return;
     }
 
     private static void CheckObject(JsonObject o, JsonObject schema, string path, JsonObject? old, List<StatusCause> causes, List<string> unknown)
@@ -238,7 +301,7 @@ internal static class SchemaValidator
     private static void CheckNumber(JsonValue v, JsonObject schema, string path, List<StatusCause> causes)
     {
         var n = v.GetValue<double>();
-        var text = v.ToJsonString();
+        var text = GoNumber(v);
         if (schema["minimum"] is JsonValue min)
         {
             var m = min.GetValue<double>();
@@ -246,7 +309,7 @@ internal static class SchemaValidator
             if (exclusive ? n <= m : n < m)
             {
                 causes.Add(new StatusCause("FieldValueInvalid", path,
-                    $"{path}: Invalid value: {text}: {path} in body should be greater than {(exclusive ? "" : "or equal to ")}{min.ToJsonString()}"));
+                    $"{path}: Invalid value: {text}: {path} in body should be greater than {(exclusive ? "" : "or equal to ")}{GoFloat(m)}"));
             }
         }
 
@@ -257,39 +320,117 @@ internal static class SchemaValidator
             if (exclusive ? n >= m : n > m)
             {
                 causes.Add(new StatusCause("FieldValueInvalid", path,
-                    $"{path}: Invalid value: {text}: {path} in body should be less than {(exclusive ? "" : "or equal to ")}{max.ToJsonString()}"));
+                    $"{path}: Invalid value: {text}: {path} in body should be less than {(exclusive ? "" : "or equal to ")}{GoFloat(m)}"));
             }
         }
     }
 
     private static void CheckString(string s, JsonObject schema, string path, List<StatusCause> causes)
     {
-        if (schema["minLength"] is JsonValue min && s.Length < min.GetValue<int>())
+        // kube-openapi counts characters (runes), not UTF-16 code units.
+        var length = s.EnumerateRunes().Count();
+        if (schema["minLength"] is JsonValue min && length < min.GetValue<int>())
         {
-            causes.Add(new StatusCause("FieldValueInvalid", path, $"{path}: Invalid value: \"{s}\": {path} in body should be at least {min} chars long"));
+            causes.Add(new StatusCause("FieldValueInvalid", path, $"{path}: Invalid value: {GoQuote(s)}: {path} in body should be at least {min} chars long"));
         }
 
-        if (schema["maxLength"] is JsonValue max && s.Length > max.GetValue<int>())
+        if (schema["maxLength"] is JsonValue max && length > max.GetValue<int>())
         {
             causes.Add(new StatusCause("FieldValueTooLong", path, $"{path}: Too long: may not be more than {max} bytes"));
         }
 
         if (Json.GetString(schema["pattern"]) is { } pattern && !Regex.IsMatch(s, pattern, RegexOptions.None, TimeSpan.FromSeconds(1)))
         {
-            causes.Add(new StatusCause("FieldValueInvalid", path, $"{path}: Invalid value: \"{s}\": {path} in body should match '{pattern}'"));
+            causes.Add(new StatusCause("FieldValueInvalid", path, $"{path}: Invalid value: {GoQuote(s)}: {path} in body should match '{pattern}'"));
         }
 
         if (Json.GetString(schema["format"]) == "date-time" &&
             !DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out _))
         {
-            causes.Add(new StatusCause("FieldValueInvalid", path, $"{path}: Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\""));
+            // A format failure is a type failure in kube-openapi (errors.InvalidType), so a TypeInvalid field error.
+            causes.Add(new StatusCause("FieldValueTypeInvalid", path, $"{path}: Invalid value: {GoQuote(s)}: {path} in body must be of type date-time: {GoQuote(s)}"));
         }
+    }
+
+    /// <summary>A string as Go's %q prints it (how field errors show string values): quotes and backslashes escaped, control characters as escapes.</summary>
+    internal static string GoQuote(string s)
+    {
+        var b = new System.Text.StringBuilder(s.Length + 2).Append('"');
+        foreach (var c in s)
+        {
+            b.Append(c switch
+            {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                _ when char.IsControl(c) => $"\\x{(int)c:x2}",
+                _ => c.ToString(),
+            });
+        }
+
+        return b.Append('"').ToString();
+    }
+
+    /// <summary>A JSON value as field errors print a bad value: strings quoted (%q), numbers and booleans as they are (%v).</summary>
+    private static string BadValue(JsonNode? value) => value switch
+    {
+        null => "\"null\"",
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => GoQuote(v.GetValue<string>()),
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number => GoNumber(v),
+        _ => value.ToJsonString(),
+    };
+
+    /// <summary>A value as Go's %v prints what the real server decoded: an integer literal is an int64, anything else a float64.</summary>
+    private static string GoNumber(JsonValue v) =>
+        !v.ToJsonString().Any(c => c is '.' or 'e' or 'E') && v.TryGetValue<long>(out var l)
+            ? l.ToString(CultureInfo.InvariantCulture)
+            : GoFloat(v.GetValue<double>());
+
+    /// <summary>
+    /// A float64 as Go's %v (strconv 'g', shortest) prints it: scientific when the exponent is below -4 or at least 6,
+    /// so a schema's <c>maximum: 31536000</c> reads 3.1536e+07 in the real server's message.
+    /// </summary>
+    internal static string GoFloat(double d)
+    {
+        if (d == 0)
+        {
+            return "0";
+        }
+
+        // Shortest round-trip digits, then the position of the decimal point.
+        var shortest = Math.Abs(d).ToString("R", CultureInfo.InvariantCulture);
+        var e = shortest.IndexOf('E');
+        var mantissa = e < 0 ? shortest : shortest[..e];
+        var shift = e < 0 ? 0 : int.Parse(shortest[(e + 1)..], CultureInfo.InvariantCulture);
+        var point = mantissa.IndexOf('.');
+        var digits = mantissa.Replace(".", "", StringComparison.Ordinal);
+        var dp = (point < 0 ? mantissa.Length : point) + shift;
+        var lead = digits.Length - digits.TrimStart('0').Length;
+        digits = digits.TrimStart('0').TrimEnd('0');
+        dp -= lead;
+        var exponent = dp - 1;
+        var sign = d < 0 ? "-" : "";
+        if (exponent < -4 || exponent >= 6)
+        {
+            var frac = digits.Length > 1 ? "." + digits[1..] : "";
+            return $"{sign}{digits[0]}{frac}e{(exponent < 0 ? "-" : "+")}{Math.Abs(exponent):00}";
+        }
+
+        if (dp <= 0)
+        {
+            return $"{sign}0.{new string('0', -dp)}{digits}";
+        }
+
+        return digits.Length <= dp ? sign + digits + new string('0', dp - digits.Length) : $"{sign}{digits[..dp]}.{digits[dp..]}";
     }
 
     private static bool IsInteger(JsonNode value) =>
         value is JsonValue v && v.TryGetValue<double>(out var d) && Math.Floor(d) == d && !v.ToJsonString().Contains('.', StringComparison.Ordinal);
 
-    private static string TypeName(JsonObject schema) => Json.GetString(schema["type"]) ?? "object";
+    private static string TypeName(JsonObject schema) =>
+        schema["x-kubernetes-int-or-string"]?.GetValue<bool>() == true ? "integer,string" : Json.GetString(schema["type"]) ?? "";
 
     private static StatusCause TypeCause(string path, JsonNode value, string type)
     {
@@ -347,24 +488,24 @@ internal static partial class CelSubset
 
             if (expr.Evaluate(self, oldSelf) == false)
             {
-                var message = Json.GetString(rule["message"]) ?? $"failed rule: {text}";
-                var field = path.Length == 0 ? "<root>" : path;
-                var kind = "object";
+                // As apiextensions-apiserver's CEL validator (pkg/apiserver/schema/cel/validation.go): the value shown is the
+                // type of the schema the rule sits on, the path is the rule's (plus fieldPath), a nil root path prints <nil>.
+                var message = Json.GetString(rule["message"]) is { Length: > 0 } m && m.Trim().Length > 0 ? m.Trim() : $"failed rule: {text.Trim()}";
+                var field = path.Length == 0 ? "<nil>" : path;
                 if (Json.GetString(rule["fieldPath"]) is { Length: > 0 } fieldPath)
                 {
                     // fieldPath is relative to self, for example ".returnRequested".
-                    field = path.Length == 0 ? fieldPath.TrimStart('.') : path + fieldPath;
-                    kind = (Expr.Resolve("self" + fieldPath, self, null)?.GetValueKind()) switch
-                    {
-                        JsonValueKind.String => "string",
-                        JsonValueKind.Number => "number",
-                        JsonValueKind.True or JsonValueKind.False => "boolean",
-                        JsonValueKind.Array => "array",
-                        _ => "object",
-                    };
+                    field = path.Length == 0 ? fieldPath.TrimStart('.') : path + "." + fieldPath.TrimStart('.');
                 }
 
-                causes.Add(new StatusCause("FieldValueInvalid", field, $"{field}: Invalid value: \"{kind}\": {message}"));
+                var type = Json.GetString(schema["type"]) ?? "";
+                causes.Add(Json.GetString(rule["reason"]) switch
+                {
+                    "FieldValueForbidden" => new StatusCause("FieldValueForbidden", field, $"{field}: Forbidden: {message}"),
+                    "FieldValueRequired" => new StatusCause("FieldValueRequired", field, $"{field}: Required value: {message}"),
+                    "FieldValueDuplicate" => new StatusCause("FieldValueDuplicate", field, $"{field}: Duplicate value: {SchemaValidator.GoQuote(type)}"),
+                    _ => new StatusCause("FieldValueInvalid", field, $"{field}: Invalid value: {SchemaValidator.GoQuote(type)}: {message}"),
+                });
             }
         }
     }

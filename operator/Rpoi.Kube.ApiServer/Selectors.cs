@@ -164,19 +164,20 @@ internal sealed class LabelSelector
 
 /// <summary>
 /// A parsed field selector: <c>path=value</c>, <c>path==value</c>, <c>path!=value</c>, comma separated.
-/// Any dotted path of the object can be used (the real server allows a per-kind set: metadata.name,
-/// metadata.namespace, involvedObject.* for events, spec.nodeName and status.phase for pods, ...).
+/// A kind with <see cref="FieldLabels"/> (Events) accepts exactly its labels, as the real server does; for other
+/// kinds any dotted path of the object can be used (the real server allows a per-kind set: metadata.name,
+/// metadata.namespace, spec.nodeName and status.phase for pods, ...).
 /// </summary>
 internal sealed class FieldSelector
 {
-    private readonly List<(string[] Path, bool Negate, string Value)> _terms = [];
+    private readonly List<(Func<JsonObject, string> ValueOf, bool Negate, string Value)> _terms = [];
 
     public static readonly FieldSelector Everything = new();
 
     /// <summary>The name when the selector pins <c>metadata.name</c> (used to narrow lookups).</summary>
     public string? Name { get; private set; }
 
-    public static FieldSelector Parse(string? text)
+    public static FieldSelector Parse(string? text, FieldLabels? labels = null)
     {
         var selector = new FieldSelector();
         if (string.IsNullOrWhiteSpace(text))
@@ -209,7 +210,7 @@ internal sealed class FieldSelector
 
             var path = raw[..idx].Trim();
             var value = raw[(idx + skip)..].Trim();
-            selector._terms.Add((path.Split('.'), negate, value));
+            selector._terms.Add((labels?.Resolve(path) ?? PathValue(path.Split('.')), negate, value));
             if (path == "metadata.name" && !negate)
             {
                 selector.Name = value;
@@ -219,23 +220,27 @@ internal sealed class FieldSelector
         return selector;
     }
 
+    private static Func<JsonObject, string> PathValue(string[] path) => obj =>
+    {
+        JsonNode? node = obj;
+        foreach (var segment in path)
+        {
+            node = (node as JsonObject)?[segment];
+        }
+
+        return node switch
+        {
+            null => "",
+            JsonValue v when v.TryGetValue<string>(out var s) => s,
+            _ => node.ToJsonString(),
+        };
+    };
+
     public bool Matches(JsonObject obj)
     {
-        foreach (var (path, negate, value) in _terms)
+        foreach (var (valueOf, negate, value) in _terms)
         {
-            JsonNode? node = obj;
-            foreach (var segment in path)
-            {
-                node = (node as JsonObject)?[segment];
-            }
-
-            var actual = node switch
-            {
-                null => "",
-                JsonValue v when v.TryGetValue<string>(out var s) => s,
-                _ => node.ToJsonString(),
-            };
-            if ((actual == value) == negate)
+            if ((valueOf(obj) == value) == negate)
             {
                 return false;
             }

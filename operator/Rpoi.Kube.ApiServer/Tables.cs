@@ -15,6 +15,11 @@ internal static class Tables
 
     public static JsonObject Build(ResourceType type, IEnumerable<StoredObject> items, long? listRv, DateTimeOffset now)
     {
+        if (type.Kind == "Event" && type.Group is "" or EventRepresentations.EventsGroup)
+        {
+            return EventRepresentations.Table(items, listRv, now);
+        }
+
         var columns = type.PrinterColumns.Count > 0
             ? type.PrinterColumns
             : [new PrinterColumn("Age", "date", ".metadata.creationTimestamp", "CreationTimestamp is a timestamp representing the server time when this object was created.")];

@@ -135,7 +135,16 @@ public sealed class CustomResourceTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.CreateNamespacedCustomObjectAsync<JsonElement>(
             body, Widgets.Group, Widgets.Version, Ns, Widgets.Plural, fieldValidation: "Strict"));
         Assert.Equal(HttpStatusCode.BadRequest, e.Response.StatusCode);
-        Assert.Contains("unknown field \\\"spec.colour\\\"", e.Response.Content, StringComparison.Ordinal);
+        Assert.Equal("Widget in version \"v1\" cannot be handled as a Widget: strict decoding error: unknown field \"spec.colour\"",
+            JsonNode.Parse(e.Response.Content)!["message"]!.GetValue<string>());
+
+        // A patch whose result has an unknown field fails to decode as the field "patch" (apiserver's patch.go): 422.
+        var patch = await Assert.ThrowsAsync<HttpOperationException>(() => _client.CustomObjects.PatchNamespacedCustomObjectAsync<JsonElement>(
+            new V1Patch("""{"spec":{"colour":"blue"}}""", V1Patch.PatchType.MergePatch), Widgets.Group, Widgets.Version, Ns, Widgets.Plural, "u", fieldValidation: "Strict"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, patch.Response.StatusCode);
+        var cause = JsonNode.Parse(patch.Response.Content)!["details"]!["causes"]![0]!;
+        Assert.Equal("patch", cause["field"]!.GetValue<string>());
+        Assert.EndsWith(": strict decoding error: unknown field \"spec.colour\"", cause["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -193,6 +202,35 @@ public sealed class CustomResourceTests : IAsyncLifetime
         await MergePatchAsync("f", new { metadata = new { finalizers = Array.Empty<string>() } });
         var gone = await Assert.ThrowsAsync<HttpOperationException>(() => GetAsync("f"));
         Assert.Equal(HttpStatusCode.NotFound, gone.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_watch_sees_the_delete_through_a_finalizer_as_MODIFIED_then_DELETED_with_the_last_stored_state()
+    {
+        var w = New("wf", 1);
+        w["metadata"]!["finalizers"] = new JsonArray("example.test/hold");
+        var created = await CreateAsync(w);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        // From the create's resourceVersion, so the watch misses nothing on a real server too.
+        await using var events = _client.CustomObjects.WatchListNamespacedCustomObjectAsync(Widgets.Group, Widgets.Version, Ns, Widgets.Plural,
+            fieldSelector: "metadata.name=wf", resourceVersion: Rv(created), cancellationToken: cts.Token).GetAsyncEnumerator(cts.Token);
+
+        // DELETE answers 200 with the object, now carrying deletionTimestamp; the watch sees that as MODIFIED.
+        var deleting = ToNode(await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, Ns, Widgets.Plural, "wf"));
+        Assert.NotNull(deleting["metadata"]!["deletionTimestamp"]);
+        Assert.True(await events.MoveNextAsync());
+        Assert.Equal(WatchEventType.Modified, events.Current.Item1);
+        Assert.NotNull(ToNode((JsonElement)events.Current.Item2)["metadata"]!["deletionTimestamp"]);
+
+        // Emptying the finalizers deletes the object as stored: the writer gets its object back, the watch a DELETED
+        // whose object is the last stored state (finalizer included), as the real store's deleteWithoutFinalizers does.
+        var written = await MergePatchAsync("wf", new { metadata = new { finalizers = (string[]?)null } });
+        Assert.Null(written["metadata"]!["finalizers"]);
+        Assert.True(await events.MoveNextAsync());
+        Assert.Equal(WatchEventType.Deleted, events.Current.Item1);
+        var last = ToNode((JsonElement)events.Current.Item2);
+        Assert.Equal(["example.test/hold"], last["metadata"]!["finalizers"]!.AsArray().Select(f => f!.GetValue<string>()));
+        Assert.NotNull(last["metadata"]!["deletionTimestamp"]);
     }
 
     [Fact]

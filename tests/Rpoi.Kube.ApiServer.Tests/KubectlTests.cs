@@ -110,12 +110,13 @@ public sealed class KubectlTests
         var bad = kubectl.WriteFile("bad.yaml", Dedent(WidgetYaml.Replace("name: w1", "name: bad", StringComparison.Ordinal) + "\n  colour: red"));
         var result = await kubectl.RunAsync("apply", "-f", bad);
         Assert.NotEqual(0, result.ExitCode);
-        KubectlAssert.Contains("unknown field \"spec.colour\"", result);
+        KubectlAssert.Contains("error when creating \"" + bad + "\": Widget in version \"v1\" cannot be handled as a Widget: strict decoding error: unknown field \"spec.colour\"", result);
 
         var tooBig = kubectl.WriteFile("big.yaml", Dedent(WidgetYaml.Replace("name: w1", "name: big", StringComparison.Ordinal).Replace("size: 3", "size: 1000", StringComparison.Ordinal)));
         var invalid = await kubectl.RunAsync("apply", "-f", tooBig);
         Assert.NotEqual(0, invalid.ExitCode);
-        KubectlAssert.Contains("spec.size", invalid);
+        // kubectl prints the Invalid Status as 'The <kind> "<name>" is invalid: ' plus each cause as 'field: message'.
+        KubectlAssert.Contains("The Widget \"big\" is invalid: spec.size: Invalid value: 1000: spec.size in body should be less than or equal to 100", invalid);
     }
 
     [Theory]

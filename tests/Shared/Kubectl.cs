@@ -11,12 +11,13 @@ public sealed record KubectlResult(int ExitCode, string Stdout, string Stderr, s
     public override string ToString() => $"$ {CommandLine}\nexit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
 }
 
-/// <summary>Runs a real kubectl binary against a test server or a real cluster, with its own HOME and cache.</summary>
+/// <summary>Runs a real kubectl binary against a test server (with its own HOME) or a real cluster (with the user's HOME, for auth plugins), each run with its own discovery cache.</summary>
 public sealed class Kubectl : IDisposable
 {
     private readonly string _binary;
     private readonly string _home;
     private readonly string _kubeconfig;
+    private readonly bool _ownHome = true;
 
     /// <summary>kubectl against an in-memory server (a kubeconfig is written for it).</summary>
     public Kubectl(string binary, KubeApiServer server)
@@ -32,6 +33,10 @@ public sealed class Kubectl : IDisposable
         _binary = binary;
         _home = Directory.CreateTempSubdirectory("kubectl-test-").FullName;
         _kubeconfig = cluster.KubeconfigPath;
+
+        // A real cluster's kubeconfig may authenticate through an exec plugin (GKE's gke-gcloud-auth-plugin reads
+        // ~/.config/gcloud): keep the user's HOME there; the discovery cache still goes to this run's directory.
+        _ownHome = !cluster.IsReal;
     }
 
     /// <summary>The binary this instance runs.</summary>
@@ -93,7 +98,11 @@ public sealed class Kubectl : IDisposable
         }
 
         psi.Environment["KUBECONFIG"] = _kubeconfig;
-        psi.Environment["HOME"] = _home;
+        if (_ownHome)
+        {
+            psi.Environment["HOME"] = _home;
+        }
+
         psi.Environment["KUBECACHEDIR"] = Path.Combine(_home, "cache");
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {_binary}");
         var stdout = ReadLinesAsync(process.StandardOutput, stdoutLines);

@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
+using Rpoi.Kube.Events;
 using Rpoi.Operator.Tests.Support;
 using Rpoi.Protocol;
 using Rpoi.Protocol.Messages;
@@ -137,6 +138,13 @@ public sealed class LeaseKubectlTests
         KubectlAssert.Contains("Set to true to end the lease early", spec);
         var chips = KubectlAssert.Succeeded(await kubectl.RunAsync(KubectlTimeout, "explain", "tpulease.spec.request.payload.chips"));
         KubectlAssert.Contains("Number of TPU chips M asked for; at least 1.", chips);
+
+        // A real server publishes metadata as a reference to ObjectMeta, whatever the CRD says there.
+        var metadata = KubectlAssert.Succeeded(await kubectl.RunAsync(KubectlTimeout, "explain", "tpulease.metadata"));
+        Assert.Matches(new Regex(@"FIELD:\s+metadata <ObjectMeta>"), metadata.Stdout);
+        KubectlAssert.Contains("ObjectMeta is metadata that all persisted resources must have", metadata);
+        var name = KubectlAssert.Succeeded(await kubectl.RunAsync(KubectlTimeout, "explain", "tpulease.metadata.name"));
+        KubectlAssert.Contains("Name must be unique within a namespace.", name);
     }
 
     [Theory]
@@ -169,6 +177,43 @@ public sealed class LeaseKubectlTests
         KubectlAssert.Contains(RpoiEquations.TransactionHashOf(lease.Signed).Hex, describe);
         Assert.Matches(new Regex(@"Phase:\s+Active"), describe.Stdout);
         Assert.Matches(new Regex(@"Type:\s+Ready"), describe.Stdout);
+        Assert.Matches(new Regex(@"^Events:\s+<none>\s*$", RegexOptions.Multiline), describe.Stdout);
+    }
+
+    [Theory]
+    [MemberData(nameof(Binaries))]
+    public async Task Events_the_operator_records_show_in_get_events_and_describe(string binary)
+    {
+        var (cluster, kubectl, _) = await StartWithLeaseAsync(binary);
+        await using var _ = cluster;
+        using var __ = kubectl;
+
+        // The operator's own recorder writes events.k8s.io/v1 Events; kubectl reads core/v1 Events. A real server
+        // stores both as one resource, so the operator's events show where users look for them.
+        var lease = KubernetesJson.Deserialize<Rpoi.Operator.Entities.Lease>((await GetLeaseAsync(cluster, "train-1"))!.ToJsonString());
+        await using (var recorder = new KubeEventRecorder(cluster.Client, "rpoi.io/operator", "operator-0"))
+        {
+            await recorder.RecordAsync(lease, EventTypes.Normal, "Verified", "Verify", "signed request verified", CancellationToken.None);
+            await recorder.RecordAsync(lease, EventTypes.Warning, "EscrowUnreachable", "Hold", "escrow did not answer; retrying", CancellationToken.None);
+            Assert.True(await recorder.FlushAsync(CancellationToken.None), "the recorder wrote both events");
+        }
+
+        var events = KubectlAssert.Succeeded(await Run(kubectl, cluster, "get", "events"));
+        Assert.Matches(new Regex(@"^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+MESSAGE\s*$", RegexOptions.Multiline), events.Stdout);
+        Assert.True(Regex.IsMatch(events.Stdout, @"^\S+\s+Normal\s+Verified\s+lease/train-1\s+signed request verified\s*$", RegexOptions.Multiline),
+            $"no row for the Verified event:\n{events}");
+        Assert.True(Regex.IsMatch(events.Stdout, @"^\S+\s+Warning\s+EscrowUnreachable\s+lease/train-1\s+escrow did not answer; retrying\s*$", RegexOptions.Multiline),
+            $"no row for the EscrowUnreachable event:\n{events}");
+
+        // describe finds them with core/v1 field selectors on involvedObject (name, namespace, kind, uid); From is
+        // the reporting controller, as the events.k8s.io API has no source.
+        var describe = KubectlAssert.Succeeded(await Run(kubectl, cluster, "describe", "tpulease", "train-1"));
+        Assert.Matches(new Regex(@"^Events:\s*$", RegexOptions.Multiline), describe.Stdout);
+        Assert.Matches(new Regex(@"^\s+Type\s+Reason\s+Age\s+From\s+Message\s*$", RegexOptions.Multiline), describe.Stdout);
+        Assert.True(Regex.IsMatch(describe.Stdout, @"^\s+Normal\s+Verified\s+\S+\s+rpoi\.io/operator\s+signed request verified\s*$", RegexOptions.Multiline),
+            $"describe does not list the Verified event:\n{describe}");
+        Assert.True(Regex.IsMatch(describe.Stdout, @"^\s+Warning\s+EscrowUnreachable\s+\S+\s+rpoi\.io/operator\s+escrow did not answer; retrying\s*$", RegexOptions.Multiline),
+            $"describe does not list the EscrowUnreachable event:\n{describe}");
     }
 
     [Theory]
@@ -209,31 +254,31 @@ public sealed class LeaseKubectlTests
 
         // minimum: 1 holds inside the payload although it preserves unknown fields (known fields are still validated).
         var zeroChips = new LeaseManifests(cluster.Namespace, "zero");
+        // kubectl prints an Invalid Status as 'The <kind> "<name>" is invalid: ' and then each cause as 'field: message';
+        // the causes are the real server's field errors (kube-openapi's wording; CEL errors show the rule schema's type).
         var chips = await Refused("zero.yaml", zeroChips.LeaseYaml(zeroChips.RequestWith("chips", 0)));
-        KubectlAssert.Contains("spec.request.payload.chips", chips);
-        KubectlAssert.Contains("greater than or equal to 1", chips);
+        KubectlAssert.Contains("The Lease \"zero\" is invalid: spec.request.payload.chips: Invalid value: 0: spec.request.payload.chips in body should be greater than or equal to 1", chips);
         Assert.Null(await GetLeaseAsync(cluster, "zero"));
 
+        // maximum: 5 and the CEL range rule both fail (a maximum is not a blocking error, so CEL still runs).
         var score = await Refused("score.yaml", lease.RatingYaml("bad-score", "Leaser", 7));
-        KubectlAssert.Contains("spec.score", score);
-        KubectlAssert.Contains("less than or equal to 5", score);
+        KubectlAssert.Contains("The Rating \"bad-score\" is invalid: ", score);
+        KubectlAssert.Contains("* spec.score: Invalid value: 7: spec.score in body should be less than or equal to 5", score);
+        KubectlAssert.Contains("* spec.score: Invalid value: \"integer\": score must be between 1 and 5", score);
 
-        // CEL with has() and ||: a renter's rating must carry the renter's signature.
+        // CEL with has() and ||: a renter's rating must carry the renter's signature (the rule sits on spec).
         var unsigned = await Refused("unsigned.yaml", lease.RatingYaml("unsigned", "Renter", 5));
-        KubectlAssert.Contains("spec.signedRating", unsigned);
-        KubectlAssert.Contains("signedRating is required when rater is Renter", unsigned);
+        KubectlAssert.Contains("The Rating \"unsigned\" is invalid: spec: Invalid value: \"object\": spec.signedRating is required when rater is Renter", unsigned);
 
         // CEL transition rules: the signed request is immutable, and a return cannot be withdrawn.
         var other = new LeaseManifests(cluster.Namespace, "train-1");
         var immutable = await Refused("changed.yaml", other.LeaseYaml());
-        KubectlAssert.Contains("spec.request", immutable);
-        KubectlAssert.Contains("spec.request is immutable", immutable);
+        KubectlAssert.Contains("The Lease \"train-1\" is invalid: spec.request: Invalid value: \"object\": spec.request is immutable", immutable);
 
         KubectlAssert.Succeeded(await Run(kubectl, cluster, "patch", "tpulease", "train-1", "--type=merge", "-p", """{"spec":{"returnRequested":true}}"""));
         var withdraw = await Run(kubectl, cluster, "patch", "tpulease", "train-1", "--type=merge", "-p", """{"spec":{"returnRequested":false}}""");
         Assert.True(withdraw.ExitCode != 0, $"expected a refusal:\n{withdraw}");
-        KubectlAssert.Contains("spec.returnRequested", withdraw);
-        KubectlAssert.Contains("returnRequested cannot be withdrawn once set to true", withdraw);
+        KubectlAssert.Contains("The Lease \"train-1\" is invalid: spec: Invalid value: \"object\": spec.returnRequested cannot be withdrawn once set to true", withdraw);
         Assert.True((await GetLeaseAsync(cluster, "train-1"))!["spec"]!["returnRequested"]!.GetValue<bool>());
     }
 }
