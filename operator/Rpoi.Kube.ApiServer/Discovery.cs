@@ -286,6 +286,8 @@ internal static class Discovery
     /// A v3 schema in the Swagger 2.0 subset, as apiextensions-apiserver does for CRDs
     /// (pkg/controller/openapi/v2/conversion.go): v2 has no nullable, oneOf, anyOf or not, so they are dropped.
     /// </summary>
+    private const string V3RefPrefix = "#/components/schemas/";
+
     private static JsonNode ToV2Schema(JsonNode node)
     {
         if (node is not JsonObject obj)
@@ -306,6 +308,10 @@ internal static class Discovery
                 "properties" when value is JsonObject props => new JsonObject(props.Select(p => KeyValuePair.Create(p.Key, p.Value is null ? null : ToV2Schema(p.Value)))),
                 "items" or "additionalProperties" when value is JsonObject sub => ToV2Schema(sub),
                 "allOf" when value is JsonArray all => new JsonArray(all.Select(x => x is null ? null : ToV2Schema(x)).ToArray()),
+
+                // v3 points into components/schemas; the same schemas live under definitions in v2.
+                "$ref" when value?.GetValue<string>() is { } target && target.StartsWith(V3RefPrefix, StringComparison.Ordinal) =>
+                    JsonValue.Create("#/definitions/" + target[V3RefPrefix.Length..]),
                 _ => value?.DeepClone(),
             };
         }
@@ -316,7 +322,11 @@ internal static class Discovery
     /// <summary>Schema name as the real server writes it: reversed group, version, kind (io.k8s.api.core.v1.Secret for core).</summary>
     public static string SchemaName(ResourceType t)
     {
-        var group = t.Group.Length == 0 ? "io.k8s.api.core" : string.Join('.', t.Group.Split('.').Reverse());
+        // Built-in kinds are named by their Go package (k8s.io/api/<group>/<version>): the group's first label.
+        var group = t.Group.Length == 0 ? "io.k8s.api.core"
+            : t.Group == "apiextensions.k8s.io" ? "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions"
+            : !t.IsCustom ? "io.k8s.api." + t.Group.Split('.')[0]
+            : string.Join('.', t.Group.Split('.').Reverse());
         return $"{group}.{t.Version}.{t.Kind}";
     }
 }

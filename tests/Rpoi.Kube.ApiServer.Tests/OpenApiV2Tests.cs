@@ -56,7 +56,15 @@ public sealed class OpenApiV2Tests : IAsyncLifetime
         Assert.Equal(100, widget["properties"]!["spec"]!["properties"]!["size"]!["maximum"]!.GetValue<int>());
         foreach (var kind in new[] { "NetworkPolicy", "PodDisruptionBudget", "PersistentVolumeClaim" })
         {
-            Assert.Contains(doc["definitions"]!.AsObject(), d => d.Value!["x-kubernetes-group-version-kind"]![0]!["kind"]!.GetValue<string>() == kind);
+            Assert.Contains(doc["definitions"]!.AsObject(), d => d.Value?["x-kubernetes-group-version-kind"]?[0]?["kind"]?.GetValue<string>() == kind);
+        }
+
+        // Shared schemas such as ObjectMeta are referenced the v2 way, and every reference resolves.
+        Assert.Equal("#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", widget["properties"]!["metadata"]!["$ref"]?.GetValue<string>() ?? widget["properties"]!["metadata"]!["allOf"]?[0]?["$ref"]?.GetValue<string>());
+        foreach (var target in Refs(doc))
+        {
+            Assert.StartsWith("#/definitions/", target, StringComparison.Ordinal);
+            Assert.NotNull(doc["definitions"]![target["#/definitions/".Length..]]);
         }
 
         var patch = doc["paths"]!["/apis/example.test/v1/namespaces/{namespace}/widgets/{name}"]!["patch"]!;
@@ -112,4 +120,11 @@ public sealed class OpenApiV2Tests : IAsyncLifetime
             resource["verbs"]!.AsArray().Select(v => v!.GetValue<string>()));
         Assert.Equal(status, resources.Any(r => r!["name"]!.GetValue<string>() == plural + "/status"));
     }
+
+    private static IEnumerable<string> Refs(JsonNode? node) => node switch
+    {
+        JsonObject o => o.SelectMany(p => p.Key == "$ref" && p.Value is JsonValue v ? [v.GetValue<string>()] : Refs(p.Value)),
+        JsonArray a => a.SelectMany(Refs),
+        _ => [],
+    };
 }
