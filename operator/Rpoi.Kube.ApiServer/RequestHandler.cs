@@ -555,7 +555,7 @@ internal sealed partial class RequestHandler
         }
         else
         {
-            var types = ResourceRegistry.ParseCrd(crd);
+            var types = ResourceRegistry.ParseCrd(crd, Store.TryGet(crdType, null, name)?.Node);
             Store.Update(crdType, null, name, WriteTarget.Main, _ => crd);
             Register(crd, types);
         }
@@ -747,6 +747,10 @@ internal sealed partial class RequestHandler
     {
         var name = Json.GetString(obj["metadata"]?["name"]) ?? "";
         ValidateMetadata(type, obj, name);
+        if (IsCrd(type))
+        {
+            warnings.AddRange(CrdValidation.UncompiledRules(obj));
+        }
         if (type.Schema is not { } schema)
         {
             return;
@@ -816,7 +820,9 @@ internal sealed partial class RequestHandler
         CheckTypeAndNamespace(r, body);
         var warnings = new List<string>();
         var target = r.Subresource == "status" ? WriteTarget.Status : WriteTarget.Main;
-        IReadOnlyList<ResourceType>? crdTypes = IsCrd(r.Type) && target == WriteTarget.Main ? ResourceRegistry.ParseCrd(body) : null;
+        IReadOnlyList<ResourceType>? crdTypes = IsCrd(r.Type) && target == WriteTarget.Main
+            ? ResourceRegistry.ParseCrd(body, Store.TryGet(r.Type, null, r.Name)?.Node)
+            : null;
         var (updated, _) = Store.Update(r.Type, r.Namespace, r.Name, target, old =>
         {
             ValidateObject(ctx, r.Type, body, old, warnings);
@@ -887,7 +893,7 @@ internal sealed partial class RequestHandler
             ValidateObject(ctx, r.Type, next, old, warnings);
             if (IsCrd(r.Type) && target == WriteTarget.Main)
             {
-                crdTypes = ResourceRegistry.ParseCrd(next);
+                crdTypes = ResourceRegistry.ParseCrd(next, old);
             }
 
             return next;
