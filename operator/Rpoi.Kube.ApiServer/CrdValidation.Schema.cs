@@ -956,14 +956,15 @@ internal static partial class CrdValidation
             $"Reason:{GoValue.Pointer("apiextensions.FieldValueErrorReason", rule["reason"] is not null)}, " +
             $"FieldPath:{GoValue.Quote(Json.GetString(rule["fieldPath"]) ?? "")}, OptionalOldSelf:{GoValue.Pointer("bool", rule["optionalOldSelf"] is not null)}}}";
 
-        // A rule's fieldPath: a dot path (with ['key'] for odd names) through declared properties and map values.
+        // A rule's fieldPath: a dot path through declared properties, ['key'] through map values.
         private static JsonObject? Resolve(JsonObject s, string fieldPath)
         {
             var node = s;
             foreach (Match m in PathSegment().Matches(fieldPath))
             {
                 var name = m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value;
-                node = Obj(node, "properties")?[name] as JsonObject ?? Obj(node, "additionalProperties");
+                // As cel.ValidFieldPath: .name is a declared property, ['key'] a map value; no list indexes.
+                node = m.Groups[1].Success ? Obj(node, "properties")?[name] as JsonObject : Obj(node, "additionalProperties");
                 if (node is null)
                 {
                     return null;
@@ -1006,6 +1007,12 @@ internal static partial class CrdValidation
                 var at = m.Index + m.Groups[1].Length;
                 foreach (var name in m.Groups[2].Value.Split('.', StringSplitOptions.RemoveEmptyEntries))
                 {
+                    // A resource's metadata is ObjectMeta to CEL (name, generateName), whatever its schema says.
+                    if (name == "metadata")
+                    {
+                        break;
+                    }
+
                     var declared = Obj(node, "properties");
                     if (declared?[name] is JsonObject child)
                     {

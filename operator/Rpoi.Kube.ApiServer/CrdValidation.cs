@@ -97,9 +97,9 @@ internal static class GoValue
             return l.ToString(CultureInfo.InvariantCulture);
         }
 
-        return v.GetValue<double>().ToString("G17", CultureInfo.InvariantCulture) is var g && double.Parse(g, CultureInfo.InvariantCulture).ToString("R", CultureInfo.InvariantCulture) is var r
-            ? r.Replace("E+", "e+", StringComparison.Ordinal).Replace("E-", "e-", StringComparison.Ordinal)
-            : text;
+        // Go prints a float64 with %g: 1.5, 1e+21.
+        return v.GetValue<double>().ToString("R", CultureInfo.InvariantCulture)
+            .Replace("E+", "e+", StringComparison.Ordinal).Replace("E-", "e-", StringComparison.Ordinal);
     }
 
     public static string Pointer(string type, bool present) => present ? $"(*{type})(0xc…)" : $"(*{type})(nil)";

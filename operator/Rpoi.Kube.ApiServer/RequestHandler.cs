@@ -571,7 +571,9 @@ internal sealed partial class RequestHandler
         crd["status"] = new JsonObject
         {
             ["acceptedNames"] = names,
-            ["storedVersions"] = new JsonArray(types.Select(t => (JsonNode)t.Version).ToArray()),
+            // Only the storage version, as the real server's PrepareForCreate records it.
+            ["storedVersions"] = new JsonArray(((JsonArray)crd["spec"]!["versions"]!)
+                .Where(v => v?["storage"]?.GetValue<bool>() == true).Take(1).Select(v => (JsonNode)Json.GetString(v!["name"])!).ToArray()),
             ["conditions"] = new JsonArray(
                 Condition("NamesAccepted", "NoConflicts", "no conflicts found"),
                 Condition("Established", "InitialNamesAccepted", "the initial names have been accepted")),

@@ -295,6 +295,27 @@ public sealed class CrdValidationTests
     }
 
     [Fact]
+    public async Task A_stored_version_cannot_leave_spec_versions_but_a_served_one_can()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        var crd = Valid();
+        var v2 = crd["spec"]!["versions"]![0]!.DeepClone().AsObject();
+        v2["name"] = "v2";
+        v2["storage"] = false;
+        crd["spec"]!["versions"]!.AsArray().Add(v2);
+        server.RegisterCustomResourceDefinition(crd.ToJsonString());
+        Assert.Equal(["v1"], CrdValidation.Strings(server.GetObject("apiextensions.k8s.io/v1", "CustomResourceDefinition", null, Name)!["status"]!["storedVersions"]));
+
+        server.RegisterCustomResourceDefinition(Valid().ToJsonString()); // v2 was only served: it may go
+        var onlyV2 = Valid();
+        onlyV2["spec"]!["versions"]![0]!["name"] = "v2";
+        var refused = Assert.Throws<ApiException>(() => server.RegisterCustomResourceDefinition(onlyV2.ToJsonString()));
+
+        var cause = Assert.Single(refused.Causes);
+        Assert.Equal(("status.storedVersions[0]", "Invalid value: \"v1\": must appear in spec.versions"), (cause.Field, cause.Message));
+    }
+
+    [Fact]
     public void Versions_with_different_schemas_are_checked_under_their_own_paths()
     {
         var crd = Valid();
@@ -324,6 +345,20 @@ public sealed class CrdValidationTests
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         var warning = Assert.Single(response.Headers.GetValues("Warning"));
         Assert.Contains("x-kubernetes-validations[0].rule: the test server does not compile or enforce", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Rules_may_read_metadata_and_name_fields_by_path()
+    {
+        var crd = Valid();
+        Schema(crd)["x-kubernetes-validations"] = new JsonArray(new JsonObject { ["rule"] = "self.metadata.name != 'forbidden'", ["message"] = "name" });
+        Prop(crd, "spec")["x-kubernetes-validations"]![0]!["fieldPath"] = ".labels['a.b']";
+        SpecProp(crd, "list")["x-kubernetes-validations"] = new JsonArray(new JsonObject { ["rule"] = "self[0] != ''", ["fieldPath"] = "[0]", ["message"] = "first" });
+
+        var errors = CrdValidation.Validate(crd, null);
+
+        Assert.Equal([SpecPath + ".properties[list].x-kubernetes-validations[0].fieldPath"], errors.Select(e => e.Field));
+        Assert.Equal("Invalid value: \"[0]\": fieldPath must be a valid path", errors[0].Body);
     }
 
     [Fact]
