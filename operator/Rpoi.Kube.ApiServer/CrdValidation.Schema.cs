@@ -467,7 +467,7 @@ internal static partial class CrdValidation
 
         try
         {
-            _ = new Regex(pattern, RegexOptions.None, TimeSpan.FromSeconds(1));
+            _ = new Regex(pattern.Replace("(?P<", "(?<", StringComparison.Ordinal), RegexOptions.None, TimeSpan.FromSeconds(1));
             return null;
         }
         catch (ArgumentException e)
@@ -476,7 +476,7 @@ internal static partial class CrdValidation
         }
     }
 
-    [GeneratedRegex(@"\(\?[=!<>]|\\[1-9]|\\k<|\(\?>|[*+?}]\+")]
+    [GeneratedRegex(@"\(\?(?:[=!>]|<[=!])|\\[1-9]|\\k<|[*+?}]\+")]
     private static partial Regex Re2Unsupported();
 
     /// <summary>pkg/apiserver/schema/defaulting/validation.go: every default is pruned and valid for its schema.</summary>

@@ -188,7 +188,12 @@ internal static partial class CrdValidation
         var errors = new List<FieldError>();
         var spec = crd["spec"] as JsonObject ?? [];
         var internalSpec = Internal.From(spec);
-        ValidateMetadata(crd, internalSpec, errors);
+        if (old is null)
+        {
+            // On update the real server checks metadata with ValidateObjectMetaUpdate, without the name rule.
+            ValidateMetadata(crd, internalSpec, errors);
+        }
+
         ValidateSpec(internalSpec, errors);
         if (old is not null)
         {

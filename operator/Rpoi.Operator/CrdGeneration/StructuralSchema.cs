@@ -328,7 +328,7 @@ public static partial class StructuralSchema
 
         try
         {
-            _ = new Regex(pattern, RegexOptions.None, TimeSpan.FromSeconds(1));
+            _ = new Regex(pattern.Replace("(?P<", "(?<", StringComparison.Ordinal), RegexOptions.None, TimeSpan.FromSeconds(1));
             return true;
         }
         catch (ArgumentException)
@@ -337,7 +337,7 @@ public static partial class StructuralSchema
         }
     }
 
-    [GeneratedRegex(@"\(\?[=!<>]|\\[1-9]|\\k<|\(\?>|[*+?}]\+")]
+    [GeneratedRegex(@"\(\?(?:[=!>]|<[=!])|\\[1-9]|\\k<|[*+?}]\+")]
     private static partial Regex Re2Unsupported();
 
     [GeneratedRegex(@"\boldSelf\b")]
