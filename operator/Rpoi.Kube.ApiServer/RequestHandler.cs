@@ -628,7 +628,7 @@ internal sealed partial class RequestHandler
         }
         else
         {
-            var types = ResourceRegistry.ParseCrd(crd);
+            var types = ResourceRegistry.ParseCrd(crd, Store.TryGet(crdType, null, name)?.Node);
             Store.Update(crdType, null, name, WriteTarget.Main, _ => crd);
             Register(crd, types);
         }
@@ -644,7 +644,9 @@ internal sealed partial class RequestHandler
         crd["status"] = new JsonObject
         {
             ["acceptedNames"] = names,
-            ["storedVersions"] = new JsonArray(types.Select(t => (JsonNode)t.Version).ToArray()),
+            // Only the storage version, as the real server's PrepareForCreate records it.
+            ["storedVersions"] = new JsonArray(((JsonArray)crd["spec"]!["versions"]!)
+                .Where(v => v?["storage"]?.GetValue<bool>() == true).Take(1).Select(v => (JsonNode)Json.GetString(v!["name"])!).ToArray()),
             ["conditions"] = new JsonArray(
                 Condition("NamesAccepted", "NoConflicts", "no conflicts found"),
                 Condition("Established", "InitialNamesAccepted", "the initial names have been accepted")),
@@ -828,6 +830,10 @@ internal sealed partial class RequestHandler
     {
         var name = Json.GetString(obj["metadata"]?["name"]) ?? "";
         ValidateMetadata(type, obj, name);
+        if (IsCrd(type))
+        {
+            warnings.AddRange(CrdValidation.UncompiledRules(obj));
+        }
         if (type.Schema is not { } schema)
         {
             return;
@@ -910,7 +916,9 @@ internal sealed partial class RequestHandler
         CheckTypeAndNamespace(r, body);
         var warnings = new List<string>();
         var target = r.Subresource == "status" ? WriteTarget.Status : WriteTarget.Main;
-        IReadOnlyList<ResourceType>? crdTypes = IsCrd(r.Type) && target == WriteTarget.Main ? ResourceRegistry.ParseCrd(body) : null;
+        IReadOnlyList<ResourceType>? crdTypes = IsCrd(r.Type) && target == WriteTarget.Main
+            ? ResourceRegistry.ParseCrd(body, Store.TryGet(r.Type, null, r.Name)?.Node)
+            : null;
         var (updated, _) = Store.Update(r.Type, r.Namespace, r.Name, target, old =>
         {
             ValidateObject(ctx, r.Type, body, old is null ? null : r.Type.FromStorage(old), warnings);
@@ -979,7 +987,7 @@ internal sealed partial class RequestHandler
             ValidateObject(ctx, r.Type, next, old, warnings);
             if (IsCrd(r.Type) && target == WriteTarget.Main)
             {
-                crdTypes = ResourceRegistry.ParseCrd(next);
+                crdTypes = ResourceRegistry.ParseCrd(next, old);
             }
 
             return r.Type.ToStorage(next);

@@ -123,83 +123,30 @@ internal sealed class ResourceRegistry
     }
 
     /// <summary>
-    /// Reads a CustomResourceDefinition object into the resource types it serves, or explains what is wrong.
+    /// Reads a CustomResourceDefinition object into the resource types it serves, after the checks a real API server
+    /// makes (<see cref="CrdValidation"/>); a CRD it would refuse throws the same 422 Invalid.
     /// </summary>
-    public static IReadOnlyList<ResourceType> ParseCrd(JsonObject crd)
+    /// <param name="crd">The CRD as sent.</param>
+    /// <param name="old">The stored CRD when this is an update (group and plural are then immutable), else null.</param>
+    public static IReadOnlyList<ResourceType> ParseCrd(JsonObject crd, JsonObject? old = null)
     {
-        var causes = new List<StatusCause>();
-        var spec = crd["spec"] as JsonObject;
-        var group = spec?["group"]?.GetValue<string>() ?? "";
-        var names = spec?["names"] as JsonObject;
-        var plural = names?["plural"]?.GetValue<string>() ?? "";
-        var kind = names?["kind"]?.GetValue<string>() ?? "";
-        var scope = spec?["scope"]?.GetValue<string>() ?? "";
-        if (group.Length == 0)
-        {
-            causes.Add(Required("spec.group"));
-        }
-
-        if (plural.Length == 0)
-        {
-            causes.Add(Required("spec.names.plural"));
-        }
-
-        if (kind.Length == 0)
-        {
-            causes.Add(Required("spec.names.kind"));
-        }
-
-        if (scope is not ("Namespaced" or "Cluster"))
-        {
-            causes.Add(new StatusCause("FieldValueNotSupported", "spec.scope",
-                $"spec.scope: Unsupported value: \"{scope}\": supported values: \"Cluster\", \"Namespaced\""));
-        }
-
-        var name = crd["metadata"]?["name"]?.GetValue<string>() ?? "";
-        if (plural.Length > 0 && group.Length > 0 && name != $"{plural}.{group}")
-        {
-            causes.Add(new StatusCause("FieldValueInvalid", "metadata.name",
-                $"metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"));
-        }
-
-        if (spec?["versions"] is not JsonArray versions || versions.Count == 0)
-        {
-            causes.Add(Required("spec.versions"));
-            versions = [];
-        }
-
+        CrdValidation.EnsureValid(crd, old);
+        var spec = (JsonObject)crd["spec"]!;
+        var group = Json.GetString(spec["group"])!;
+        var names = (JsonObject)spec["names"]!;
+        var plural = Json.GetString(names["plural"])!;
+        var kind = Json.GetString(names["kind"])!;
+        var scope = Json.GetString(spec["scope"])!;
+        var versions = (JsonArray)spec["versions"]!;
         var result = new List<ResourceType>();
-        var storageCount = 0;
-        for (var i = 0; i < versions.Count; i++)
+        foreach (var v in versions.OfType<JsonObject>())
         {
-            if (versions[i] is not JsonObject v)
-            {
-                continue;
-            }
-
-            var versionName = v["name"]?.GetValue<string>() ?? "";
-            if (versionName.Length == 0)
-            {
-                causes.Add(Required($"spec.versions[{i}].name"));
-                continue;
-            }
-
-            if (v["storage"]?.GetValue<bool>() == true)
-            {
-                storageCount++;
-            }
-
-            if (v["served"]?.GetValue<bool>() == false)
+            if (v["served"]?.GetValue<bool>() != true)
             {
                 continue;
             }
 
             var schema = v["schema"]?["openAPIV3Schema"] as JsonObject;
-            if (schema is null)
-            {
-                causes.Add(Required($"spec.versions[{i}].schema.openAPIV3Schema"));
-            }
-
             var columns = new List<PrinterColumn>();
             if (v["additionalPrinterColumns"] is JsonArray cols)
             {
@@ -218,13 +165,13 @@ internal sealed class ResourceRegistry
             result.Add(new ResourceType
             {
                 Group = group,
-                Version = versionName,
+                Version = Json.GetString(v["name"])!,
                 Plural = plural,
-                Singular = names?["singular"]?.GetValue<string>() ?? kind.ToLowerInvariant(),
+                Singular = Json.GetString(names["singular"]) is { Length: > 0 } singular ? singular : kind.ToLowerInvariant(),
                 Kind = kind,
                 Namespaced = scope == "Namespaced",
-                ShortNames = Strings(names?["shortNames"]),
-                Categories = Strings(names?["categories"]),
+                ShortNames = Strings(names["shortNames"]),
+                Categories = Strings(names["categories"]),
                 HasStatus = v["subresources"]?["status"] is not null,
                 PrinterColumns = columns,
                 Schema = (JsonObject?)schema?.DeepClone(),
@@ -232,24 +179,8 @@ internal sealed class ResourceRegistry
             });
         }
 
-        if (versions.Count > 0 && storageCount != 1)
-        {
-            causes.Add(new StatusCause("FieldValueInvalid", "spec.versions",
-                "spec.versions: Invalid value: must have exactly one version marked as storage version"));
-        }
-
-        if (causes.Count > 0)
-        {
-            throw new ApiException(422, "Invalid",
-                $"CustomResourceDefinition.apiextensions.k8s.io \"{name}\" is invalid: " +
-                (causes.Count == 1 ? causes[0].Message : "[" + string.Join(", ", causes.Select(c => c.Message)) + "]"),
-                causes)
-            { DetailName = name, DetailGroup = "apiextensions.k8s.io", DetailKind = "CustomResourceDefinition" };
-        }
-
         return result;
 
-        static StatusCause Required(string field) => new("FieldValueRequired", field, $"{field}: Required value");
         static IReadOnlyList<string> Strings(JsonNode? node) =>
             node is JsonArray a ? a.Select(x => x?.GetValue<string>() ?? "").Where(x => x.Length > 0).ToList() : [];
     }

@@ -54,8 +54,9 @@ public sealed class SchemaBuilder(XmlDocumentation docs)
             ? ForObject(schemaFrom.Type, docs.Of(schemaFrom.Type))
             : ForType(property.PropertyType);
 
-        // A property's own doc says what the field means where it is used; it wins over the type's.
-        schema.Description = docs.Of(property) ?? schema.Description;
+        // A property's own doc says what the field means where it is used; it wins over the type's. Not for
+        // metadata: the API server allows only "type: object" there (a description makes it refuse the CRD).
+        schema.Description = property.PropertyType == typeof(V1ObjectMeta) ? null : docs.Of(property) ?? schema.Description;
 
         if (property.GetCustomAttribute<NumberRangeAttribute>() is { } range)
         {

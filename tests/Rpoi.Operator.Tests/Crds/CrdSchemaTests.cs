@@ -93,15 +93,68 @@ public sealed class CrdSchemaTests
 
         var problems = StructuralSchema.Check(bad);
 
-        Assert.Contains(problems, p => p.Contains("untyped: has no type", StringComparison.Ordinal));
-        Assert.Contains(problems, p => p.Contains("list: is an array without", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("properties[untyped]: has no type", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("properties[list]: is an array without", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("list-map key 'type' must be a required", StringComparison.Ordinal));
-        Assert.Contains(problems, p => p.Contains("mixed: has both properties and additionalProperties", StringComparison.Ordinal));
-        Assert.Contains(problems, p => p.Contains("ref: uses a keyword", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("properties[mixed]: has both properties and additionalProperties", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("properties[ref]: uses a keyword", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("required 'missing'", StringComparison.Ordinal));
         var undescribed = StructuralSchema.MissingDescriptions(bad);
         Assert.Contains(".list", undescribed);
         Assert.DoesNotContain(".untyped", undescribed);
+    }
+
+    [Fact]
+    public void The_checker_refuses_what_a_real_server_refuses_under_metadata()
+    {
+        var described = new V1JSONSchemaProps
+        {
+            Type = "object",
+            Properties = new Dictionary<string, V1JSONSchemaProps>
+            {
+                ["metadata"] = new() { Type = "object", Description = "Standard object metadata." },
+                ["spec"] = new() { Type = "object", Description = "x" },
+            },
+        };
+        var restricted = new V1JSONSchemaProps
+        {
+            Type = "object",
+            Properties = new Dictionary<string, V1JSONSchemaProps>
+            {
+                ["metadata"] = new() { Type = "object", Properties = new Dictionary<string, V1JSONSchemaProps> { ["name"] = new() { Type = "string", MaxLength = 20 } } },
+            },
+        };
+
+        Assert.Equal(
+            ["openAPIV3Schema.properties[metadata]: must not specify anything other than name and generateName, but it says description"],
+            StructuralSchema.Check(described));
+        Assert.Empty(StructuralSchema.Check(restricted));
+    }
+
+    [Fact]
+    public void The_checker_refuses_bad_defaults_list_types_and_old_self_in_atomic_lists()
+    {
+        var bad = new V1JSONSchemaProps
+        {
+            Type = "object",
+            Properties = new Dictionary<string, V1JSONSchemaProps>
+            {
+                ["n"] = new() { Type = "integer", DefaultProperty = "x" },
+                ["o"] = new() { Type = "object", Properties = new Dictionary<string, V1JSONSchemaProps> { ["a"] = new() { Type = "string" } }, DefaultProperty = new Dictionary<string, object> { ["b"] = "x" } },
+                ["l"] = new() { Type = "array", XKubernetesListType = "sett", Items = new V1JSONSchemaProps { Type = "string", XKubernetesValidations = [new V1ValidationRule { Rule = "self == oldSelf", Message = "immutable" }] } },
+                ["p"] = new() { Type = "string", Pattern = "(?=a)" },
+                ["f"] = new() { Type = "object", XKubernetesPreserveUnknownFields = false },
+            },
+        };
+
+        var problems = StructuralSchema.Check(bad);
+
+        Assert.Contains("openAPIV3Schema.properties[n].default: \"x\" is not a valid, pruned value of this schema", problems);
+        Assert.Contains(problems, p => p.StartsWith("openAPIV3Schema.properties[o].default:", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("openAPIV3Schema.properties[l].x-kubernetes-list-type: 'sett'", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("openAPIV3Schema.properties[l].items.x-kubernetes-validations[0].rule: oldSelf cannot be used", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("openAPIV3Schema.properties[p].pattern:", StringComparison.Ordinal));
+        Assert.Contains("openAPIV3Schema.properties[f].x-kubernetes-preserve-unknown-fields: must be true or undefined", problems);
     }
 
     [Fact]
