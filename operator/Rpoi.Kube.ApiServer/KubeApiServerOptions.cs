@@ -9,8 +9,19 @@ public sealed record KubeApiServerOptions
     /// <summary>Clock for timestamps, ages, bookmarks, watch timeouts and injected latency.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
-    /// <summary>How often a watch with <c>allowWatchBookmarks=true</c> gets a BOOKMARK (the real server: about a minute).</summary>
+    /// <summary>
+    /// How often a watch with <c>allowWatchBookmarks=true</c> gets a BOOKMARK (the real server: about a minute). Such a
+    /// watch also gets one 2 s before its deadline, as on the real server.
+    /// </summary>
     public TimeSpan BookmarkInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// kube-apiserver's <c>--min-request-timeout</c> (default 1800 s): a watch that sends no <c>timeoutSeconds</c> ends
+    /// after a random time in [MinRequestTimeout, 2 × MinRequestTimeout] on <see cref="TimeProvider"/>, as on the real
+    /// server; one that sends it ends after that many seconds. <see cref="TimeSpan.Zero"/> keeps watches without
+    /// <c>timeoutSeconds</c> open until the client leaves (no real server does that).
+    /// </summary>
+    public TimeSpan MinRequestTimeout { get; init; } = TimeSpan.FromSeconds(1800);
 
     /// <summary>Events kept for watch resumption; a watch from an older resourceVersion gets 410 Gone.</summary>
     public int WatchHistorySize { get; init; } = 10_000;

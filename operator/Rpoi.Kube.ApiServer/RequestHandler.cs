@@ -16,11 +16,21 @@ internal sealed partial class RequestHandler
     private static readonly byte[] NewLine = "\n"u8.ToArray();
     private static readonly byte[] Comma = ","u8.ToArray();
     private static readonly byte[] ListEnd = "]}"u8.ToArray();
+    private static readonly TimeSpan PreDeadlineBookmark = TimeSpan.FromSeconds(2);
+
+    /// <summary>The longest timer .NET can arm (about 49 days); longer watch timeouts are cut to it.</summary>
+    private static readonly TimeSpan MaxWatchTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1L);
     private readonly KubeApiServerOptions _options;
     private readonly TimeProvider _time;
 
     public RequestHandler(KubeApiServerOptions options)
     {
+        if (options.MinRequestTimeout < TimeSpan.Zero || options.MinRequestTimeout > MaxWatchTimeout / 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.MinRequestTimeout,
+                $"KubeApiServerOptions.MinRequestTimeout must be between 0 (no limit) and {MaxWatchTimeout / 2} (kube-apiserver's default is 1800 s); got {options.MinRequestTimeout}.");
+        }
+
         _options = options;
         _time = options.TimeProvider;
         Registry = new ResourceRegistry();
@@ -474,35 +484,39 @@ internal sealed partial class RequestHandler
             return 200;
         }
 
+        // As the real server (pkg/endpoints/handlers/watch.go): headers go out at once, then events; when the timeout
+        // passes, the client leaves or the watch is cut, the handler returns and the chunked body simply ends (no ERROR
+        // event). Writes use only RequestAborted, so a timeout never ends the stream in the middle of a line.
+        var timeout = WatchTimeout(q["timeoutSeconds"]);
+        var deadline = timeout is { } t ? _time.GetUtcNow() + t : (DateTimeOffset?)null;
         using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, watcher.Cut.Token);
-        using var timeout = int.TryParse(q["timeoutSeconds"], NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds > 0
-            ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), _time)
-            : new CancellationTokenSource();
-        using var done = CancellationTokenSource.CreateLinkedTokenSource(lifetime.Token, timeout.Token);
+        using var expiry = timeout is { } after ? new CancellationTokenSource(after, _time) : new CancellationTokenSource();
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(lifetime.Token, expiry.Token);
+        var write = ctx.RequestAborted;
         var body = ctx.Response.Body;
         var asTable = Tables.Wanted(ctx.Request.Headers.Accept);
         try
         {
-            await ctx.Response.StartAsync(done.Token).ConfigureAwait(false);
+            await ctx.Response.StartAsync(write).ConfigureAwait(false);
             foreach (var line in watcher.Initial)
             {
-                await body.WriteAsync(asTable ? TableLine(r.Type, line) : line, done.Token).ConfigureAwait(false);
+                await body.WriteAsync(asTable ? TableLine(r.Type, line) : line, write).ConfigureAwait(false);
             }
 
-            await body.FlushAsync(done.Token).ConfigureAwait(false);
+            await body.FlushAsync(write).ConfigureAwait(false);
             watcher.Initial.Clear();
             var reader = watcher.Queue.Reader;
             while (!done.IsCancellationRequested)
             {
                 if (reader.TryRead(out var line))
                 {
-                    await body.WriteAsync(asTable ? TableLine(r.Type, line) : line, done.Token).ConfigureAwait(false);
+                    await body.WriteAsync(asTable ? TableLine(r.Type, line) : line, write).ConfigureAwait(false);
                     while (reader.TryRead(out line))
                     {
-                        await body.WriteAsync(asTable ? TableLine(r.Type, line) : line, done.Token).ConfigureAwait(false);
+                        await body.WriteAsync(asTable ? TableLine(r.Type, line) : line, write).ConfigureAwait(false);
                     }
 
-                    await body.FlushAsync(done.Token).ConfigureAwait(false);
+                    await body.FlushAsync(write).ConfigureAwait(false);
                     continue;
                 }
 
@@ -511,10 +525,10 @@ internal sealed partial class RequestHandler
                     break; // dropped for falling behind: close the stream, the client re-watches
                 }
 
-                if (bookmarks)
+                if (bookmarks && NextBookmarkIn(deadline) is { } wait)
                 {
                     // The bookmark timer runs on the server's TimeProvider, like every other server-side delay.
-                    using var interval = new CancellationTokenSource(_options.BookmarkInterval, _time);
+                    using var interval = new CancellationTokenSource(wait, _time);
                     using var tick = CancellationTokenSource.CreateLinkedTokenSource(done.Token, interval.Token);
                     try
                     {
@@ -541,6 +555,41 @@ internal sealed partial class RequestHandler
         }
 
         return 200;
+    }
+
+    /// <summary>
+    /// How long a watch may run, chosen as kube-apiserver does (pkg/endpoints/handlers/get.go, handleWatch): the
+    /// client's <c>timeoutSeconds</c>, else a random time in [min-request-timeout, 2 × min-request-timeout]; null
+    /// (no limit) when <see cref="KubeApiServerOptions.MinRequestTimeout"/> is zero.
+    /// </summary>
+    private TimeSpan? WatchTimeout(string? timeoutSeconds)
+    {
+        if (long.TryParse(timeoutSeconds, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var seconds) && seconds != 0)
+        {
+            // A negative value ends the watch at once, as context.WithTimeout does on the real server.
+            return TimeSpan.FromSeconds(Math.Clamp(seconds, 0, (long)MaxWatchTimeout.TotalSeconds));
+        }
+
+        return _options.MinRequestTimeout > TimeSpan.Zero
+            ? _options.MinRequestTimeout * (1 + Random.Shared.NextDouble())
+            : null;
+    }
+
+    /// <summary>
+    /// When the next BOOKMARK is due, as the cacher schedules them (pkg/storage/cacher/cache_watcher.go,
+    /// nextBookmarkTime): every <see cref="KubeApiServerOptions.BookmarkInterval"/> and once 2 s before the watch's
+    /// deadline, so the client resumes from a fresh resourceVersion; none once that moment has passed.
+    /// </summary>
+    private TimeSpan? NextBookmarkIn(DateTimeOffset? deadline)
+    {
+        var now = _time.GetUtcNow();
+        var next = now + _options.BookmarkInterval;
+        if (deadline is { } d && d - PreDeadlineBookmark < next)
+        {
+            next = d - PreDeadlineBookmark;
+        }
+
+        return next > now ? next - now : null;
     }
 
     /// <summary>

@@ -216,8 +216,8 @@ internal static class RuntimeBenchmark
 
         public Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken) => Task.FromResult(new ResourceList<T>([], rv));
 
-        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, Action<Exception> onError, CancellationToken cancellationToken) =>
-            inner.WatchAsync(resourceVersion, onError, cancellationToken);
+        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken) =>
+            inner.WatchAsync(resourceVersion, timeoutSeconds, onError, cancellationToken);
 
         public Task<T?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
 

@@ -83,8 +83,8 @@ public sealed class OwnWrites<T>
 
         public Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
 
-        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, Action<Exception> onError, CancellationToken cancellationToken) =>
-            inner.WatchAsync(resourceVersion, onError, cancellationToken);
+        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken) =>
+            inner.WatchAsync(resourceVersion, timeoutSeconds, onError, cancellationToken);
 
         public Task<T?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
 

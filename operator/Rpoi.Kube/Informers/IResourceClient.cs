@@ -24,10 +24,12 @@ public interface IResourceClient<T>
     Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Watches from <paramref name="resourceVersion"/> with bookmarks. Server ERROR events (e.g. 410 Gone)
-    /// are reported to <paramref name="onError"/> as <see cref="KubernetesException"/>.
+    /// Watches from <paramref name="resourceVersion"/> with bookmarks (<c>allowWatchBookmarks=true</c>), asking the
+    /// server to end the stream after <paramref name="timeoutSeconds"/> (<c>timeoutSeconds</c>; the stream then just
+    /// ends, as every real API server ends every watch sooner or later). Server ERROR events (e.g. 410 Gone) and
+    /// lines that cannot be read are reported to <paramref name="onError"/> (the former as <see cref="KubernetesException"/>).
     /// </summary>
-    IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, Action<Exception> onError, CancellationToken cancellationToken);
+    IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken);
 
     /// <summary>Reads one object; null when it does not exist.</summary>
     Task<T?> GetAsync(ObjectKey key, CancellationToken cancellationToken);

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
@@ -23,13 +24,13 @@ public interface IInformer
     Task WaitForSyncAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>Timing of an informer's reconnects.</summary>
+/// <summary>Timing of an informer's watches and reconnects.</summary>
 public sealed record InformerOptions
 {
-    /// <summary>Clock for reconnect delays. Defaults to the system clock.</summary>
+    /// <summary>Clock for reconnect delays and for timing watch streams. Defaults to the system clock.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
-    /// <summary>Jitter source for reconnect delays.</summary>
+    /// <summary>Jitter source for reconnect delays and watch timeouts; seed it in tests.</summary>
     public Random Random { get; init; } = Random.Shared;
 
     /// <summary>First delay after a failed list or watch (client-go: 800 ms).</summary>
@@ -38,22 +39,35 @@ public sealed record InformerOptions
     /// <summary>Largest delay between attempts (client-go: 30 s).</summary>
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Each watch asks the server to end it after a random time in [<see cref="MinWatchTimeout"/>, 2 ×
+    /// <see cref="MinWatchTimeout"/>] (<c>timeoutSeconds</c>), so watches of many clients do not all end at once
+    /// (client-go's reflector: 5 min, i.e. 5–10 min). At least 1 s.
+    /// </summary>
+    public TimeSpan MinWatchTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Logger; silent when null.</summary>
     public ILogger? Logger { get; init; }
 }
 
 /// <summary>
 /// client-go's reflector + shared informer for one resource type: list, then watch from the list's
-/// resourceVersion with bookmarks; on 410 Gone re-list and diff the cache into synthetic
-/// add/update/delete notifications; on any other failure reconnect from the last seen
-/// resourceVersion after an exponential, jittered backoff. Cached objects are stripped of
-/// <c>managedFields</c> and the last-applied annotation to keep memory small.
+/// resourceVersion with bookmarks and a randomised <c>timeoutSeconds</c>. A stream that ends (the server's
+/// timeout, EOF, a connection closed between events) is routine: the informer watches again at once from the
+/// last seen resourceVersion, with no backoff and no warning. On 410 Gone it re-lists and diffs the cache into
+/// synthetic add/update/delete notifications; on a real failure (connect error, HTTP error status, an ERROR
+/// event, an unreadable event, a watch that ends within a second having delivered nothing) it retries after an
+/// exponential, jittered backoff. Cached objects are stripped of <c>managedFields</c> and the last-applied
+/// annotation to keep memory small.
 /// </summary>
 /// <typeparam name="T">The object type.</typeparam>
 public sealed class Informer<T> : IInformer
     where T : class, IKubernetesObject<V1ObjectMeta>
 {
     private const string LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration";
+
+    /// <summary>client-go's "very short watch": a stream that ends this soon having delivered nothing is a failure.</summary>
+    private static readonly TimeSpan VeryShortWatch = TimeSpan.FromSeconds(1);
 
     private readonly IResourceClient<T> _client;
     private readonly InformerOptions _options;
@@ -63,6 +77,8 @@ public sealed class Informer<T> : IInformer
     private int _running;
     private long _lists;
     private long _watches;
+    private long _watchEnds;
+    private long _failures;
 
     /// <summary>Creates an informer; call <see cref="RunAsync"/> to start it.</summary>
     public Informer(IResourceClient<T> client, InformerOptions? options = null)
@@ -70,6 +86,12 @@ public sealed class Informer<T> : IInformer
         ArgumentNullException.ThrowIfNull(client);
         _client = client;
         _options = options ?? new InformerOptions();
+        if (_options.MinWatchTimeout < TimeSpan.FromSeconds(1) || _options.MinWatchTimeout > TimeSpan.FromSeconds(int.MaxValue / 2))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), _options.MinWatchTimeout,
+                $"InformerOptions.MinWatchTimeout must be at least 1 s (client-go uses 5 min); got {_options.MinWatchTimeout}.");
+        }
+
         _log = _options.Logger ?? NullLogger.Instance;
     }
 
@@ -90,6 +112,12 @@ public sealed class Informer<T> : IInformer
 
     /// <summary>How many watch streams the informer has opened.</summary>
     public long WatchCount => Interlocked.Read(ref _watches);
+
+    /// <summary>How many watch streams ended normally (server timeout, EOF, connection closed) and were resumed at once.</summary>
+    public long WatchEndCount => Interlocked.Read(ref _watchEnds);
+
+    /// <summary>How many list or watch attempts failed and were retried after a backoff (410 Gone is not one: it re-lists).</summary>
+    public long FailureCount => Interlocked.Read(ref _failures);
 
     /// <summary>Adds a handler. Add handlers before <see cref="RunAsync"/> so they see the initial list.</summary>
     public void AddEventHandler(IResourceEventHandler<T> handler)
@@ -128,7 +156,7 @@ public sealed class Informer<T> : IInformer
         var failures = 0;
         while (!ct.IsCancellationRequested)
         {
-            Exception? failure = null;
+            Exception failure;
             try
             {
                 if (needList)
@@ -137,17 +165,20 @@ public sealed class Informer<T> : IInformer
                     needList = false;
                 }
 
-                var (error, delivered) = await WatchOnceAsync(ct).ConfigureAwait(false);
-                failure = error;
-                if (failure is null && delivered)
+                var end = await WatchOnceAsync(ct).ConfigureAwait(false);
+                if (end.Failure is null)
                 {
-                    // A cleanly closed stream (server timeout) is routine: resume at once.
+                    // Every API server ends every watch sooner or later (timeoutSeconds, its own limit, a restart,
+                    // a proxy): routine, so watch again at once from where we are (client-go treats io.EOF alike).
+                    Interlocked.Increment(ref _watchEnds);
                     failures = 0;
+                    _log.LogDebug(end.ClosedBy, "Watch of {Resource} ended after {Duration} and {Events} events; resuming from resourceVersion {ResourceVersion}",
+                        Resource, end.Duration, end.Events, LastResourceVersion);
                     continue;
                 }
 
-                // A stream that closes before delivering anything, again and again, must not become a busy loop.
-                failure ??= new IOException($"The watch of {Resource} closed without delivering an event.");
+                failure = end.Failure;
+                needList = end.Relist;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -169,8 +200,10 @@ public sealed class Informer<T> : IInformer
             }
 
             failures++;
+            Interlocked.Increment(ref _failures);
             var delay = Backoff(failures);
-            _log.LogWarning(failure, "List/watch of {Resource} failed ({Failures} in a row); retrying in {Delay}", Resource, failures, delay);
+            _log.LogWarning(failure, "List/watch of {Resource} failed ({Failures} in a row); retrying in {Delay}{Relist}",
+                Resource, failures, delay, needList ? " with a fresh list" : string.Empty);
             try
             {
                 await Task.Delay(delay, _options.Time, ct).ConfigureAwait(false);
@@ -217,39 +250,93 @@ public sealed class Informer<T> : IInformer
         _synced.TrySetResult();
     }
 
-    private async Task<(Exception? Error, bool Delivered)> WatchOnceAsync(CancellationToken ct)
+    /// <summary>How one watch stream ended: <see cref="Failure"/> null is a normal end.</summary>
+    private readonly record struct WatchEnd(int Events, TimeSpan Duration, Exception? Failure, bool Relist, Exception? ClosedBy);
+
+    private async Task<WatchEnd> WatchOnceAsync(CancellationToken ct)
     {
         using var watchCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         Exception? streamError = null;
         void OnError(Exception e)
         {
-            if (e is KubernetesException)
-            {
-                // A server ERROR event ends this stream; the caller decides between re-list and reconnect.
-                streamError ??= e;
-                watchCts.Cancel();
-            }
-            else
-            {
-                _log.LogWarning(e, "Skipping an unreadable watch event of {Resource}", Resource);
-            }
+            // A server ERROR event (e.g. 410 Gone) or a line we cannot read ends this stream; the caller decides
+            // between re-list and reconnect. A skipped unreadable event would be a change we silently missed.
+            streamError ??= e;
+            watchCts.Cancel();
         }
 
+        // client-go's reflector: random in [min, 2*min], so that many clients' watches do not end together.
+        var min = _options.MinWatchTimeout.TotalSeconds;
+        var timeoutSeconds = (int)(min + (_options.Random.NextDouble() * min));
         Interlocked.Increment(ref _watches);
-        var delivered = false;
+        var started = _options.Time.GetTimestamp();
+        var events = 0;
+        Exception? closedBy = null;
         try
         {
-            await foreach (var (type, obj) in _client.WatchAsync(LastResourceVersion ?? string.Empty, OnError, watchCts.Token).ConfigureAwait(false))
+            await foreach (var (type, obj) in _client.WatchAsync(LastResourceVersion ?? string.Empty, timeoutSeconds, OnError, watchCts.Token).ConfigureAwait(false))
             {
-                delivered = true;
+                events++;
                 Apply(type, obj);
             }
         }
         catch (OperationCanceledException) when (streamError is not null && !ct.IsCancellationRequested)
         {
         }
+        catch (JsonException e) when (!ct.IsCancellationRequested)
+        {
+            streamError ??= e;
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && IsStreamEnd(e))
+        {
+            closedBy = e;
+        }
 
-        return (streamError, delivered);
+        var duration = _options.Time.GetElapsedTime(started);
+        if (streamError is not null)
+        {
+            // Only a list can recover the change an unreadable event carried.
+            return new WatchEnd(events, duration, streamError, Relist: streamError is not KubernetesException, closedBy);
+        }
+
+        if (events == 0 && duration < VeryShortWatch)
+        {
+            // client-go's "very short watch": a server that closes every watch at once must not cause a busy loop.
+            var tooShort = new IOException(
+                $"very short watch: the watch of {Resource} ended after {duration.TotalMilliseconds:0} ms without delivering an event", closedBy);
+            return new WatchEnd(events, duration, tooShort, Relist: false, closedBy);
+        }
+
+        return new WatchEnd(events, duration, null, Relist: false, closedBy);
+    }
+
+    /// <summary>
+    /// True when <paramref name="e"/> means an open watch stream ended (EOF, also before its first line, which
+    /// KubernetesClient reports as an <see cref="EndOfStreamException"/>; a connection reset or closed), not that
+    /// the watch could not be opened. client-go treats these (io.EOF, IsProbableEOF) as the end of the watch.
+    /// </summary>
+    internal static bool IsStreamEnd(Exception e)
+    {
+        if (e is HttpRequestException
+            {
+                HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError
+                or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError
+                or HttpRequestError.UserAuthenticationError or HttpRequestError.VersionNegotiationError
+                or HttpRequestError.ConfigurationLimitExceeded,
+            })
+        {
+            return false;
+        }
+
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            if (x is IOException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void Apply(WatchEventType type, T obj)

@@ -43,7 +43,7 @@ public static class ResourceClients
                 var list = await client.CoreV1.ListNodeAsync(cancellationToken: ct).ConfigureAwait(false);
                 return new ResourceList<V1Node>([.. list.Items], list.Metadata?.ResourceVersion ?? string.Empty);
             },
-            (rv, onError, ct) => client.CoreV1.WatchListNodeAsync(allowWatchBookmarks: true, resourceVersion: rv, onError: onError, cancellationToken: ct),
+            (rv, timeout, onError, ct) => client.CoreV1.WatchListNodeAsync(allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout, onError: onError, cancellationToken: ct),
             (key, ct) => client.CoreV1.ReadNodeAsync(key.Name, cancellationToken: ct),
             (key, patch, ct) => client.CoreV1.PatchNodeAsync(patch, key.Name, cancellationToken: ct),
             (key, patch, ct) => client.CoreV1.PatchNodeStatusAsync(patch, key.Name, cancellationToken: ct));
@@ -62,9 +62,9 @@ public static class ResourceClients
                     : await client.CoreV1.ListNamespacedSecretAsync(@namespace, cancellationToken: ct).ConfigureAwait(false);
                 return new ResourceList<V1Secret>([.. list.Items], list.Metadata?.ResourceVersion ?? string.Empty);
             },
-            (rv, onError, ct) => @namespace is null
-                ? client.CoreV1.WatchListSecretForAllNamespacesAsync(allowWatchBookmarks: true, resourceVersion: rv, onError: onError, cancellationToken: ct)
-                : client.CoreV1.WatchListNamespacedSecretAsync(@namespace, allowWatchBookmarks: true, resourceVersion: rv, onError: onError, cancellationToken: ct),
+            (rv, timeout, onError, ct) => @namespace is null
+                ? client.CoreV1.WatchListSecretForAllNamespacesAsync(allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout, onError: onError, cancellationToken: ct)
+                : client.CoreV1.WatchListNamespacedSecretAsync(@namespace, allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout, onError: onError, cancellationToken: ct),
             (key, ct) => client.CoreV1.ReadNamespacedSecretAsync(key.Name, RequireNamespace(key), cancellationToken: ct),
             (key, patch, ct) => client.CoreV1.PatchNamespacedSecretAsync(patch, key.Name, RequireNamespace(key), cancellationToken: ct),
             null);
@@ -78,7 +78,7 @@ public static class ResourceClients
     private sealed class DelegateResourceClient<T>(
         string resource,
         Func<CancellationToken, Task<ResourceList<T>>> list,
-        Func<string, Action<Exception>, CancellationToken, IAsyncEnumerable<(WatchEventType, T)>> watch,
+        Func<string, int, Action<Exception>, CancellationToken, IAsyncEnumerable<(WatchEventType, T)>> watch,
         Func<ObjectKey, CancellationToken, Task<T>> get,
         Func<ObjectKey, V1Patch, CancellationToken, Task<T>> patch,
         Func<ObjectKey, V1Patch, CancellationToken, Task<T>>? patchStatus) : IResourceClient<T>
@@ -88,8 +88,8 @@ public static class ResourceClients
 
         public Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken) => list(cancellationToken);
 
-        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, Action<Exception> onError, CancellationToken cancellationToken) =>
-            watch(resourceVersion, onError, cancellationToken);
+        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken) =>
+            watch(resourceVersion, timeoutSeconds, onError, cancellationToken);
 
         public async Task<T?> GetAsync(ObjectKey key, CancellationToken cancellationToken)
         {
@@ -139,14 +139,15 @@ public static class ResourceClients
 
         public async IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(
             string resourceVersion,
+            int timeoutSeconds,
             Action<Exception> onError,
             [EnumeratorCancellation] CancellationToken cancellationToken)
         {
             var stream = !r.Namespaced
-                ? client.CustomObjects.WatchListClusterCustomObjectAsync(r.Group, r.Version, r.Plural, allowWatchBookmarks: true, resourceVersion: resourceVersion, onError: onError, cancellationToken: cancellationToken)
+                ? client.CustomObjects.WatchListClusterCustomObjectAsync(r.Group, r.Version, r.Plural, allowWatchBookmarks: true, resourceVersion: resourceVersion, timeoutSeconds: timeoutSeconds, onError: onError, cancellationToken: cancellationToken)
                 : ns is null
-                    ? client.CustomObjects.WatchListCustomObjectForAllNamespacesAsync(r.Group, r.Version, r.Plural, allowWatchBookmarks: true, resourceVersion: resourceVersion, onError: onError, cancellationToken: cancellationToken)
-                    : client.CustomObjects.WatchListNamespacedCustomObjectAsync(r.Group, r.Version, ns, r.Plural, allowWatchBookmarks: true, resourceVersion: resourceVersion, onError: onError, cancellationToken: cancellationToken);
+                    ? client.CustomObjects.WatchListCustomObjectForAllNamespacesAsync(r.Group, r.Version, r.Plural, allowWatchBookmarks: true, resourceVersion: resourceVersion, timeoutSeconds: timeoutSeconds, onError: onError, cancellationToken: cancellationToken)
+                    : client.CustomObjects.WatchListNamespacedCustomObjectAsync(r.Group, r.Version, ns, r.Plural, allowWatchBookmarks: true, resourceVersion: resourceVersion, timeoutSeconds: timeoutSeconds, onError: onError, cancellationToken: cancellationToken);
             await foreach (var (type, raw) in stream.ConfigureAwait(false))
             {
                 yield return (type, KubernetesJson.Deserialize<T>(ToJson(raw)));

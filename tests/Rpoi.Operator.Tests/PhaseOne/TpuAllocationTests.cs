@@ -190,9 +190,9 @@ public sealed class TpuAllocationTests : IAsyncLifetime
 
         public Task<ResourceList<V1Node>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
 
-        public async IAsyncEnumerable<(WatchEventType Type, V1Node Object)> WatchAsync(string resourceVersion, Action<Exception> onError, [EnumeratorCancellation] CancellationToken cancellationToken)
+        public async IAsyncEnumerable<(WatchEventType Type, V1Node Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, [EnumeratorCancellation] CancellationToken cancellationToken)
         {
-            await foreach (var e in inner.WatchAsync(resourceVersion, onError, cancellationToken).ConfigureAwait(false))
+            await foreach (var e in inner.WatchAsync(resourceVersion, timeoutSeconds, onError, cancellationToken).ConfigureAwait(false))
             {
                 await open.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
                 yield return e;
