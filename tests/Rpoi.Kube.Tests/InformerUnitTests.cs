@@ -130,15 +130,18 @@ public sealed class InformerUnitTests
 
         public List<string> WatchedFrom { get; } = [];
 
+        public List<int> TimeoutsAsked { get; } = [];
+
         public string Resource => "configmaps";
 
         public Task<ResourceList<V1ConfigMap>> ListAsync(CancellationToken cancellationToken) => Task.FromResult(Lists.Dequeue());
 
-        public async IAsyncEnumerable<(WatchEventType Type, V1ConfigMap Object)> WatchAsync(string resourceVersion, Action<Exception> onError, [EnumeratorCancellation] CancellationToken cancellationToken)
+        public async IAsyncEnumerable<(WatchEventType Type, V1ConfigMap Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, [EnumeratorCancellation] CancellationToken cancellationToken)
         {
             lock (WatchedFrom)
             {
                 WatchedFrom.Add(resourceVersion);
+                TimeoutsAsked.Add(timeoutSeconds);
             }
 
             if (!Watches.TryDequeue(out var script))
