@@ -228,5 +228,92 @@ public sealed class WatchTests : IAsyncLifetime
         Assert.Equal(WatchEventType.Bookmark, bookmark.Type);
         Assert.Equal(server.ResourceVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), bookmark.Object.Metadata.ResourceVersion);
     }
-}
 
+    /// <summary>Reads a raw watch body line by line; the channel completes when the body ends (cleanly or not).</summary>
+    private Channel<string> Lines(Stream body)
+    {
+        var channel = Channel.CreateUnbounded<string>();
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                using var reader = new StreamReader(body);
+                while (await reader.ReadLineAsync(_cts.Token) is { } line)
+                {
+                    await channel.Writer.WriteAsync(line);
+                }
+
+                channel.Writer.TryComplete();
+            }
+            catch (Exception e)
+            {
+                channel.Writer.TryComplete(e);
+            }
+        });
+        return channel;
+    }
+
+    [Fact]
+    public async Task A_watch_ends_cleanly_after_its_timeoutSeconds_with_a_bookmark_two_seconds_before()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await KubeApiServer.StartAsync(new KubeApiServerOptions { TimeProvider = clock, BookmarkInterval = TimeSpan.FromMinutes(1) });
+        using var http = new HttpClient();
+        using var response = await http.GetAsync(
+            $"{server.Url}/api/v1/namespaces/kube-system/configmaps?watch=true&allowWatchBookmarks=true&timeoutSeconds=30",
+            HttpCompletionOption.ResponseHeadersRead, _cts.Token);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        var lines = Lines(await response.Content.ReadAsStreamAsync(_cts.Token));
+
+        clock.Advance(TimeSpan.FromSeconds(27.5));
+        Assert.False(lines.Reader.Completion.IsCompleted, "the watch must stay open until its timeoutSeconds");
+
+        // kube-apiserver's cacher sends a bookmark 2 s before the deadline, so the client resumes from a fresh version.
+        clock.Advance(TimeSpan.FromSeconds(0.5));
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var bookmark = JsonNode.Parse(await lines.Reader.ReadAsync(wait.Token))!;
+        Assert.Equal("BOOKMARK", (string?)bookmark["type"]);
+        Assert.Equal(server.ResourceVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)bookmark["object"]!["metadata"]!["resourceVersion"]);
+
+        clock.Advance(TimeSpan.FromSeconds(1.9));
+        Assert.False(lines.Reader.Completion.IsCompleted, "the watch must stay open until its timeoutSeconds");
+        clock.Advance(TimeSpan.FromSeconds(0.1));
+
+        // The body just ends: no ERROR event, no broken chunk (the reader would fault).
+        await lines.Reader.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(lines.Reader.TryRead(out var extra), $"nothing after the bookmark, got {extra}");
+        await Eventually.HoldsAsync(() => server.OpenWatches == 0);
+    }
+
+    [Fact]
+    public async Task A_watch_without_timeoutSeconds_ends_between_the_min_request_timeout_and_twice_it()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await KubeApiServer.StartAsync(new KubeApiServerOptions { TimeProvider = clock, MinRequestTimeout = TimeSpan.FromSeconds(100) });
+        using var http = new HttpClient();
+        var watches = new List<Channel<string>>();
+        for (var i = 0; i < 5; i++)
+        {
+            var response = await http.GetAsync($"{server.Url}/api/v1/namespaces/kube-system/configmaps?watch=true", HttpCompletionOption.ResponseHeadersRead, _cts.Token);
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            watches.Add(Lines(await response.Content.ReadAsStreamAsync(_cts.Token)));
+        }
+
+        clock.Advance(TimeSpan.FromSeconds(99.9));
+        Assert.All(watches, w => Assert.False(w.Reader.Completion.IsCompleted, "no watch may end before --min-request-timeout"));
+        clock.Advance(TimeSpan.FromSeconds(100.1));
+        foreach (var w in watches)
+        {
+            await w.Reader.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal(0, server.OpenWatches);
+    }
+
+    [Fact]
+    public async Task A_negative_min_request_timeout_is_refused_with_the_option_named()
+    {
+        var e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => KubeApiServer.StartAsync(new KubeApiServerOptions { MinRequestTimeout = TimeSpan.FromSeconds(-1) }));
+        Assert.Contains("KubeApiServerOptions.MinRequestTimeout", e.Message, StringComparison.Ordinal);
+    }
+}

@@ -63,24 +63,6 @@ public sealed class EventRecorderTests
         }
     }
 
-    private sealed class WarningLog : ILogger
-    {
-        public ConcurrentQueue<string> Warnings { get; } = new();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (logLevel == LogLevel.Warning)
-            {
-                Warnings.Enqueue(formatter(state, exception));
-            }
-        }
-    }
-
     private static Task RecordAsync(IEventRecorder recorder, Widget widget, string note, string reason = "Stepped") =>
         recorder.RecordAsync(widget, EventTypes.Normal, reason, "Step", note, CancellationToken.None);
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Time.Testing;
 using Rpoi.Kube.Informers;
 using Rpoi.Tests.Shared;
 
@@ -63,6 +64,61 @@ public sealed class InformerIntegrationTests
         Assert.True(informer.WatchCount >= 4, $"expected reconnects, saw {informer.WatchCount} watches");
         Assert.All(informer.Store.List(), w => Assert.Equal(100 + int.Parse(w.Metadata.Name[1..], System.Globalization.CultureInfo.InvariantCulture), w.Spec.Size));
     }
+
+    [SkippableFact]
+    public async Task Informer_rides_sixty_server_watch_timeouts_with_no_missed_event_no_relist_and_no_warning()
+    {
+        Skip.If(TestCluster.RealClusterConfigured, "drives the server's clock past each watch's timeoutSeconds");
+
+        // One clock for server and informer: advancing it past a watch's timeoutSeconds makes the server end the
+        // stream exactly as kube-apiserver does, with no fault injection.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var cluster = await WidgetCluster.StartAsync(serverTime: clock);
+        var log = new WarningLog();
+        var informer = new Informer<Widget>(cluster.Widgets, new InformerOptions { Time = clock, Random = new Random(12), Logger = log });
+        var recorder = new Recorder();
+        informer.AddEventHandler(recorder);
+        await using var run = Background.Run(informer.RunAsync);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+
+        const int Ends = 60;
+        for (var i = 0; i < Ends; i++)
+        {
+            // The server logs a watch once its response has started, i.e. once it has armed the watch's deadline.
+            await Eventually.HoldsAsync(() => WidgetWatches(cluster).Count == i + 1, because: $"watch {i + 1} should be open");
+            await cluster.CreateAsync($"w{i}", i);
+            await Eventually.HoldsAsync(() => informer.Store.Get(new ObjectKey(cluster.Namespace, $"w{i}")) is not null);
+
+            // Past any timeout the informer can ask for: the stream ends; the write after it lands while the informer
+            // is between watches or on the next one, and must arrive either way.
+            clock.Advance(TimeSpan.FromSeconds(601));
+            await cluster.SetSizeAsync($"w{i}", 1000 + i);
+        }
+
+        await Eventually.HoldsAsync(() => recorder.Events.Count >= 2 * Ends && informer.WatchEndCount >= Ends);
+        var events = recorder.Events.ToArray();
+        Assert.Equal(2 * Ends, events.Length);
+        Assert.Equal(events.Select(e => e.Rv).Order(), events.Select(e => e.Rv));
+        Assert.Equal(2 * Ends, events.Select(e => e.Rv).Distinct().Count());
+        Assert.All(informer.Store.List(), w => Assert.Equal(1000 + int.Parse(w.Metadata.Name[1..], System.Globalization.CultureInfo.InvariantCulture), w.Spec.Size));
+        Assert.Equal(1, informer.ListCount);
+        Assert.Equal(0, informer.FailureCount);
+        Assert.Empty(log.Warnings);
+
+        // Every watch asked the server to end it after 5-10 minutes and allowed bookmarks, as client-go's reflector does.
+        var watches = WidgetWatches(cluster);
+        Assert.True(watches.Count > Ends, $"{watches.Count} watches for {Ends} ends");
+        var timeouts = watches.Select(r => int.Parse(QueryValue(r.Query, "timeoutSeconds"), System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.All(timeouts, t => Assert.InRange(t, 300, 600));
+        Assert.True(timeouts.Distinct().Count() > 10, "timeoutSeconds should be randomised");
+        Assert.All(watches, r => Assert.Equal("true", QueryValue(r.Query, "allowWatchBookmarks")));
+    }
+
+    private static List<Rpoi.Kube.ApiServer.RecordedRequest> WidgetWatches(WidgetCluster cluster) =>
+        [.. cluster.Server.Requests.Where(r => r.Path.EndsWith("/widgets", StringComparison.Ordinal) && QueryValue(r.Query, "watch") == "true")];
+
+    private static string QueryValue(string query, string name) =>
+        System.Web.HttpUtility.ParseQueryString(query)[name] ?? string.Empty;
 
     [SkippableFact]
     public async Task Expired_history_relists_and_diffs_the_cache()

@@ -101,6 +101,97 @@ public sealed class InformerUnitTests
         Assert.Equal(["1", "3"], client.WatchedFrom);
     }
 
+    [Fact]
+    public async Task A_stream_that_ends_resumes_at_once_from_the_last_version_without_backoff_or_warning()
+    {
+        var time = new TimerCountingTimeProvider();
+        var client = new ScriptedClient { Clock = time };
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([], "10"));
+
+        // The three ways a real server's watch ends: the body just ends (its timeout passed), EOF before the first
+        // line (KubernetesClient: HttpRequestException over EndOfStreamException), the connection closed between events.
+        client.Watches.Enqueue(Watch.Ends([(WatchEventType.Added, Map("a", "11")), (WatchEventType.Modified, Map("a", "12"))], TimeSpan.Zero));
+        client.Watches.Enqueue(Watch.Ends([], TimeSpan.FromSeconds(400),
+            new HttpRequestException(HttpRequestError.ResponseEnded, "Error while copying content to a stream.", new EndOfStreamException())));
+        client.Watches.Enqueue(Watch.Ends([(WatchEventType.Bookmark, Map(string.Empty, "20"))], TimeSpan.FromSeconds(2), new IOException("The response ended prematurely.")));
+        var log = new WarningLog();
+        var informer = new Informer<V1ConfigMap>(client, new InformerOptions { Time = time, Random = new Random(3), Logger = log });
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => client.WatchedFrom.Count == 4);
+        await cts.CancelAsync();
+        await run;
+
+        // Each resume came at once: no backoff timer was ever armed, nothing was counted as a failure or logged.
+        Assert.Equal(["10", "12", "12", "20"], client.WatchedFrom);
+        Assert.Equal(0, time.TimersCreated);
+        Assert.Equal(3, informer.WatchEndCount);
+        Assert.Equal(0, informer.FailureCount);
+        Assert.Equal(1, informer.ListCount);
+        Assert.Empty(log.Warnings);
+        Assert.Equal("12", Assert.Single(informer.Store.List()).Metadata.ResourceVersion);
+
+        // client-go's reflector asks for a random timeout in [5 min, 10 min].
+        Assert.All(client.TimeoutsAsked, t => Assert.InRange(t, 300, 600));
+        Assert.True(client.TimeoutsAsked.Distinct().Count() > 1, $"timeouts should be randomised: {string.Join(", ", client.TimeoutsAsked)}");
+    }
+
+    [Fact]
+    public async Task A_very_short_empty_watch_is_a_failure_and_backs_off()
+    {
+        var time = new TimerCountingTimeProvider();
+        var client = new ScriptedClient { Clock = time };
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([], "10"));
+
+        // A server that closes every watch at once, having sent nothing: without this rule, a busy loop.
+        client.Watches.Enqueue(Watch.Ends([], TimeSpan.FromMilliseconds(300)));
+        var log = new WarningLog();
+        var informer = new Informer<V1ConfigMap>(client, new InformerOptions { Time = time, Random = new Random(3), Logger = log, InitialBackoff = TimeSpan.FromSeconds(1) });
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => time.TimersCreated == 1);
+        Assert.Single(client.WatchedFrom);
+        time.Advance(TimeSpan.FromSeconds(1.5));
+        await Eventually.HoldsAsync(() => client.WatchedFrom.Count == 2);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal(1, informer.FailureCount);
+        Assert.Equal(0, informer.WatchEndCount);
+        Assert.Contains("very short watch", Assert.Single(log.Warnings), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_connection_that_cannot_be_made_is_a_failure_not_a_stream_end()
+    {
+        var time = new TimerCountingTimeProvider();
+        var client = new ScriptedClient { Clock = time };
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([], "10"));
+        client.Watches.Enqueue(Watch.Ends([], TimeSpan.FromSeconds(5),
+            new HttpRequestException(HttpRequestError.ConnectionError, "Connection refused (127.0.0.1:6443)", new IOException("refused"))));
+        var log = new WarningLog();
+        var informer = new Informer<V1ConfigMap>(client, new InformerOptions { Time = time, Random = new Random(3), Logger = log });
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => time.TimersCreated == 1);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal(1, informer.FailureCount);
+        Assert.Equal(0, informer.WatchEndCount);
+        Assert.Contains("Connection refused", Assert.Single(log.Warnings), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_watch_timeout_below_one_second_is_refused_with_the_option_named()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new Informer<V1ConfigMap>(new ScriptedClient(), new InformerOptions { MinWatchTimeout = TimeSpan.FromMilliseconds(10) }));
+        Assert.Contains("InformerOptions.MinWatchTimeout", e.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>Tells the test when the informer has started its backoff delay, so advancing the clock cannot race it.</summary>
     private sealed class TimerCountingTimeProvider : FakeTimeProvider
     {
@@ -115,8 +206,12 @@ public sealed class InformerUnitTests
         }
     }
 
-    private sealed record Watch(IReadOnlyList<(WatchEventType, V1ConfigMap)> Events, Exception? Error, bool ViaOnError)
+    /// <summary>One scripted watch stream: its events, then how it ends, after <paramref name="Lasts"/> on the client's clock.</summary>
+    private sealed record Watch(IReadOnlyList<(WatchEventType, V1ConfigMap)> Events, Exception? Error, bool ViaOnError, TimeSpan Lasts = default)
     {
+        /// <summary>The stream just ends (the server's timeout passed), or ends with <paramref name="e"/> as a closed connection does.</summary>
+        public static Watch Ends(IReadOnlyList<(WatchEventType, V1ConfigMap)> events, TimeSpan lasts, Exception? e = null) => new(events, e, false, lasts);
+
         public static Watch Fails(KubernetesException e) => new([], e, true);
 
         public static Watch Then(IReadOnlyList<(WatchEventType, V1ConfigMap)> events, Exception e) => new(events, e, false);
@@ -133,6 +228,9 @@ public sealed class InformerUnitTests
         public List<int> TimeoutsAsked { get; } = [];
 
         public string Resource => "configmaps";
+
+        /// <summary>Advanced by each stream's <see cref="Watch.Lasts"/> before it ends, as time passes during a real watch.</summary>
+        public FakeTimeProvider? Clock { get; init; }
 
         public Task<ResourceList<V1ConfigMap>> ListAsync(CancellationToken cancellationToken) => Task.FromResult(Lists.Dequeue());
 
@@ -154,6 +252,11 @@ public sealed class InformerUnitTests
             foreach (var e in script.Events)
             {
                 yield return e;
+            }
+
+            if (script.Lasts > TimeSpan.Zero)
+            {
+                Clock!.Advance(script.Lasts);
             }
 
             if (script.ViaOnError)

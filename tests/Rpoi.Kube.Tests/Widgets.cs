@@ -100,13 +100,14 @@ internal sealed class WidgetCluster : IAsyncDisposable
 
     public IResourceClient<Widget> Widgets { get; }
 
-    public static async Task<WidgetCluster> StartAsync(int watchHistory = 10_000) =>
+    public static async Task<WidgetCluster> StartAsync(int watchHistory = 10_000, TimeProvider? serverTime = null) =>
         new(await TestCluster.StartAsync(new TestClusterOptions
         {
             Server = new KubeApiServerOptions
             {
                 BookmarkInterval = TimeSpan.FromMilliseconds(200),
                 WatchHistorySize = watchHistory,
+                TimeProvider = serverTime ?? TimeProvider.System,
             },
             Crds = [Crd],
             NamespacePrefix = "kube-tests",
