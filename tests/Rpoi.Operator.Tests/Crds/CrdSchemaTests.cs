@@ -30,6 +30,61 @@ public sealed class CrdSchemaTests
     public void Every_schema_node_has_a_description(string kind) =>
         Assert.Empty(StructuralSchema.MissingDescriptions(Root(Crd(kind))));
 
+    /// <summary>
+    /// Keywords the API test server enforces on objects as a real server does (docs/testing.md). A keyword outside it
+    /// in our CRDs would be a rule that tests here cannot catch a violation of; add it to the test server first.
+    /// </summary>
+    private static readonly HashSet<string> EnforcedKeywords =
+    [
+        "type", "properties", "required", "items", "additionalProperties", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "minLength", "maxLength", "pattern", "enum", "minItems", "maxItems", "maxProperties",
+        "nullable", "default", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-validations",
+    ];
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Every_validation_keyword_in_the_schema_is_one_the_test_server_enforces(string kind)
+    {
+        var unenforced = new List<string>();
+        void Walk(System.Text.Json.Nodes.JsonObject node, string path)
+        {
+            foreach (var (key, value) in node)
+            {
+                var known = EnforcedKeywords.Contains(key) || key == "description"
+
+                    // Neither server checks int32/int64 on integers; date-time is checked on both.
+                    || (key == "format" && (string?)value is "int32" or "int64" or "date-time")
+
+                    // A list map's key uniqueness is not checked here; only status.conditions is one, and the operator's
+                    // conditions helper replaces a condition by type (ConditionsTests), so it cannot hold duplicates.
+                    || (key is "x-kubernetes-list-type" or "x-kubernetes-list-map-keys" && path == ".status.conditions");
+                if (!known)
+                {
+                    unenforced.Add($"{path}: {key}");
+                }
+            }
+
+            if (node["properties"] is System.Text.Json.Nodes.JsonObject properties)
+            {
+                foreach (var (name, child) in properties)
+                {
+                    Walk(child!.AsObject(), $"{path}.{name}");
+                }
+            }
+
+            foreach (var sub in new[] { "items", "additionalProperties" })
+            {
+                if (node[sub] is System.Text.Json.Nodes.JsonObject child)
+                {
+                    Walk(child, $"{path}[]");
+                }
+            }
+        }
+
+        Walk(System.Text.Json.Nodes.JsonNode.Parse(KubernetesJson.Serialize(Root(Crd(kind))))!.AsObject(), string.Empty);
+        Assert.Empty(unenforced);
+    }
+
     [Fact]
     public void Every_public_entity_type_property_and_enum_member_has_an_xml_doc()
     {
