@@ -57,9 +57,14 @@ public sealed class CanonicalFastPathTests
         Gen.Const("null"),
         Text.Select(s => JsonSerializer.Serialize(s)));
 
+    // Keys are made distinct after serialising: System.Text.Json writes every lone surrogate as U+FFFD, so two
+    // different generated keys can become the same JSON name, which is not I-JSON and not what this test is about.
     private static readonly Gen<JsonElement> PodTemplate =
         Gen.Dictionary(Text, Gen.OneOf(Leaf, Leaf.Array[0, 3].Select(a => "[" + string.Join(",", a) + "]")))[0, 5]
-            .Select(d => JsonDocument.Parse("{\"spec\":{" + string.Join(",", d.Select(kv => JsonSerializer.Serialize(kv.Key) + ":" + kv.Value)) + "}}").RootElement.Clone());
+            .Select(d => JsonDocument.Parse("{\"spec\":{" + string.Join(",", d
+                .Select(kv => (Name: JsonSerializer.Serialize(kv.Key), kv.Value))
+                .DistinctBy(kv => JsonDocument.Parse(kv.Name).RootElement.GetString())
+                .Select(kv => kv.Name + ":" + kv.Value)) + "}}").RootElement.Clone());
 
     private static readonly Gen<AccessGrant> GrantGen =
         Gen.Select(CleanText.Array[0, 3], CleanText, Gen.Dictionary(CleanText, CleanText)[0, 4], CleanText, PodTemplate, Time, Time)
