@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Org.BouncyCastle.Crypto.Parameters;
 using Rpoi.Protocol.Checks;
 using Rpoi.Protocol.Encoding;
 using Rpoi.Protocol.Keys;
@@ -143,18 +142,9 @@ internal static class TamperOracle
         return CanonicalJson.Canonicalize(t.Payload).AsSpan().SequenceEqual(CanonicalJson.Canonicalize(o.Payload)) ? null : ReasonCode.BadSignature;
     }
 
-    private static bool IsEd25519Point(byte[] key)
-    {
-        try
-        {
-            _ = new Ed25519PublicKeyParameters(key);
-            return true;
-        }
-        catch (ArgumentException)
-        {
-            return false;
-        }
-    }
+    // Independent of the code under test: BouncyCastle's full check (canonical, on the curve, in the prime-order
+    // subgroup), which is what libsodium's crypto_core_ed25519_is_valid_point accepts.
+    private static bool IsEd25519Point(byte[] key) => Org.BouncyCastle.Math.EC.Rfc8032.Ed25519.ValidatePublicKeyFull(key, 0);
 
     private static bool Deserializes<T>(JsonElement payload)
     {

@@ -35,9 +35,12 @@ public sealed class VectorTests
         var sig = keys.Sign(msg);
         Assert.True(signature == Codec.ToHex(sig), name);
 
+        // Our verifier (libsodium) and an independent one (BouncyCastle) both accept the published signature.
+        Assert.True(Rpoi.Protocol.Crypto.Sodium.Verify(keys.Identity.SigningKey, msg, sig), name);
         var pub = new Ed25519PublicKeyParameters(Hex(publicKey));
         Assert.True(pub.Verify(Ed25519.Algorithm.Ed25519, null, msg, 0, msg.Length, sig, 0));
         sig[0] ^= 1;
+        Assert.False(Rpoi.Protocol.Crypto.Sodium.Verify(keys.Identity.SigningKey, msg, sig), name);
         Assert.False(pub.Verify(Ed25519.Algorithm.Ed25519, null, msg, 0, msg.Length, sig, 0));
     }
 

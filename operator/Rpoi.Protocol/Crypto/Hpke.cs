@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using BcX25519 = Org.BouncyCastle.Math.EC.Rfc7748.X25519;
 using NetAesGcm = System.Security.Cryptography.AesGcm;
 
 namespace Rpoi.Protocol.Crypto;
@@ -24,8 +23,8 @@ public sealed record HpkeKeySchedule(byte[] SharedSecret, byte[] Key, byte[] Bas
 
 /// <summary>
 /// RFC 9180 HPKE, base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-GCM (key size chosen by
-/// <see cref="HpkeAead"/>). BouncyCastle 2.7.0 for C# has no HPKE, so it is built here from BouncyCastle's
-/// X25519 and .NET's HKDF and AES-GCM, and checked against RFC 9180 Appendix A.1.
+/// <see cref="HpkeAead"/>). Neither .NET nor NSec has HPKE, so it is built here from libsodium's X25519
+/// (<see cref="Sodium"/>) and .NET's HKDF and AES-GCM, and checked against RFC 9180 Appendix A.1.
 /// Single-shot: one message per context (sequence number 0), which is all RPOI needs.
 /// </summary>
 public static class Hpke
@@ -68,7 +67,7 @@ public static class Hpke
         }
 
         var pk = new byte[32];
-        BcX25519.ScalarMultBase(privateKey, pk);
+        Sodium.X25519Base(privateKey, pk);
         return pk;
     }
 
@@ -86,7 +85,7 @@ public static class Hpke
         Span<byte> probe = stackalloc byte[32];
         probe.Clear();
         probe[0] = 0x48; // any scalar works: clamping clears the cofactor, so low-order points always give zero
-        return BcX25519.CalculateAgreement(probe, publicKey, stackalloc byte[32]);
+        return Sodium.X25519(probe, publicKey, stackalloc byte[32]);
     }
 
     /// <summary>RFC 9180 DeriveKeyPair for DHKEM(X25519, HKDF-SHA256).</summary>
@@ -113,8 +112,8 @@ public static class Hpke
         Span<byte> nonce = stackalloc byte[Nn];
         try
         {
-            BcX25519.ScalarMultBase(skE, pkE);
-            if (!BcX25519.CalculateAgreement(skE, recipientPublicKey, dh))
+            Sodium.X25519Base(skE, pkE);
+            if (!Sodium.X25519(skE, recipientPublicKey, dh))
             {
                 throw new CryptographicException("recipient public key is a low-order point");
             }
@@ -141,7 +140,7 @@ public static class Hpke
 
         var pkE = PublicKeyOf(skE);
         Span<byte> dh = stackalloc byte[32];
-        if (!BcX25519.CalculateAgreement(skE, pkR, dh))
+        if (!Sodium.X25519(skE, pkR, dh))
         {
             throw new CryptographicException("recipient public key is a low-order point");
         }
@@ -164,7 +163,7 @@ public static class Hpke
         Span<byte> nonce = stackalloc byte[Nn];
         try
         {
-            if (!BcX25519.CalculateAgreement(recipientPrivateKey, enc, dh))
+            if (!Sodium.X25519(recipientPrivateKey, enc, dh))
             {
                 return false;
             }
@@ -195,7 +194,7 @@ public static class Hpke
     internal static HpkeKeySchedule KeyScheduleForReceiver(HpkeAead aead, byte[] skR, byte[] pkR, byte[] enc, ReadOnlySpan<byte> info)
     {
         Span<byte> dh = stackalloc byte[32];
-        if (!BcX25519.CalculateAgreement(skR, enc, dh))
+        if (!Sodium.X25519(skR, enc, dh))
         {
             throw new CryptographicException("enc is a low-order point");
         }

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Org.BouncyCastle.Crypto.Parameters;
 using Rpoi.Protocol.Checks;
 using Rpoi.Protocol.Encoding;
 
@@ -25,7 +24,8 @@ public sealed class PartyIdentity : IEquatable<PartyIdentity>
         KeyId = KeyIdOf(digest);
         Address = AddressOf(digest);
         // Decoding the Ed25519 point is the costly part of verification; do it once per identity.
-        SigningKey = new Ed25519PublicKeyParameters(signingKey);
+        SigningKey = Crypto.Sodium.ImportEd25519PublicKey(signingKey)
+            ?? throw new ArgumentException("not a usable point: it must be canonically encoded, on the curve and not of small order");
         SigningKeyBase64 = Codec.ToBase64(signingKey);
         EncryptionKeyBase64 = Codec.ToBase64(encryptionKey);
     }
@@ -51,7 +51,7 @@ public sealed class PartyIdentity : IEquatable<PartyIdentity>
     /// <summary>X25519 public key, base64.</summary>
     public string EncryptionKeyBase64 { get; }
 
-    internal Ed25519PublicKeyParameters SigningKey { get; }
+    internal NSec.Cryptography.PublicKey SigningKey { get; }
 
     /// <summary>The keys in the form a request carries them.</summary>
     public Messages.PublicKeys ToPublicKeys() => new(SigningKeyBase64, EncryptionKeyBase64);

@@ -1,25 +1,25 @@
 using System.Security.Cryptography;
-using Org.BouncyCastle.Crypto.Parameters;
-using Org.BouncyCastle.Math.EC.Rfc8032;
 using Rpoi.Protocol.Crypto;
 
 namespace Rpoi.Protocol.Keys;
 
 /// <summary>
 /// A party's private keys (Ed25519 for signing, X25519 for decryption) and its public
-/// <see cref="PartyIdentity"/>. The expanded BouncyCastle key objects are built once and reused.
+/// <see cref="PartyIdentity"/>. The libsodium signing key is imported once and reused.
 /// </summary>
 public sealed class PartyKeyPair
 {
-    private readonly Ed25519PrivateKeyParameters _signingKey;
+    private readonly NSec.Cryptography.Key _signingKey;
+    private readonly byte[] _signingSeed;
     private readonly byte[] _encryptionPrivateKey;
 
     private PartyKeyPair(PartyRole role, byte[] signingSeed, byte[] encryptionPrivateKey)
     {
         Role = role;
-        _signingKey = new Ed25519PrivateKeyParameters(signingSeed);
+        _signingSeed = signingSeed;
+        _signingKey = Sodium.ImportEd25519Seed(signingSeed);
         _encryptionPrivateKey = encryptionPrivateKey;
-        var ed = _signingKey.GeneratePublicKey().GetEncoded();
+        var ed = _signingKey.PublicKey.Export(NSec.Cryptography.KeyBlobFormat.RawPublicKey);
         var x = Hpke.PublicKeyOf(encryptionPrivateKey);
         Identity = PartyIdentity.FromKeys(ed, x, role).Value;
     }
@@ -32,12 +32,12 @@ public sealed class PartyKeyPair
 
     /// <summary>Generates fresh keys from the OS CSPRNG.</summary>
     public static PartyKeyPair Generate(PartyRole role) =>
-        new(role, RandomNumberGenerator.GetBytes(Ed25519.SecretKeySize), RandomNumberGenerator.GetBytes(32));
+        new(role, RandomNumberGenerator.GetBytes(Sodium.Ed25519SeedSize), RandomNumberGenerator.GetBytes(32));
 
     /// <summary>Rebuilds keys from their 32-byte private halves (Ed25519 seed, X25519 scalar).</summary>
     public static PartyKeyPair FromPrivateKeys(PartyRole role, ReadOnlySpan<byte> signingSeed, ReadOnlySpan<byte> encryptionPrivateKey)
     {
-        if (signingSeed.Length != Ed25519.SecretKeySize || encryptionPrivateKey.Length != 32)
+        if (signingSeed.Length != Sodium.Ed25519SeedSize || encryptionPrivateKey.Length != 32)
         {
             throw new ArgumentException("Ed25519 seed and X25519 private key must both be 32 bytes");
         }
@@ -48,15 +48,15 @@ public sealed class PartyKeyPair
     /// <summary>Ed25519 signature (64 bytes) over <paramref name="message"/>.</summary>
     public byte[] Sign(ReadOnlySpan<byte> message)
     {
-        var sig = new byte[Ed25519.SignatureSize];
-        _signingKey.Sign(Ed25519.Algorithm.Ed25519, null, message.ToArray(), 0, message.Length, sig, 0);
+        var sig = new byte[Sodium.Ed25519SignatureSize];
+        Sodium.Sign(_signingKey, message, sig);
         return sig;
     }
 
     internal byte[] Sign(byte[] message, int offset, int length)
     {
-        var sig = new byte[Ed25519.SignatureSize];
-        _signingKey.Sign(Ed25519.Algorithm.Ed25519, null, message, offset, length, sig, 0);
+        var sig = new byte[Sodium.Ed25519SignatureSize];
+        Sodium.Sign(_signingKey, message.AsSpan(offset, length), sig);
         return sig;
     }
 
@@ -64,7 +64,7 @@ public sealed class PartyKeyPair
     public bool TryOpen(HpkeAead aead, ReadOnlySpan<byte> enc, ReadOnlySpan<byte> info, ReadOnlySpan<byte> aad, ReadOnlySpan<byte> ciphertext, out byte[] plaintext) =>
         Hpke.TryOpen(aead, _encryptionPrivateKey, Identity.EncryptionKeyBytes, enc, info, aad, ciphertext, out plaintext);
 
-    internal byte[] SigningSeed() => _signingKey.GetEncoded();
+    internal byte[] SigningSeed() => (byte[])_signingSeed.Clone();
 
     internal byte[] EncryptionPrivateKey() => (byte[])_encryptionPrivateKey.Clone();
 }

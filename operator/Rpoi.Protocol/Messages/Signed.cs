@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Org.BouncyCastle.Math.EC.Rfc8032;
 using Rpoi.Protocol.Checks;
 using Rpoi.Protocol.Encoding;
 using Rpoi.Protocol.Keys;
@@ -289,12 +288,12 @@ public sealed class Signed<T>
     /// <summary>The signature check without the per-envelope memo (benchmarks measure this).</summary>
     internal Check<Signed<T>> VerifyUncached(PartyIdentity expected)
     {
-        if (!Codec.TryFromBase64(Sig, out var sigBytes) || sigBytes.Length != Ed25519.SignatureSize)
+        if (!Codec.TryFromBase64(Sig, out var sigBytes) || sigBytes.Length != Crypto.Sodium.Ed25519SignatureSize)
         {
             return Check.Fail<Signed<T>>(ReasonCode.InvalidEncoding, $"sig of {typeof(T).Name} must be canonical base64 of a 64-byte Ed25519 signature; re-sign the message");
         }
 
-        if (!expected.SigningKey.Verify(Ed25519.Algorithm.Ed25519, null, _payload.Array!, _payload.Offset, _payload.Count, sigBytes, 0))
+        if (!Crypto.Sodium.Verify(expected.SigningKey, _payload.AsSpan(), sigBytes))
         {
             return Check.Fail<Signed<T>>(ReasonCode.BadSignature, $"signature of {typeof(T).Name} by {Signer} does not verify: the payload was changed after signing or signed with another key; re-sign it");
         }
