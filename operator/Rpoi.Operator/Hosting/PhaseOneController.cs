@@ -95,9 +95,9 @@ public sealed class PhaseOneController
         }
 
         nodes.AddEventHandler(new ResourceEventHandler<V1Node>(
-            (node, _) => Affect(LeaseNodeWatch.Affected(controller.Informer.Store, NodeNamed, null, node)),
-            (old, node) => Affect(LeaseNodeWatch.Affected(controller.Informer.Store, NodeNamed, old, node)),
-            node => Affect(LeaseNodeWatch.Affected(controller.Informer.Store, NodeNamed, node, node))));
+            (node, _) => Affect(LeaseNodeWatch.Affected(controller.Informer.Store.Get, NodeNamed, null, node)),
+            (old, node) => Affect(LeaseNodeWatch.Affected(controller.Informer.Store.Get, NodeNamed, old, node)),
+            node => Affect(LeaseNodeWatch.Affected(controller.Informer.Store.Get, NodeNamed, node, node))));
         queue.Changed += waiting =>
         {
             foreach (var lease in waiting)

@@ -14,11 +14,11 @@ namespace Rpoi.Operator.PhaseOne.Nodes;
 public static class LeaseNodeWatch
 {
     /// <summary>The leases to reconcile for a node change.</summary>
-    /// <param name="leases">The Lease informer's cache.</param>
+    /// <param name="leases">Leases by key from the Lease informer's cache.</param>
     /// <param name="node">The Node informer's cache by name (null when the node is gone).</param>
     /// <param name="before">The node before the change (null for an add).</param>
     /// <param name="after">The node after the change (for a delete, its last known state).</param>
-    public static IReadOnlyList<ObjectKey> Affected(Store<Lease> leases, Func<string, V1Node?> node, V1Node? before, V1Node after)
+    public static IReadOnlyList<ObjectKey> Affected(Func<ObjectKey, Lease?> leases, Func<string, V1Node?> node, V1Node? before, V1Node after)
     {
         ArgumentNullException.ThrowIfNull(leases);
         ArgumentNullException.ThrowIfNull(node);
@@ -34,7 +34,7 @@ public static class LeaseNodeWatch
         var affected = new List<ObjectKey>(keys.Count);
         foreach (var key in keys)
         {
-            if (leases.Get(key) is not { Status: { Phase: LeasePhase.Active } status } lease || status.Nodes?.Contains(name) != true)
+            if (leases(key) is not { Status: { Phase: LeasePhase.Active } status } lease || status.Nodes?.Contains(name) != true)
             {
                 continue;
             }
