@@ -78,7 +78,9 @@ public sealed class PhaseOneController
         var recorder = events ?? builder.EventRecorder("rpoi.io/operator", Environment.MachineName);
         var reconciler = new LeaseReconciler(
             new LeaseReconcilerDependencies(ownWrites.Wrap(leases), provider, queue, new GrantIssuer(client, access), access, escrow, recorder,
-                new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time, NodeNamed),
+                new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time,
+                // Node health is read from Node objects: only the node-backed GKE provider's claims have them.
+                tpus is null ? NodeNamed : null),
             builder.LoggerFactory.CreateLogger<LeaseReconciler>());
         var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler).SkipEchoesOf(ownWrites);
 

@@ -130,6 +130,31 @@ public sealed class LostNodeTests
     }
 
     [Fact]
+    public async Task One_lost_host_of_a_multi_host_slice_degrades_the_lease_without_a_new_claim_or_a_wait()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        await TpuNodePools.V5eMultiHost4x4Async(env.Client, "slice");
+        await env.StartOperatorAsync();
+        await env.ApplyAsync(env.Lease("job").Shape(LeaseBuilder.V5e, "4x4").Chips(16).Build());
+        var active = await env.WaitForPhaseAsync("job", LeasePhase.Active);
+        Assert.Equal(4, active.Status!.Nodes!.Count);
+
+        // The lease now holds 12 of its 16 chips: it is reported, not re-queued (Pending) or topped up from elsewhere.
+        var lost = active.Status.Nodes[2];
+        await env.Client.CoreV1.DeleteNodeAsync(lost);
+        var degraded = await WaitForDegradedAsync(env, "True");
+        Assert.Equal(LeasePhase.Active, degraded.Status!.Phase);
+        Assert.Null(degraded.Status.QueuePosition);
+        Assert.Equal(active.Status.Nodes, degraded.Status.Nodes);
+        Assert.Equal((lost, NodeIncidentReasons.NodeDeleted), (Assert.Single(degraded.Status.NodeIncidents!).Node, degraded.Status.NodeIncidents![0].Reason));
+        Assert.Equal(3, (await env.NodesOfAsync("job")).Count);
+
+        await env.RequestReturnAsync("job");
+        await env.WaitForPhaseAsync("job", LeasePhase.AwaitingRatings);
+        Assert.All(await env.NodesAsync(), n => Assert.True(TpuNodePools.IsClean(n), $"{n.Metadata.Name} still carries lease marks"));
+    }
+
+    [Fact]
     public async Task A_node_lost_while_no_operator_runs_is_found_on_start_and_recorded_incidents_survive_a_restart()
     {
         await using var env = await PhaseOneEnvironment.StartAsync();
