@@ -196,6 +196,32 @@ public sealed class ClusterCommandTests(ClusterFixture cluster) : IClassFixture<
     }
 
     [Fact]
+    public async Task Rate_shows_the_leases_node_incidents_so_the_renter_can_cite_them()
+    {
+        var name = await RequestAsync("rate-incidents");
+        await cluster.ActivateAsync(name);
+        Assert.Equal(0, (await Run("access", name)).ExitCode);
+        var quiet = await Run("rate", name, "--score", "4");
+        Assert.True(quiet.ExitCode == 0, quiet.ToString());
+        Assert.DoesNotContain("nodeIncidents", quiet.Err, StringComparison.Ordinal);
+
+        await cluster.PatchStatusAsync(name, new
+        {
+            nodeIncidents = new[]
+            {
+                new { node = "gke-a-0", reason = "NodeNotReady", message = "node gke-a-0 reports Ready=False", startedAt = "2026-12-03T08:00:00Z", endedAt = "2026-12-03T08:05:00Z", durationSeconds = 300, resolution = "Recovered" },
+            },
+        });
+        var result = await Run("rate", name, "--score", "2", "--comment", "node gke-a-0 was NotReady for 300 s");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("status.nodeIncidents", result.Err, StringComparison.Ordinal);
+        Assert.Contains("- NodeNotReady node gke-a-0 from 2026-12-03T08:00:00Z to 2026-12-03T08:05:00Z (300 s, Recovered)", result.Err, StringComparison.Ordinal);
+        var signed = Signed<RenterRating>.Parse(Yaml.ReadAll(result.Out).Single()!["spec"]!["signedRating"]!.ToJsonString()).Value;
+        Assert.Equal("node gke-a-0 was NotReady for 300 s", signed.Payload.Rating.Comment);
+    }
+
+    [Fact]
     public async Task Rate_keeps_the_digest_it_verified_and_warns_when_the_status_records_another()
     {
         var name = await RequestAsync("rate-mismatch");

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.RegularExpressions;
 using Rpoi.Cli.Support;
 using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseTwo;
 using Rpoi.Protocol;
 using Rpoi.Protocol.Messages;
 using Rating = Rpoi.Protocol.Messages.Rating;
@@ -52,6 +53,12 @@ internal static partial class RateCommand
             var (current, _) = await ctx.GetLeaseAsync(name, ct).ConfigureAwait(false);
             var em = CliContext.RequestOf(current);
             var grantDigest = given ?? await DigestAsync(ctx, current, em, keys, parse.GetValue(leaserIdentity), ct).ConfigureAwait(false);
+            if (LeaserRatingFacts.FactsOf(current.Status) is { Length: > 0 } incidents)
+            {
+                // The operator puts the same lines into β's rating; the renter's own rating can cite them.
+                ctx.Err.WriteLine($"note: lease {ns}/{name}'s nodes had incidents while it was Active (status.nodeIncidents); cite them in --comment if they matter to your score:\n{incidents}");
+            }
+
 
             var signed = RpoiEquations.SignRenterRating(em, grantDigest, new Rating(s, text, ctx.Time.GetUtcNow()), keys);
             var check = RpoiEquations.VerifyRenterRating(signed, em, grantDigest);

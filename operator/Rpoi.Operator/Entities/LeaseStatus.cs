@@ -43,7 +43,7 @@ public sealed class LeaseStatus
     [JsonPropertyName("phase")]
     public LeasePhase? Phase { get; set; }
 
-    /// <summary>Standard conditions (Verified, Pledged, Allocated, Ready, Settled), one per type.</summary>
+    /// <summary>Standard conditions (Verified, Pledged, Allocated, Ready, Degraded, Settled), one per type.</summary>
     [JsonPropertyName("conditions")]
     [ListMap("type")]
     public IList<V1Condition>? Conditions { get; set; }
@@ -112,6 +112,17 @@ public sealed class LeaseStatus
     [JsonPropertyName("ratingDeadline")]
     [Format("date-time")]
     public DateTime? RatingDeadline { get; set; }
+
+    /// <summary>
+    /// Problems with the lease's nodes while it was Active, oldest first (at most 64; older closed ones are dropped and
+    /// counted in nodeIncidentsDropped). An open incident (no endedAt) keeps the Degraded condition True.
+    /// </summary>
+    [JsonPropertyName("nodeIncidents")]
+    public IList<NodeIncident>? NodeIncidents { get; set; }
+
+    /// <summary>How many closed node incidents were dropped from nodeIncidents to keep it at 64 entries.</summary>
+    [JsonPropertyName("nodeIncidentsDropped")]
+    public long? NodeIncidentsDropped { get; set; }
 
     /// <summary>The escrow's settlement of this lease.</summary>
     [JsonPropertyName("settlement")]

@@ -9,6 +9,7 @@ using Rpoi.Operator.Entities;
 using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Operator.PhaseOne.Grant;
 using Rpoi.Operator.PhaseOne.Leases;
+using Rpoi.Operator.PhaseOne.Nodes;
 
 namespace Rpoi.Operator.Hosting;
 
@@ -70,18 +71,35 @@ public sealed class PhaseOneController
         var ownWrites = new OwnWrites<Lease>();
         // The Node informer feeds both the wake-ups below and the provider's lookups (no node list per reconcile).
         var nodes = builder.Informer(ResourceClients.Nodes(client));
+        V1Node? NodeNamed(string name) => nodes.Store.Get(new ObjectKey(null, name));
         var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>(), nodes);
         var queue = new AllocationQueue();
         var access = new LeaseAccess(client, builder.Time, options.LeaseUserClusterRole);
         var recorder = events ?? builder.EventRecorder("rpoi.io/operator", Environment.MachineName);
         var reconciler = new LeaseReconciler(
             new LeaseReconcilerDependencies(ownWrites.Wrap(leases), provider, queue, new GrantIssuer(client, access), access, escrow, recorder,
-                new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time),
+                new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time,
+                // Node health is read from Node objects: only the node-backed GKE provider's claims have them.
+                tpus is null ? NodeNamed : null),
             builder.LoggerFactory.CreateLogger<LeaseReconciler>());
         var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler).SkipEchoesOf(ownWrites);
 
         // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
         controller.Watch(nodes, node => WaitingFor(queue, node).Concat(OrphanedBy(controller.Informer.Store, node)));
+        // A claimed node that becomes NotReady, cordoned, under GKE maintenance, unclaimed or deleted reaches its Active
+        // lease at once, by the claim label of the node's old or new version (LeaseNodeWatch); other node updates wake nothing.
+        void Affect(IReadOnlyList<ObjectKey> keys)
+        {
+            foreach (var key in keys)
+            {
+                controller.Queue?.Add(key);
+            }
+        }
+
+        nodes.AddEventHandler(new ResourceEventHandler<V1Node>(
+            (node, _) => Affect(LeaseNodeWatch.Affected(controller.Informer.Store.Get, NodeNamed, null, node)),
+            (old, node) => Affect(LeaseNodeWatch.Affected(controller.Informer.Store.Get, NodeNamed, old, node)),
+            node => Affect(LeaseNodeWatch.Affected(controller.Informer.Store.Get, NodeNamed, node, node))));
         queue.Changed += waiting =>
         {
             foreach (var lease in waiting)

@@ -201,7 +201,7 @@ public sealed class SettlementStep
 
                 var (digest, _) = GrantDigests.Of(lease);
                 digest ??= fresh.Renter?.Signed.Payload.GrantDigest ?? GrantDigests.NoGrant;
-                var final = RpoiEquations.SealFinal(em, digest, fresh.Renter?.Signed, LeaserRatingOf(fresh.Leaser), d.Options.Leaser, pi);
+                var final = RpoiEquations.SealFinal(em, digest, fresh.Renter?.Signed, LeaserRatingOf(fresh.Leaser, lease.Status), d.Options.Leaser, pi);
                 settlement = await d.Escrow.SettleAsync(final, ct).ConfigureAwait(false);
             }
         }
@@ -322,11 +322,11 @@ public sealed class SettlementStep
         return (renterPart, leaser);
     }
 
-    /// <summary>Ra_β as β signs it into m''': the platform team's score and comment, timed at the Rating's creation (stable across re-submits).</summary>
-    private static ProtocolRating? LeaserRatingOf(RatingResource? rating) =>
+    /// <summary>Ra_β as β signs it into m''': the platform team's score and comment with the lease's node incidents appended (<see cref="LeaserRatingFacts"/>), timed at the Rating's creation (stable across re-submits).</summary>
+    private static ProtocolRating? LeaserRatingOf(RatingResource? rating, LeaseStatus? status) =>
         rating is null
             ? null
-            : new ProtocolRating((int)rating.Spec.Score, rating.Spec.Comment ?? string.Empty, rating.Metadata.CreationTimestamp is { } t ? Utc(t) : DateTimeOffset.UnixEpoch);
+            : new ProtocolRating((int)rating.Spec.Score, LeaserRatingFacts.CommentOf(rating.Spec.Comment, status), rating.Metadata.CreationTimestamp is { } t ? Utc(t) : DateTimeOffset.UnixEpoch);
 
     private async Task<PartyIdentity> EscrowIdentityAsync(CancellationToken ct)
     {

@@ -87,10 +87,10 @@ internal static class TpuSlices
         }
     }
 
-    /// <summary>Whether the node takes new pods: not cordoned, not reported NotReady, has TPU chips.</summary>
+    /// <summary>Whether the node takes new pods: not cordoned, not reported NotReady, not under GKE maintenance, has TPU chips.</summary>
     public static bool IsSchedulable(V1Node node)
     {
-        if (node.Spec?.Unschedulable == true || ChipsOn(node) <= 0)
+        if (node.Spec?.Unschedulable == true || ChipsOn(node) <= 0 || Nodes.NodeHealth.InMaintenance(node))
         {
             return false;
         }

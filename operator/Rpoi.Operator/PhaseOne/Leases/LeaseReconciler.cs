@@ -8,6 +8,7 @@ using Rpoi.Kube.Informers;
 using Rpoi.Operator.Entities;
 using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Operator.PhaseOne.Grant;
+using Rpoi.Operator.PhaseOne.Nodes;
 using Rpoi.Protocol.Messages;
 
 namespace Rpoi.Operator.PhaseOne.Leases;
@@ -23,6 +24,7 @@ namespace Rpoi.Operator.PhaseOne.Leases;
 /// <param name="Metrics">Phase I metrics.</param>
 /// <param name="Options">β's identity and settings.</param>
 /// <param name="Time">The clock (a FakeTimeProvider in tests).</param>
+/// <param name="Nodes">Node objects by name from the Node informer (null when gone), to watch an Active lease's nodes; null: not watched.</param>
 public sealed record LeaseReconcilerDependencies(
     IResourceClient<Lease> Leases,
     ITpuProvider Tpus,
@@ -33,7 +35,8 @@ public sealed record LeaseReconcilerDependencies(
     IEventRecorder Events,
     PhaseOneMetrics Metrics,
     PhaseOneOptions Options,
-    TimeProvider Time);
+    TimeProvider Time,
+    Func<string, V1Node?>? Nodes = null);
 
 /// <summary>
 /// RPOI phase I for one Lease: verify E(m) → pledge it to π → claim TPU nodes (FIFO when short) → deliver the
@@ -164,6 +167,14 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         // Allocate: adopt what this lease already holds (restart), else claim in FIFO order.
         var shape = verdict.Shape!;
         var claim = await d.Tpus.FindClaimAsync(id, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<string>? held = null;
+        if (status.Phase == LeasePhase.Active && recorded is not null && status.Nodes is { Count: > 0 } granted && (claim is null || claim.Chips != m.Chips))
+        {
+            // σ names the nodes: one lost while Active is reported (Degraded, below), never replaced behind the renter's back.
+            held = claim?.Nodes ?? [];
+            claim = new TpuClaim(shape, [.. granted], (status.NodePool ?? string.Empty).Split(','), m.Chips);
+        }
+
         if (claim is null || claim.Chips != m.Chips)
         {
             // Leases that fit claim side by side; a lease claims only what is left after the older leases queued for the
@@ -235,6 +246,12 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         status.AccessSecretName = issued.SecretName;
         SetCondition(status, lease, LeaseConditions.Ready, true, LeaseConditions.Succeeded,
             $"the renter's sealed grant is in Secret {issued.SecretName}; valid until {GrantIssuer.FormatTime(issued.ValidUntil)}");
+        var nodes = d.Nodes is { } lookup ? NodeIncidents.Observe(status, lookup, (held ?? claim.Nodes).ToHashSet(StringComparer.Ordinal), Truncate(d.Time.GetUtcNow())) : null;
+        if (nodes?.Condition is { } degraded)
+        {
+            SetCondition(status, lease, NodeIncidentReasons.Degraded, degraded.IsDegraded, degraded.Reason, degraded.Message);
+        }
+
         lease = await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
         ObserveMetrics(id, status, 0);
         if (!wasActive)
@@ -242,6 +259,12 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             d.Metrics.BecameActive(d.Time.GetUtcNow() - CreatedAt(lease));
             steps.Add($"lease active until {GrantIssuer.FormatTime(issued.ValidUntil)}");
             await RecordAsync(lease, EventTypes.Normal, "Active", "Activate", string.Join("; ", steps), cancellationToken).ConfigureAwait(false);
+        }
+
+        // One event per incident opened or ended, after the status that records it is written (a resync records none).
+        foreach (var e in nodes?.Events ?? [])
+        {
+            await RecordAsync(lease, e.Type, e.Reason, "ObserveNodes", e.Note, cancellationToken).ConfigureAwait(false);
         }
 
         var remaining = issued.ValidUntil - d.Time.GetUtcNow();
@@ -417,6 +440,11 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         var now = Truncate(d.Time.GetUtcNow());
         status.QueuePosition = null;
         status.ReturnedAt ??= now.UtcDateTime;
+        if (NodeIncidents.EndAll(status, Utc(status.ReturnedAt.Value)) is { } recovered)
+        {
+            SetCondition(status, lease, NodeIncidentReasons.Degraded, recovered.IsDegraded, recovered.Reason, recovered.Message);
+        }
+
         SetCondition(status, lease, LeaseConditions.Allocated, false, LeaseConditions.Returned, released.Count > 0 ? $"released {string.Join(", ", released)}" : "no nodes held");
         if (pledged)
         {
