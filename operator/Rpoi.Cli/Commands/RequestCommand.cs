@@ -14,7 +14,9 @@ internal static class RequestCommand
     public static Command Create(CommandFactory f)
     {
         var name = new Option<string>("--name") { Description = "The Lease's name (the signature binds the request to it and to the namespace).", Required = true };
-        var chips = new Option<int>("--chips") { Description = "Number of TPU chips M (a multiple of the topology's chips per slice).", Required = true };
+        var chips = Flags.WholeNumber("--chips", 1, 1_000_000, "of chips, at least 1 (a multiple of the slice's chips)");
+        chips.Description = "Number of TPU chips M (a multiple of the topology's chips per slice).";
+        chips.Required = true;
         var accelerator = new Option<string>("--accelerator") { Description = "GKE TPU accelerator type, e.g. tpu-v5-lite-podslice, tpu-v6e-slice (see 'kubectl rpoi offers').", Required = true };
         var topology = new Option<string>("--topology") { Description = "Slice topology, e.g. 2x4 (see 'kubectl rpoi offers').", Required = true };
         var duration = new Option<string>("--duration") { Description = "How long the lease runs: seconds, or 30m, 4h, 1d, 1h30m.", Required = true };
