@@ -109,8 +109,13 @@ internal static partial class SandboxCommand
             var pid = state?.Pid ?? (int.TryParse(pidText, out var p) ? p : 0);
             if (pid == 0 || !IsAlive(pid))
             {
-                File.Delete(SandboxState.PathIn(directory));
-                File.Delete(Path.Combine(directory, PidFile));
+                // Stale files of a sandbox that died; none at all when the directory was never created.
+                if (Directory.Exists(directory))
+                {
+                    File.Delete(SandboxState.PathIn(directory));
+                    File.Delete(Path.Combine(directory, PidFile));
+                }
+
                 throw new CliException(ExitCodes.NotFound, $"no sandbox runs from {directory}; start one with 'kubectl rpoi sandbox up'");
             }
 
