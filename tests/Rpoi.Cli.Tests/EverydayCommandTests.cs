@@ -54,6 +54,36 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
         Assert.DoesNotContain("--wait", result.Err, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_missing_namespace_is_named_as_missing_not_as_a_missing_lease()
+    {
+        Assert.Equal(0, (await home.RunAsync("keygen")).ExitCode);
+
+        var request = await Run("request", "--name", "big-run", "-n", "ml-research", "--chips", "8", "--accelerator", "tpu-v5-lite-podslice", "--topology", "2x4",
+            "--duration", "1h", "--deposit", "1uusd", "--rent", "1uusd", "--apply");
+        var status = await Run("status", "big-run", "-n", "ml-research");
+
+        foreach (var result in new[] { request, status })
+        {
+            Assert.Equal(ExitCodes.NotFound, result.ExitCode);
+            Assert.Contains("namespace ml-research does not exist", result.Err, StringComparison.Ordinal);
+            Assert.DoesNotContain("lease ml-research/big-run not found", result.Err, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Status_warns_while_the_renters_rating_is_due()
+    {
+        var name = await RequestAsync("due-1");
+        var deadline = new DateTime(2030, 1, 2, 3, 4, 5, DateTimeKind.Utc);
+        await cluster.PatchStatusAsync(name, new { phase = "AwaitingRatings", ratingDeadline = deadline });
+
+        var result = await Run("status", name);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("warning: rate this lease by 2030-01-02T03:04:05Z: π withholds your deposit ρ", result.Err, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(new[] { "rate", "x", "--score", "five" }, "--score: 'five' is not a whole number from 1 to 5", "kubectl rpoi rate --help")]
     [InlineData(new[] { "rate", "x", "--score", "9" }, "--score: '9' is not a whole number from 1 to 5", "kubectl rpoi rate --help")]
