@@ -13,6 +13,7 @@ internal static class Examples
         ["kubectl rpoi access"] = ["kubectl rpoi access train-1 -n team-a --wait --timeout 2m", "kubectl rpoi access train-1 -n team-a --pod-template-out pod.yaml"],
         ["kubectl rpoi rate"] = ["kubectl rpoi rate train-1 -n team-a --score 5 --apply", "kubectl rpoi rate train-1 -n team-a --score 4 --comment 'slow start' > rating.yaml"],
         ["kubectl rpoi return"] = ["kubectl rpoi return train-1 -n team-a", "kubectl rpoi return train-1 -n team-a --wait --timeout 2m"],
+        ["kubectl rpoi cancel"] = ["kubectl rpoi cancel train-1 -n team-a"],
         ["kubectl rpoi status"] = ["kubectl rpoi status train-1 -n team-a", "kubectl rpoi status train-1 -n team-a --escrow-identity escrow.identity.json"],
         ["kubectl rpoi balance"] = ["kubectl rpoi balance", "kubectl rpoi balance --leaser", "kubectl rpoi balance --address rpoi1..."],
         ["kubectl rpoi offers"] = ["kubectl rpoi offers", "kubectl rpoi offers --operator-namespace rpoi-system"],

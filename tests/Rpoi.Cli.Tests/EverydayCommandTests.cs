@@ -12,7 +12,11 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
 
     private async Task<string> RequestAsync(string name)
     {
-        Assert.Equal(0, (await home.RunAsync("keygen")).ExitCode);
+        if (!File.Exists(home.File(".rpoi/renter.key")))
+        {
+            Assert.Equal(0, (await home.RunAsync("keygen")).ExitCode);
+        }
+
         var result = await Run("request", "--name", name, "--chips", "8", "--accelerator", "tpu-v5-lite-podslice", "--topology", "2x4",
             "--duration", "1h", "--deposit", "1500000uusd", "--rent", "9000000uusd", "--rating-window", "2h", "--apply");
         Assert.True(result.ExitCode == 0, result.ToString());
@@ -38,6 +42,26 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
         var again = await Run("return", name);
         Assert.Equal(0, again.ExitCode);
         Assert.Contains("already ended (phase AwaitingRatings)", again.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cancel_withdraws_a_lease_before_active_and_refuses_an_active_one()
+    {
+        var pending = await RequestAsync("cancel-1");
+        await cluster.PatchStatusAsync(pending, new { phase = "Allocating", queuePosition = 2 });
+
+        var result = await Run("cancel", pending);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var kubectl = await Processes.KubectlAsync(home.Path, cluster.Kubeconfig, "get", "tpulease", pending, "-n", ClusterFixture.Namespace, "-o", "jsonpath={.spec.returnRequested}");
+        Assert.Equal("true", kubectl.Out.Trim());
+
+        var active = await RequestAsync("cancel-2");
+        await cluster.ActivateAsync(active);
+        var refused = await Run("cancel", active);
+        Assert.Equal(ExitCodes.Conflict, refused.ExitCode);
+        Assert.Contains($"kubectl rpoi return {active}", refused.Err, StringComparison.Ordinal);
+        Assert.False((await cluster.GetLeaseAsync(active)).Spec.ReturnRequested ?? false);
     }
 
     [Fact]
