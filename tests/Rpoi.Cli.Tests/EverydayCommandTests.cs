@@ -123,6 +123,25 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
         Assert.DoesNotContain("System.", result.Err, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("json")]
+    [InlineData("yaml")]
+    public async Task Offers_prints_json_and_yaml_with_the_documented_fields(string format)
+    {
+        var result = await Run("offers", "-o", format);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var doc = format == "json" ? System.Text.Json.Nodes.JsonNode.Parse(result.Out)! : Rpoi.Cli.Support.Yaml.ReadAll(result.Out).Single()!;
+        Assert.Equal(cluster.Leaser.Identity.Address, (string?)doc["leaser"]);
+        var offer = doc["offers"]!.AsArray().Single(o => (string?)o!["topology"] == "2x2")!;
+        Assert.Equal("tpu-v6e-slice", (string?)offer["accelerator"]);
+        Assert.Equal("4", offer["chipsPerSlice"]!.ToString());
+
+        var bad = await Run("offers", "-o", "xml");
+        Assert.Equal(ExitCodes.Usage, bad.ExitCode);
+        Assert.Contains("--output: 'xml' is not json or yaml", bad.Err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Sandbox_timeout_takes_a_duration()
     {
