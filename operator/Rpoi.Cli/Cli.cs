@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using Rpoi.Cli.Commands;
 
 namespace Rpoi.Cli;
@@ -21,6 +22,8 @@ public static class Cli
             RequestCommand.Create(factory),
             AccessCommand.Create(factory),
             RateCommand.Create(factory),
+            ReturnCommand.Create(factory),
+            CancelCommand.Create(factory),
             StatusCommand.Create(factory),
             BalanceCommand.Create(factory),
             OffersCommand.Create(factory),
@@ -37,13 +40,48 @@ public static class Cli
                 await stderr.WriteLineAsync($"error: {error.Message}").ConfigureAwait(false);
             }
 
-            var name = parse.CommandResult.Command == root ? "" : " " + parse.CommandResult.Command.Name;
-            await stderr.WriteLineAsync($"see 'kubectl rpoi{name} --help'").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"see '{CommandPath(parse.CommandResult)} --help'").ConfigureAwait(false);
             return ExitCodes.Usage;
+        }
+
+        if (parse.Action is HelpAction)
+        {
+            // Render help into a buffer to show the plugin's name (kubectl runs us as kubectl-rpoi) and the examples.
+            using var buffer = new StringWriter();
+            await parse.InvokeAsync(new InvocationConfiguration { Output = buffer, Error = stderr }, cancellationToken).ConfigureAwait(false);
+            var text = buffer.ToString().Replace("  " + root.Name + " ", "  kubectl rpoi ", StringComparison.Ordinal);
+            await stdout.WriteAsync(text).ConfigureAwait(false);
+            if (Examples.For(CommandPath(parse.CommandResult)) is { Length: > 0 } examples)
+            {
+                await stdout.WriteLineAsync("Examples:").ConfigureAwait(false);
+                foreach (var e in examples)
+                {
+                    await stdout.WriteLineAsync("  " + e).ConfigureAwait(false);
+                }
+
+                await stdout.WriteLineAsync().ConfigureAwait(false);
+            }
+
+            return ExitCodes.Ok;
         }
 
         var invocation = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         return await parse.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>"kubectl rpoi sandbox down" for the command being parsed: its whole path, so the hint names the right command.</summary>
+    internal static string CommandPath(System.CommandLine.Parsing.CommandResult result)
+    {
+        var names = new List<string>();
+        for (var r = result; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            if (r.Command is not RootCommand)
+            {
+                names.Insert(0, r.Command.Name);
+            }
+        }
+
+        return string.Join(' ', ["kubectl rpoi", .. names]);
     }
 }
 

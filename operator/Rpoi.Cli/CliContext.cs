@@ -127,12 +127,45 @@ internal sealed class CliContext : IDisposable
     public async Task<(Lease Lease, JsonElement Raw)> GetLeaseAsync(string name, CancellationToken ct)
     {
         var ns = Namespace;
-        var raw = await CallAsync(
-            () => Kube().CustomObjects.GetNamespacedCustomObjectAsync(Lease.Group, Lease.Version, ns, Lease.Plural, name, ct),
-            $"lease {ns}/{name}",
-            "check the name and -n (kubectl get tpulease -n " + ns + ")").ConfigureAwait(false);
+        object raw;
+        try
+        {
+            raw = await CallAsync(
+                () => Kube().CustomObjects.GetNamespacedCustomObjectAsync(Lease.Group, Lease.Version, ns, Lease.Plural, name, ct),
+                $"lease {ns}/{name}",
+                "check the name and -n (kubectl get tpulease -n " + ns + ")").ConfigureAwait(false);
+        }
+        catch (CliException notFound) when (notFound.ExitCode == ExitCodes.NotFound)
+        {
+            // A get in a missing namespace is a plain NotFound for the object; say what is really missing.
+            if (await NamespaceMissingAsync(ns, ct).ConfigureAwait(false))
+            {
+                throw new CliException(ExitCodes.NotFound, $"namespace {ns} does not exist, so lease {ns}/{name} cannot either; pick the right one with -n", notFound);
+            }
+
+            throw;
+        }
+
         var element = raw is JsonElement e ? e : JsonSerializer.SerializeToElement(raw);
         return (KubernetesJson.Deserialize<Lease>(element.GetRawText()), element);
+    }
+
+    /// <summary>True only when the API says the namespace is NotFound (a renter that may not read namespaces learns nothing).</summary>
+    private async Task<bool> NamespaceMissingAsync(string ns, CancellationToken ct)
+    {
+        try
+        {
+            await Kube().CoreV1.ReadNamespaceAsync(ns, cancellationToken: ct).ConfigureAwait(false);
+            return false;
+        }
+        catch (HttpOperationException e)
+        {
+            return e.Response.StatusCode == HttpStatusCode.NotFound;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
     }
 
     /// <summary>E(m) as it sits in the Lease's spec, parsed.</summary>
@@ -168,6 +201,7 @@ internal sealed class CliContext : IDisposable
             var detail = ServerMessage(e.Response.Content);
             throw status switch
             {
+                HttpStatusCode.NotFound when MissingNamespace(e.Response.Content) is { } missing => new CliException(ExitCodes.NotFound, $"namespace {missing} does not exist (the API server said: namespaces \"{missing}\" not found); pick another with -n, or ask the platform team to create it", e),
                 HttpStatusCode.NotFound => new CliException(ExitCodes.NotFound, $"{what} not found; {hint}".TrimEnd(' ', ';'), e),
                 HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => new CliException(ExitCodes.Unreachable, $"the cluster refused access to {what} ({(int)status}{detail}); check your kubeconfig context, or ask the platform team for the rpoi renter role", e),
                 HttpStatusCode.Conflict => new CliException(ExitCodes.Conflict, $"{what}: conflict{detail}", e),
@@ -178,6 +212,27 @@ internal sealed class CliContext : IDisposable
         catch (HttpRequestException e)
         {
             throw new CliException(ExitCodes.Unreachable, $"cannot reach the cluster at {Config().Host} for {what} ({e.Message}); is it running? (for the sandbox: kubectl rpoi sandbox status)", e);
+        }
+    }
+
+    /// <summary>The namespace a NotFound is about, when the API's Status names kind "namespaces" (a create into a missing namespace).</summary>
+    private static string? MissingNamespace(string? content)
+    {
+        if (string.IsNullOrEmpty(content))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var doc = JsonDocument.Parse(content);
+            return doc.RootElement.TryGetProperty("details", out var d) && d.TryGetProperty("kind", out var k) && k.GetString() == "namespaces" && d.TryGetProperty("name", out var n)
+                ? n.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 

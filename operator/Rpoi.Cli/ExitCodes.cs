@@ -33,6 +33,9 @@ public static class ExitCodes
     /// <summary>The Lease is in phase Failed.</summary>
     public const int LeaseFailed = 9;
 
+    /// <summary>The Lease has ended (returned or settled): what was asked for no longer exists and never will again.</summary>
+    public const int LeaseEnded = 10;
+
     /// <summary>Interrupted (Ctrl-C).</summary>
     public const int Interrupted = 130;
 }

@@ -71,7 +71,7 @@ public sealed class QuickstartTests : IDisposable
 
         // Exactly the lifecycle, in this order, and not the "Two commands" block (a foreground server, the whole suite).
         string[] steps = ["kubectl rpoi sandbox up --detach", "kubectl rpoi keygen", "kubectl rpoi request ", "kubectl wait --for=condition=Ready",
-            "kubectl rpoi access ", "returnRequested", "kubectl rpoi rate ", "rating-leaser.yaml", "=Settled", "kubectl rpoi status ", "kubectl rpoi balance --leaser", "kubectl rpoi sandbox down"];
+            "kubectl rpoi access ", "kubectl rpoi return ", "kubectl rpoi rate ", "rating-leaser.yaml", "=Settled", "kubectl rpoi status ", "kubectl rpoi balance --leaser", "kubectl rpoi sandbox down"];
         var at = steps.Select(step => lines.FindIndex(l => l.Contains(step, StringComparison.Ordinal))).ToList();
         Assert.DoesNotContain(-1, at);
         Assert.Equal(at.Order(), at);

@@ -36,6 +36,18 @@ internal static class AccessCommand
             var keys = ctx.LoadKeys();
             var ns = ctx.Namespace;
             var (current, _) = await ctx.GetLeaseAsync(name, ct).ConfigureAwait(false);
+            if (current.Status?.Phase is LeasePhase.Returning or LeasePhase.AwaitingRatings or LeasePhase.Settling or LeasePhase.Settled)
+            {
+                // Ended: the grant is gone for good, so waiting could only run out the timeout.
+                throw new CliException(ExitCodes.LeaseEnded, $"lease {ns}/{name} has ended (phase {current.Status.Phase}): its access grant was revoked at the return; see 'kubectl rpoi status {name} -n {ns}'");
+            }
+
+            if (current.Status?.Phase is LeasePhase.Failed)
+            {
+                var ready = current.Status.Conditions?.FirstOrDefault(c => c.Type == "Ready");
+                throw new CliException(ExitCodes.LeaseFailed, $"lease {ns}/{name} failed ({ready?.Reason}: {ready?.Message}): it will never be Active; create a new Lease (kubectl rpoi request ...)");
+            }
+
             if (parse.GetValue(wait))
             {
                 current = await LeaseWaiter.WaitAsync(ctx, name, new HashSet<LeasePhase> { LeasePhase.Active }, TimeSpan.FromSeconds(timeoutSeconds), ct).ConfigureAwait(false);
@@ -43,8 +55,8 @@ internal static class AccessCommand
             else if (current.Status?.Phase is not LeasePhase.Active)
             {
                 var phase = current.Status?.Phase?.ToString() ?? "not yet seen by the operator";
-                throw new CliException(current.Status?.Phase == LeasePhase.Failed ? ExitCodes.LeaseFailed : ExitCodes.NotFound,
-                    $"lease {ns}/{name} is {phase}: the access grant exists only while it is Active; rerun with --wait to wait for it");
+                throw new CliException(ExitCodes.NotFound,
+                    $"lease {ns}/{name} is {phase}, not ready yet: the access grant is written when it becomes Active; rerun with --wait to wait for it");
             }
 
             var em = CliContext.RequestOf(current);

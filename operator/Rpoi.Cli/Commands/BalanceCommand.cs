@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Rpoi.Cli.Support;
 using Rpoi.Escrow.Client;
 
 namespace Rpoi.Cli.Commands;
@@ -11,7 +12,8 @@ internal static class BalanceCommand
         var address = new Option<string?>("--address") { Description = "The account to show (default: the address of --key)." };
         var leaser = new Option<bool>("--leaser") { Description = "Show the leaser β's account (its address from discovery): where the rent goes." };
         var escrowUrl = new Option<string?>("--escrow-url") { Description = "π's URL (default: from the operator's discovery ConfigMap)." };
-        var command = new Command("balance", "Show your account's free balance on the escrow π.") { address, leaser, escrowUrl };
+        var output = ReadOutput.Create();
+        var command = new Command("balance", "Show your account's free balance on the escrow π.") { address, leaser, escrowUrl, output };
         f.Handle(command, async (ctx, parse, ct) =>
         {
             if (parse.GetValue(leaser) && parse.GetValue(address) is not null)
@@ -24,6 +26,11 @@ internal static class BalanceCommand
             var url = parse.GetValue(escrowUrl) ?? discovery!.Escrow.Url;
             using var escrow = Open(url);
             var view = await EscrowCallAsync(() => escrow.Client.GetAccountAsync(account, ct), url).ConfigureAwait(false);
+            if (ReadOutput.TryWrite(ctx.Out, parse.GetValue(output), new BalanceView(view.Address, url, [.. view.Balances.Select(b => new AmountView(b.Amount, b.Denom))])))
+            {
+                return ExitCodes.Ok;
+            }
+
             ctx.Out.WriteLine($"account {view.Address} on π {url}");
             if (view.Balances.Count == 0)
             {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Rpoi.Cli.Support;
 
 namespace Rpoi.Cli.Commands;
 
@@ -7,11 +8,19 @@ internal static class OffersCommand
 {
     public static Command Create(CommandFactory f)
     {
-        var command = new Command("offers", "List the TPU accelerators and topologies you can rent here, with the chips free now.");
+        var output = ReadOutput.Create();
+        var command = new Command("offers", "List the TPU accelerators and topologies you can rent here, with the chips free now.") { output };
         f.Handle(command, async (ctx, parse, ct) =>
         {
             var doc = await ctx.DiscoveryAsync(ct).ConfigureAwait(false);
             var w = ctx.Out;
+            var view = new OffersView(doc.Leaser.Address, doc.Escrow.Address, doc.Escrow.Url, doc.UpdatedAt,
+                [.. doc.Offers.Select(o => new OfferView(o.Accelerator, o.Topology, o.ChipsPerSlice, o.HostsPerSlice, o.FreeChips, o.FreeSlices, o.TotalChips))]);
+            if (ReadOutput.TryWrite(w, parse.GetValue(output), view))
+            {
+                return ExitCodes.Ok;
+            }
+
             w.WriteLine($"leaser β {doc.Leaser.Address}, escrow π {doc.Escrow.Address} at {doc.Escrow.Url}");
             w.WriteLine($"capacity as of {AccessCommand.UtcText(doc.UpdatedAt)}");
             if (doc.Offers.Count == 0)

@@ -16,7 +16,9 @@ internal static partial class RateCommand
     public static Command Create(CommandFactory f)
     {
         var lease = new Argument<string>("lease") { Description = "The Lease's name." };
-        var score = new Option<int>("--score") { Description = "Your rating of the leaser, 1 (worst) to 5 (best).", Required = true };
+        var score = Flags.WholeNumber("--score", 1, 5, "from 1 to 5");
+        score.Description = "Your rating of the leaser, 1 (worst) to 5 (best).";
+        score.Required = true;
         var comment = new Option<string>("--comment") { Description = "A comment (at most 1024 characters).", DefaultValueFactory = _ => "" };
         var digest = new Option<string?>("--grant-digest") { Description = "The hex SHA-256 of σ, instead of the one from the access Secret, 'kubectl rpoi access' on this machine, or the Lease's status.grantDigest." };
         var leaserIdentity = new Option<string?>("--leaser-identity") { Description = "β's public identity file, instead of the one in the operator's discovery ConfigMap." };

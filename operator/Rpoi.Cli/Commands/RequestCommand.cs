@@ -14,7 +14,9 @@ internal static class RequestCommand
     public static Command Create(CommandFactory f)
     {
         var name = new Option<string>("--name") { Description = "The Lease's name (the signature binds the request to it and to the namespace).", Required = true };
-        var chips = new Option<int>("--chips") { Description = "Number of TPU chips M (a multiple of the topology's chips per slice).", Required = true };
+        var chips = Flags.WholeNumber("--chips", 1, 1_000_000, "of chips, at least 1 (a multiple of the slice's chips)");
+        chips.Description = "Number of TPU chips M (a multiple of the topology's chips per slice).";
+        chips.Required = true;
         var accelerator = new Option<string>("--accelerator") { Description = "GKE TPU accelerator type, e.g. tpu-v5-lite-podslice, tpu-v6e-slice (see 'kubectl rpoi offers').", Required = true };
         var topology = new Option<string>("--topology") { Description = "Slice topology, e.g. 2x4 (see 'kubectl rpoi offers').", Required = true };
         var duration = new Option<string>("--duration") { Description = "How long the lease runs: seconds, or 30m, 4h, 1d, 1h30m.", Required = true };
@@ -88,6 +90,7 @@ internal static class RequestCommand
                 return ExitCodes.Ok;
             }
 
+            await CheckBalanceAsync(ctx, keys.Identity.Address, depositMoney, rentMoney, ct).ConfigureAwait(false);
             await ctx.CreateAsync(manifest, Lease.Group, Lease.Version, Lease.Plural, ns, $"lease {ns}/{leaseName}", ct).ConfigureAwait(false);
             ctx.Out.WriteLine($"lease.rpoi.io/{leaseName} created in {ns}");
             ctx.Out.WriteLine($"transaction hash H = {h.Hex}");
@@ -95,6 +98,45 @@ internal static class RequestCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Refuses before anything is applied when π shows less than ρ + ω free: the pledge would fail and the Lease end Failed.
+    /// π is the authority, so when it cannot be asked (or the parties were given offline) this only warns and goes on.
+    /// </summary>
+    private static async Task CheckBalanceAsync(CliContext ctx, string renter, Money deposit, Money rent, CancellationToken ct)
+    {
+        string url;
+        try
+        {
+            url = (await ctx.DiscoveryAsync(ct).ConfigureAwait(false)).Escrow.Url;
+        }
+        catch (CliException e)
+        {
+            ctx.Err.WriteLine($"warning: could not check your balance on π ({e.Message}); the operator's pledge will refuse the lease if it is short");
+            return;
+        }
+
+        var need = System.Numerics.BigInteger.Parse(deposit.Amount, System.Globalization.CultureInfo.InvariantCulture) + System.Numerics.BigInteger.Parse(rent.Amount, System.Globalization.CultureInfo.InvariantCulture);
+        System.Numerics.BigInteger have;
+        try
+        {
+            using var escrow = BalanceCommand.Open(url);
+            var view = await BalanceCommand.EscrowCallAsync(() => escrow.Client.GetAccountAsync(renter, ct), url).ConfigureAwait(false);
+            var free = view.Balances.FirstOrDefault(b => b.Denom == deposit.Denom)?.Amount ?? "0";
+            have = System.Numerics.BigInteger.Parse(free, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (CliException e) when (e.ExitCode == ExitCodes.Unreachable)
+        {
+            ctx.Err.WriteLine($"warning: could not check your balance on π at {url} ({e.Message}); the operator's pledge will refuse the lease if it is short");
+            return;
+        }
+
+        if (have < need)
+        {
+            throw new CliException(ExitCodes.EscrowRefused,
+                $"your balance on π ({renter}) is {have} {deposit.Denom}, short of ρ + ω = {need} {deposit.Denom} by {need - have} {deposit.Denom}; nothing was applied. Fund the account (sandbox: kubectl rpoi sandbox fund) or ask for less");
+        }
     }
 
     private static Money Money(string? text, string flag) =>

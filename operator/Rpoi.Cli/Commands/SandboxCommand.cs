@@ -1,3 +1,4 @@
+using Rpoi.Cli.Support;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -14,10 +15,15 @@ internal static partial class SandboxCommand
     {
         var dir = new Option<string>("--dir") { Description = "The sandbox's directory (keys, kubeconfig, π's ledger).", DefaultValueFactory = _ => Path.Combine(".rpoi", "sandbox"), Recursive = true };
         var detach = new Option<bool>("--detach", "-d") { Description = "Run in the background (log in <dir>/sandbox.log); stop it with 'sandbox down'." };
-        var apiPort = new Option<int>("--api-port") { Description = "The API server's port on 127.0.0.1 (0: any free port).", DefaultValueFactory = _ => 0 };
-        var escrowPort = new Option<int>("--escrow-port") { Description = "π's port on 127.0.0.1 (0: any free port).", DefaultValueFactory = _ => 0 };
-        var saveInterval = new Option<int>("--save-interval") { Description = "Seconds between saves of the API objects to <dir>/api-objects.json while running, when they changed (0: only at stop).", DefaultValueFactory = _ => 30 };
-        var timeout = new Option<int>("--timeout") { Description = "Seconds 'up --detach' waits for the sandbox and 'down' waits for it to stop.", DefaultValueFactory = _ => 90 };
+        var apiPort = Flags.WholeNumber("--api-port", 0, 65535, "from 0 to 65535 (a TCP port; 0: any free port)");
+        apiPort.Description = "The API server's port on 127.0.0.1 (0: any free port).";
+        var escrowPort = Flags.WholeNumber("--escrow-port", 0, 65535, "from 0 to 65535 (a TCP port; 0: any free port)");
+        escrowPort.Description = "π's port on 127.0.0.1 (0: any free port).";
+        var saveInterval = Flags.WholeNumber("--save-interval", 0, 86400, "of seconds from 0 to 86400");
+        saveInterval.Description = "Seconds between saves of the API objects to <dir>/api-objects.json while running, when they changed (0: only at stop).";
+        saveInterval.DefaultValueFactory = _ => 30;
+        var timeout = Flags.DurationSeconds("--timeout", 90);
+        timeout.Description = "How long 'up --detach' waits for the sandbox and 'down' waits for it to stop: seconds, or 90s, 2m, 1h30m.";
 
         var up = new Command("up", "Start the sandbox: Kubernetes API with simulated GKE TPU node pools, the RPOI CRDs, π on SQLite, the operator, and a funded demo renter; resumes from the objects saved at the last stop.") { detach, apiPort, escrowPort, saveInterval, timeout };
         f.Handle(up, async (ctx, parse, ct) =>
@@ -103,8 +109,13 @@ internal static partial class SandboxCommand
             var pid = state?.Pid ?? (int.TryParse(pidText, out var p) ? p : 0);
             if (pid == 0 || !IsAlive(pid))
             {
-                File.Delete(SandboxState.PathIn(directory));
-                File.Delete(Path.Combine(directory, PidFile));
+                // Stale files of a sandbox that died; none at all when the directory was never created.
+                if (Directory.Exists(directory))
+                {
+                    File.Delete(SandboxState.PathIn(directory));
+                    File.Delete(Path.Combine(directory, PidFile));
+                }
+
                 throw new CliException(ExitCodes.NotFound, $"no sandbox runs from {directory}; start one with 'kubectl rpoi sandbox up'");
             }
 

@@ -64,7 +64,12 @@ internal static class StatusCommand
                 }
             }
 
-            await RatingsAsync(ctx, name, ct).ConfigureAwait(false);
+            var renterRated = await RatingsAsync(ctx, name, ct).ConfigureAwait(false);
+            if (status?.Phase is LeasePhase.AwaitingRatings && status.RatingDeadline is { } due && !renterRated)
+            {
+                ReturnCommand.RatingWarning(ctx.Err, ns, name, new DateTimeOffset(DateTime.SpecifyKind(due, DateTimeKind.Utc)));
+            }
+
             if (status?.Settlement is { Receipt: { Length: > 0 } receiptJson })
             {
                 var escrow = await EscrowIdentityAsync(ctx, parse.GetValue(escrowIdentity), ct).ConfigureAwait(false);
@@ -122,14 +127,15 @@ internal static class StatusCommand
         return doc.Escrow.ToIdentity().Identity!;
     }
 
-    private static async Task RatingsAsync(CliContext ctx, string leaseName, CancellationToken ct)
+    /// <summary>Prints the lease's Ratings; true when the renter has one not refused.</summary>
+    private static async Task<bool> RatingsAsync(CliContext ctx, string leaseName, CancellationToken ct)
     {
         var ns = ctx.Namespace;
         var list = await ctx.CallAsync(() => ctx.Kube().CustomObjects.ListNamespacedCustomObjectAsync(Lease.Group, Lease.Version, ns, RatingResource.Plural, cancellationToken: ct), $"ratings in {ns}", "").ConfigureAwait(false);
         var element = list is JsonElement e ? e : JsonSerializer.SerializeToElement(list);
         if (!element.TryGetProperty("items", out var items))
         {
-            return;
+            return false;
         }
 
         var ratings = items.EnumerateArray()
@@ -138,7 +144,7 @@ internal static class StatusCommand
             .ToList();
         if (ratings.Count == 0)
         {
-            return;
+            return false;
         }
 
         ctx.Out.WriteLine("ratings:");
@@ -147,6 +153,8 @@ internal static class StatusCommand
             var accepted = r.Status?.Accepted switch { true => "accepted", false => $"refused: {r.Status.Reason} {r.Status.Message}", null => "not yet checked" };
             ctx.Out.WriteLine($"  {r.Spec.Rater,-7} score {r.Spec.Score}  {accepted}");
         }
+
+        return ratings.Any(r => r.Spec.Rater == Rater.Renter && r.Status?.Accepted != false);
     }
 
     private static void Line(TextWriter w, string label, DateTimeOffset? t)

@@ -34,6 +34,11 @@ internal static class LeaseWaiter
                 throw new CliException(ExitCodes.LeaseFailed, $"lease {ctx.Namespace}/{name} failed: {ready?.Reason}: {message}; fix the cause and create a new Lease (kubectl rpoi request ...)");
             }
 
+            if (phase is LeasePhase.Returning or LeasePhase.AwaitingRatings or LeasePhase.Settling or LeasePhase.Settled)
+            {
+                throw new CliException(ExitCodes.LeaseEnded, $"lease {ctx.Namespace}/{name} has ended (phase {phase}) and will not become {string.Join(" or ", wanted)}; see 'kubectl rpoi status {name} -n {ctx.Namespace}'");
+            }
+
             if (ctx.Time.GetUtcNow() >= deadline)
             {
                 throw new CliException(ExitCodes.Timeout, $"lease {ctx.Namespace}/{name} is still {phase?.ToString() ?? "without status"} after {timeout.TotalSeconds:0}s; wait longer with --timeout, or look at 'kubectl describe tpulease {name} -n {ctx.Namespace}' (is the operator running?)");

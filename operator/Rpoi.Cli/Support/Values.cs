@@ -105,3 +105,43 @@ public static partial class Values
     [GeneratedRegex(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
     private static partial Regex Label();
 }
+
+/// <summary>Flag parsers whose errors name the flag and the expected form, never a .NET type.</summary>
+internal static class Flags
+{
+    /// <summary>A whole number in [min, max]; the error reads "--flag: 'x' is not a whole number from min to max".</summary>
+    public static System.CommandLine.Option<int> WholeNumber(string name, int min, int max, string range)
+    {
+        var option = new System.CommandLine.Option<int>(name);
+        option.CustomParser = r =>
+        {
+            var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
+            if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max)
+            {
+                return n;
+            }
+
+            r.AddError($"{name}: '{text}' is not a whole number {range}");
+            return 0;
+        };
+        return option;
+    }
+
+    /// <summary>A duration in seconds (90, 90s, 2m, 1h30m); the error names the flag and the forms.</summary>
+    public static System.CommandLine.Option<int> DurationSeconds(string name, int defaultSeconds)
+    {
+        var option = new System.CommandLine.Option<int>(name) { DefaultValueFactory = _ => defaultSeconds };
+        option.CustomParser = r =>
+        {
+            var text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
+            if (Values.TryParseDuration(text, out var s) && s <= int.MaxValue)
+            {
+                return (int)s;
+            }
+
+            r.AddError($"{name}: '{text}' is not a duration: give seconds (90) or 90s, 2m, 1h30m");
+            return 0;
+        };
+        return option;
+    }
+}
