@@ -15,7 +15,7 @@ namespace Rpoi.Benchmarks;
 
 /// <summary>
 /// Rpoi.Protocol wrappers beside the raw primitives they wrap, in one run, so the ratios in BENCHMARKS.md come
-/// from the same machine state. "Raw" = BouncyCastle Ed25519/X25519 and .NET HKDF/AES-GCM called directly.
+/// from the same machine state. "Raw" = libsodium Ed25519/X25519 (what the protocol uses) and .NET HKDF/AES-GCM called directly.
 /// </summary>
 [MemoryDiagnoser]
 public class ProtocolBenchmarks
@@ -29,6 +29,8 @@ public class ProtocolBenchmarks
     private byte[] _canonicalPayload = null!, _canonicalEnvelope = null!, _sig = null!;
     private Ed25519PrivateKeyParameters _bcPrivate = null!;
     private Ed25519PublicKeyParameters _bcRenterPublic = null!;
+    private NSec.Cryptography.Key _sodiumPrivate = null!;
+    private NSec.Cryptography.PublicKey _sodiumRenterPublic = null!;
     private TransactionHash _h = null!;
     private AccessGrant _grant = null!;
     private SealedMessage _sealedGrant = null!;
@@ -50,6 +52,8 @@ public class ProtocolBenchmarks
         _sig = Convert.FromBase64String(_signed.Sig);
         _bcPrivate = new Ed25519PrivateKeyParameters(RandomNumberGenerator.GetBytes(32));
         _bcRenterPublic = new Ed25519PublicKeyParameters(_renter.Identity.SigningKeyBytes);
+        _sodiumPrivate = Sodium.ImportEd25519Seed(RandomNumberGenerator.GetBytes(32));
+        _sodiumRenterPublic = Sodium.ImportEd25519PublicKey(_renter.Identity.SigningKeyBytes)!;
         _h = RpoiEquations.TransactionHashOf(_signed);
         _grant = new AccessGrant(
             ["gke-tpu-a", "gke-tpu-b"], "tpu-pool-1", "tpu-v5-lite-podslice", "2x4",
@@ -69,21 +73,39 @@ public class ProtocolBenchmarks
 
     // ------------------------------------------------------------ primitives
 
-    [Benchmark(Description = "raw BC Ed25519 sign (request payload bytes)")]
+    // "Raw" is libsodium, what the protocol runs on: keys imported once, then one call per operation. The BouncyCastle
+    // rows are kept as a reference, to show what the move to libsodium saved in the same run.
+    [Benchmark(Description = "raw libsodium Ed25519 sign (request payload bytes)")]
     public byte[] RawEd25519Sign()
+    {
+        var sig = new byte[64];
+        Sodium.Sign(_sodiumPrivate, _canonicalPayload, sig);
+        return sig;
+    }
+
+    [Benchmark(Description = "raw libsodium Ed25519 verify (key object reused)")]
+    public bool RawEd25519Verify() => Sodium.Verify(_sodiumRenterPublic, _canonicalPayload, _sig);
+
+    [Benchmark(Description = "raw libsodium Ed25519 verify (key imported each time)")]
+    public bool RawEd25519VerifyFreshKey() => Sodium.Verify(Sodium.ImportEd25519PublicKey(_renter.Identity.SigningKeyBytes)!, _canonicalPayload, _sig);
+
+    [Benchmark(Description = "reference: BouncyCastle Ed25519 sign")]
+    public byte[] BcEd25519Sign()
     {
         var sig = new byte[64];
         _bcPrivate.Sign(Ed25519.Algorithm.Ed25519, null, _canonicalPayload, 0, _canonicalPayload.Length, sig, 0);
         return sig;
     }
 
-    [Benchmark(Description = "raw BC Ed25519 verify (key object reused)")]
-    public bool RawEd25519Verify() =>
+    [Benchmark(Description = "reference: BouncyCastle Ed25519 verify (key object reused)")]
+    public bool BcEd25519Verify() =>
         _bcRenterPublic.Verify(Ed25519.Algorithm.Ed25519, null, _canonicalPayload, 0, _canonicalPayload.Length, _sig, 0);
 
-    [Benchmark(Description = "raw BC Ed25519 verify (key decoded each time)")]
-    public bool RawEd25519VerifyFreshKey() =>
-        new Ed25519PublicKeyParameters(_renter.Identity.SigningKeyBytes).Verify(Ed25519.Algorithm.Ed25519, null, _canonicalPayload, 0, _canonicalPayload.Length, _sig, 0);
+    [Benchmark(Description = "reference: BouncyCastle X25519 agreement")]
+    public bool BcX25519Agree() => BcX25519.CalculateAgreement(_xRecipientPrivate, 0, _rawEnc, 0, new byte[32], 0);
+
+    [Benchmark(Description = "raw libsodium X25519 agreement")]
+    public bool SodiumX25519Agree() => Sodium.X25519(_xRecipientPrivate, _rawEnc, new byte[32]);
 
     [Benchmark(Description = "raw SHA-256 of canonical E(m)")]
     public byte[] RawSha256() => SHA256.HashData(_canonicalEnvelope);
@@ -96,7 +118,7 @@ public class ProtocolBenchmarks
     public byte[] RawOpen()
     {
         var dh = new byte[32];
-        BcX25519.CalculateAgreement(_xRecipientPrivate, 0, _rawEnc, 0, dh, 0);
+        Sodium.X25519(_xRecipientPrivate, _rawEnc, dh);
         Span<byte> okm = stackalloc byte[44];
         HKDF.DeriveKey(HashAlgorithmName.SHA256, dh, okm, [], "rpoi"u8);
         var pt = new byte[_rawCt.Length - 16];
@@ -109,9 +131,9 @@ public class ProtocolBenchmarks
     {
         var sk = RandomNumberGenerator.GetBytes(32);
         var pk = new byte[32];
-        BcX25519.ScalarMultBase(sk, 0, pk, 0);
+        Sodium.X25519Base(sk, pk);
         var dh = new byte[32];
-        BcX25519.CalculateAgreement(sk, 0, _xRecipientPublic, 0, dh, 0);
+        Sodium.X25519(sk, _xRecipientPublic, dh);
         Span<byte> okm = stackalloc byte[44];
         HKDF.DeriveKey(HashAlgorithmName.SHA256, dh, okm, [], "rpoi"u8);
         var ct = new byte[_canonicalEnvelope.Length + 16];
@@ -269,12 +291,11 @@ public class ProtocolBenchmarks
     public byte[] RawSignGranted()
     {
         var sig = new byte[64];
-        _bcPrivate.Sign(Ed25519.Algorithm.Ed25519, null, _grantedPayload, 0, _grantedPayload.Length, sig, 0);
+        Sodium.Sign(_sodiumPrivate, _grantedPayload, sig);
         return sig;
     }
 
-    public bool RawVerifyGranted() =>
-        new Ed25519PublicKeyParameters(_leaser.Identity.SigningKeyBytes).Verify(Ed25519.Algorithm.Ed25519, null, _grantedPayload, 0, _grantedPayload.Length, _grantedSig, 0);
+    public bool RawVerifyGranted() => Sodium.Verify(Sodium.ImportEd25519PublicKey(_leaser.Identity.SigningKeyBytes)!, _grantedPayload, _grantedSig);
 
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider
     {
