@@ -125,6 +125,25 @@ public sealed class AllocationQueueTests
     }
 
     [Fact]
+    public void A_younger_lease_that_looked_before_an_older_one_entered_ahead_is_told_to_look_again()
+    {
+        // Seen in CI (RestartTests.Restart_while_queued_keeps_the_fifo_order): the younger lease looked first (place 1),
+        // the older one entered ahead of it before the younger parked, and the younger parked with place 1 for good.
+        var queue = new AllocationQueue();
+        var woken = new List<string>();
+        queue.Changed += ids => woken.AddRange(ids.Select(i => i.Name));
+        queue.Enter(Entry("holder", 0));
+        var younger = queue.Look(Entry("younger", 2));
+        Assert.Equal(2, younger.Position);
+        Assert.Equal(2, queue.Enter(Entry("older", 1)));
+        Assert.Empty(woken); // the younger lease was not parked yet, so nobody is woken...
+        Assert.False(queue.Park(Entry("younger", 2).Lease, younger)); // ...and it must not park on its old place
+        var again = queue.Look(Entry("younger", 2));
+        Assert.Equal(3, again.Position);
+        Assert.True(queue.Park(Entry("younger", 2).Lease, again));
+    }
+
+    [Fact]
     public void The_seed_from_the_cache_is_read_once_before_the_first_entry()
     {
         var queue = new AllocationQueue();

@@ -100,14 +100,18 @@ public sealed class AllocationQueue
             var queue = byShape[entry.Shape];
             var position = queue.IndexOf(byUid[entry.Lease.Uid]) + 1;
             var ahead = queue.Take(position - 1).Select(e => new QueuedDemand(e.Lease.Uid, e.Chips)).ToList();
-            view = new QueueView(position, ahead, versions.GetValueOrDefault(entry.Shape));
 
             // An older lease reconciled after younger ones moves them back a place: wake the parked ones so the positions
-            // they recorded stay true. Leases usually enter in creation order (appended), so this is rare.
+            // they recorded stay true, and move the shape's version so a younger lease that looked but has not parked yet
+            // is told by Park to look again (it would otherwise park with its old position and never be woken).
+            // Leases usually enter in creation order (appended), so this is rare.
             if (added && position < queue.Count)
             {
+                versions[entry.Shape] = versions.GetValueOrDefault(entry.Shape) + 1;
                 behind = queue.Skip(position).Where(e => parked.Contains(e.Lease.Uid)).Select(e => e.Lease).ToList();
             }
+
+            view = new QueueView(position, ahead, versions.GetValueOrDefault(entry.Shape));
         }
 
         if (behind.Count > 0)
