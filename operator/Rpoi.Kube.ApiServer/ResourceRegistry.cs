@@ -109,6 +109,8 @@ internal sealed class ResourceRegistry
             FieldLabels = EventRepresentations.EventsV1Labels,
         };
         yield return T("apps", "deployments", "Deployment", true, ["deploy"], status: true) with { Categories = ["all"] };
+        // Stored only (no Job controller): lets `kubectl apply --dry-run=server` check a multi-host slice's indexed Job.
+        yield return T("batch", "jobs", "Job", true, status: true) with { Categories = ["all"] };
         yield return T("rbac.authorization.k8s.io", "roles", "Role", true);
         yield return T("rbac.authorization.k8s.io", "rolebindings", "RoleBinding", true);
         yield return T("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", false);

@@ -19,11 +19,15 @@ internal static class AccessCommand
         var wait = new Option<bool>("--wait") { Description = "Show progress and wait until the Lease is Active." };
         var timeout = new Option<string>("--timeout") { Description = "How long --wait waits (e.g. 90s, 5m).", DefaultValueFactory = _ => "5m" };
         var output = new Option<string?>("--kubeconfig-out") { Description = "Where to write the lease's kubeconfig (default: ./<lease>.kubeconfig, mode 0600)." };
-        var podTemplate = new Option<string?>("--pod-template-out") { Description = "Also write the ready pod template to this file (YAML)." };
+        var podTemplate = new Option<string?>("--pod-template-out")
+        {
+            Description = "Also write a manifest ready to apply to this file (YAML): the pod template for a single-host slice; for a multi-host slice one Pod per host (a headless Service and an indexed Job with the TPU worker environment).",
+        };
+        var jobSet = new Option<bool>("--jobset") { Description = "For a multi-host slice write a JobSet (jobset.x-k8s.io/v1alpha2; needs the JobSet controller installed) instead of the indexed Job and Service." };
         var leaserIdentity = new Option<string?>("--leaser-identity") { Description = "β's public identity file, instead of the one in the operator's discovery ConfigMap." };
         var command = new Command("access", "Open the Lease's sealed access grant with your key, verify β's signature, write the kubeconfig and show where to run.")
         {
-            lease, wait, timeout, output, podTemplate, leaserIdentity,
+            lease, wait, timeout, output, podTemplate, jobSet, leaserIdentity,
         };
         f.Handle(command, async (ctx, parse, ct) =>
         {
@@ -68,9 +72,12 @@ internal static class AccessCommand
             WritePrivate(kubeconfigPath, grant.Kubeconfig);
             new GrantCache(opened.H.Hex, opened.GrantDigest, leaser.Address).Save(ctx.Env, ns, name);
             var template = Yaml.Write(JsonNode.Parse(grant.PodTemplate.GetRawText())!);
+            var slice = SliceManifests.SliceOf(grant);
+            string? manifestPath = null;
             if (parse.GetValue(podTemplate) is { Length: > 0 } p)
             {
-                File.WriteAllText(ctx.Env.Resolve(p), template);
+                manifestPath = ctx.Env.Resolve(p);
+                File.WriteAllText(manifestPath, SliceManifests.ToYaml(SliceManifests.For(grant, name, parse.GetValue(jobSet))));
             }
 
             var w = ctx.Out;
@@ -79,6 +86,7 @@ internal static class AccessCommand
             w.WriteLine($"grant digest:       {opened.GrantDigest}");
             w.WriteLine($"nodes:              {string.Join(", ", grant.NodeNames)} (node pool {grant.NodePool})");
             w.WriteLine($"accelerator:        {grant.Accelerator}, topology {grant.Topology}");
+            w.WriteLine($"slice:              {slice.Hosts} host(s) x {slice.ChipsPerHost} chips{(slice.Hosts > 1 ? ": run one pod per host (--pod-template-out writes them)" : "")}");
             w.WriteLine($"valid:              {UtcText(grant.ValidFrom)} .. {UtcText(grant.ValidUntil)}");
             w.WriteLine($"kubeconfig:         {kubeconfigPath} (a token for namespace {ns} only, until the lease ends)");
             w.WriteLine("node selector:");
@@ -93,6 +101,12 @@ internal static class AccessCommand
             foreach (var line in template.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
                 w.WriteLine("  " + line);
+            }
+
+            if (manifestPath is not null)
+            {
+                var what = slice.Hosts == 1 ? "the pod" : parse.GetValue(jobSet) ? $"a JobSet of {slice.Hosts} pods (needs the JobSet controller)" : $"a headless Service and an indexed Job of {slice.Hosts} pods";
+                w.WriteLine($"manifest:           {manifestPath} ({what})");
             }
 
             w.WriteLine($"next: kubectl --kubeconfig {kubeconfigPath} get pods");

@@ -57,7 +57,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     }
 
     /// <summary>What β does when a lease becomes Active: the status and the sealed grant in <c>&lt;lease&gt;-access</c>.</summary>
-    public async Task<AccessGrant> ActivateAsync(string name, PartyKeyPair? signAs = null)
+    public async Task<AccessGrant> ActivateAsync(string name, PartyKeyPair? signAs = null, int hosts = 1)
     {
         var lease = await GetLeaseAsync(name);
         var em = Signed<LeaseRequest>.Parse(JsonSerializer.Serialize(lease.Spec.Request)).Value;
@@ -65,8 +65,10 @@ public sealed class ClusterFixture : IAsyncLifetime
         var id = new LeaseIdentity(Namespace, name, lease.Metadata.Uid);
         var shape = new TpuShape(em.Payload.Accelerator, em.Payload.Topology);
         var now = DateTimeOffset.UtcNow;
-        var grant = new AccessGrant([$"node-{name}"], "pool-a", shape.Accelerator, shape.Topology, PodPlacement.NodeSelector(id, shape), PodPlacement.LeaseToleration(id),
-            LeaseAccess.Kubeconfig(new ClusterEndpointOptions(Server.Url, null), id, "lease-token"), PodPlacement.PodTemplate(id, shape, 8, "img"), now, now.AddHours(1));
+        // As β does: one node per host of the slice, each pod asking for its host's share of the chips.
+        var nodes = hosts == 1 ? new[] { $"node-{name}" } : Enumerable.Range(0, hosts).Select(i => $"node-{name}-{i}").ToArray();
+        var grant = new AccessGrant(nodes, "pool-a", shape.Accelerator, shape.Topology, PodPlacement.NodeSelector(id, shape), PodPlacement.LeaseToleration(id),
+            LeaseAccess.Kubeconfig(new ClusterEndpointOptions(Server.Url, null), id, "lease-token"), PodPlacement.PodTemplate(id, shape, em.Payload.Chips / hosts, "img"), now, now.AddHours(1));
         var sealedGrant = RpoiEquations.SealGrant(verified, grant, signAs ?? Leaser);
         await Client.CoreV1.CreateNamespacedSecretAsync(new V1Secret
         {

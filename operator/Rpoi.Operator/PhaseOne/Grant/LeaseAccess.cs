@@ -71,6 +71,12 @@ public sealed class LeaseAccess
         new() { ApiGroups = [""], Resources = ["pods/log"], Verbs = ["get", "list", "watch"] },
         new() { ApiGroups = [""], Resources = ["pods/exec", "pods/attach", "pods/portforward"], Verbs = ["get", "create"] },
         new() { ApiGroups = [""], Resources = ["events"], Verbs = ["get", "list", "watch"] },
+
+        // A multi-host slice runs one pod per host: an indexed Job (or a JobSet) and the headless Service the hosts
+        // find each other by (what `kubectl rpoi access --pod-template-out` writes).
+        new() { ApiGroups = [""], Resources = ["services"], Verbs = ["get", "list", "watch", "create", "update", "patch", "delete"] },
+        new() { ApiGroups = ["batch"], Resources = ["jobs"], Verbs = ["get", "list", "watch", "create", "update", "patch", "delete"] },
+        new() { ApiGroups = ["jobset.x-k8s.io"], Resources = ["jobsets"], Verbs = ["get", "list", "watch", "create", "update", "patch", "delete"] },
     ];
 
     /// <summary>
