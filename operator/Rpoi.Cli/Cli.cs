@@ -24,6 +24,7 @@ public static class Cli
             RateCommand.Create(factory),
             ReturnCommand.Create(factory),
             ListCommand.Create(factory),
+            ClaimCommand.Create(factory),
             CancelCommand.Create(factory),
             StatusCommand.Create(factory),
             BalanceCommand.Create(factory),

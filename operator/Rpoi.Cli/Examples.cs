@@ -15,6 +15,7 @@ internal static class Examples
         ["kubectl rpoi return"] = ["kubectl rpoi return train-1 -n team-a", "kubectl rpoi return train-1 -n team-a --wait --timeout 2m"],
         ["kubectl rpoi cancel"] = ["kubectl rpoi cancel train-1 -n team-a"],
         ["kubectl rpoi status"] = ["kubectl rpoi status train-1 -n team-a", "kubectl rpoi status train-1 -n team-a --escrow-identity escrow.identity.json", "kubectl rpoi status train-1 -n team-a -o json"],
+        ["kubectl rpoi claim"] = ["kubectl rpoi claim train-1 -n team-a", "kubectl rpoi claim train-1 -n team-a --score 4 -o json"],
         ["kubectl rpoi list"] = ["kubectl rpoi list", "kubectl rpoi list -A", "kubectl rpoi list -A --all", "kubectl rpoi list -A -o json"],
         ["kubectl rpoi balance"] = ["kubectl rpoi balance", "kubectl rpoi balance --leaser", "kubectl rpoi balance --address rpoi1..."],
         ["kubectl rpoi offers"] = ["kubectl rpoi offers", "kubectl rpoi offers --operator-namespace rpoi-system"],

@@ -131,3 +131,6 @@ internal sealed record ReceiptView(
 
 /// <summary>One transfer of a receipt.</summary>
 internal sealed record TransferView(string Purpose, AmountView Amount, string From, string To, string Status);
+
+/// <summary>claim -o: the lease, H, whether this call claimed (false: π had settled already), π's URL and the verified receipt.</summary>
+internal sealed record ClaimView(string Namespace, string Name, string TransactionHash, bool Claimed, string Escrow, ReceiptView Receipt);
