@@ -23,6 +23,8 @@ public static class Cli
             AccessCommand.Create(factory),
             RateCommand.Create(factory),
             ReturnCommand.Create(factory),
+            ListCommand.Create(factory),
+            ClaimCommand.Create(factory),
             CancelCommand.Create(factory),
             StatusCommand.Create(factory),
             BalanceCommand.Create(factory),

@@ -95,7 +95,7 @@ internal static partial class RateCommand
     /// verify: said on stderr). A verified digest that differs from the operator's record is warned about, because the
     /// operator refuses a rating that names another digest.
     /// </summary>
-    private static async Task<string> DigestAsync(CliContext ctx, Lease lease, Signed<LeaseRequest> em, Protocol.Keys.PartyKeyPair keys, string? leaserIdentity, CancellationToken ct)
+    internal static async Task<string> DigestAsync(CliContext ctx, Lease lease, Signed<LeaseRequest> em, Protocol.Keys.PartyKeyPair keys, string? leaserIdentity, CancellationToken ct)
     {
         var ns = ctx.Namespace;
         var name = lease.Metadata.Name;

@@ -17,7 +17,8 @@ internal static class StatusCommand
     {
         var lease = new Argument<string>("lease") { Description = "The Lease's name." };
         var escrowIdentity = new Option<string?>("--escrow-identity") { Description = "π's public identity file, instead of the one in the operator's discovery ConfigMap." };
-        var command = new Command("status", "Show a Lease's timeline and conditions, and verify π's settlement receipt with π's key.") { lease, escrowIdentity };
+        var output = ReadOutput.Create();
+        var command = new Command("status", "Show a Lease's timeline and conditions, and verify π's settlement receipt with π's key.") { lease, escrowIdentity, output };
         f.Handle(command, async (ctx, parse, ct) =>
         {
             var name = parse.GetValue(lease)!;
@@ -27,72 +28,126 @@ internal static class StatusCommand
             var m = em.Payload;
             var h = RpoiEquations.TransactionHashOf(em);
             var status = current.Status;
-            var w = ctx.Out;
-            w.WriteLine($"lease:       {ns}/{name}");
-            w.WriteLine($"phase:       {status?.Phase?.ToString() ?? "(not yet seen by the operator)"}");
-            w.WriteLine($"asked:       {m.Chips} x {m.Accelerator} chips, topology {m.Topology}, for {Values.FormatDuration(m.DurationSeconds)}");
-            w.WriteLine($"deposit ρ:   {m.Deposit.Amount} {m.Deposit.Denom}    rent ω: {m.Rent.Amount} {m.Rent.Denom}");
-            var renter = PartyIdentity.FromPublicKeys(m.Renter);
-            w.WriteLine($"renter:      {(renter.IsOk ? renter.Value.Address : "(invalid keys)")}");
-            w.WriteLine($"leaser β:    {m.Leaser}");
-            w.WriteLine($"escrow π:    {m.Escrow}");
-            w.WriteLine($"H:           {h.Hex}");
             if (status?.TransactionHash is { } statusH && statusH != h.Hex)
             {
                 throw new CliException(ExitCodes.VerificationFailed, $"status.transactionHash {statusH} is not the hash of spec.request ({h.Hex}): the status does not belong to this request");
             }
 
-            if (status?.Nodes is { Count: > 0 } nodes)
-            {
-                w.WriteLine($"nodes:       {string.Join(", ", nodes)} (node pool {status.NodePool})");
-            }
-
-            w.WriteLine("timeline:");
-            Line(w, "signed", m.Timestamp);
-            Line(w, "created", current.Metadata.CreationTimestamp);
-            Line(w, "active", status?.ActiveSince);
-            Line(w, "expires", status?.ExpiresAt);
-            Line(w, "returned", status?.ReturnedAt);
-            Line(w, "ratings due", status?.RatingDeadline);
-            Line(w, "settled", status?.Settlement?.SettledAt);
-            if (status?.Conditions is { Count: > 0 } conditions)
-            {
-                w.WriteLine("conditions:");
-                foreach (var c in conditions)
-                {
-                    w.WriteLine($"  {c.Type,-10} {c.Status,-7} {c.Reason,-22} {c.Message}");
-                }
-            }
-
-            var renterRated = await RatingsAsync(ctx, name, ct).ConfigureAwait(false);
-            if (status?.Phase is LeasePhase.AwaitingRatings && status.RatingDeadline is { } due && !renterRated)
-            {
-                ReturnCommand.RatingWarning(ctx.Err, ns, name, new DateTimeOffset(DateTime.SpecifyKind(due, DateTimeKind.Utc)));
-            }
-
+            var ratings = await RatingsAsync(ctx, name, ct).ConfigureAwait(false);
+            ReceiptView? receiptView = null;
+            PartyIdentity? escrow = null;
             if (status?.Settlement is { Receipt: { Length: > 0 } receiptJson })
             {
-                var escrow = await EscrowIdentityAsync(ctx, parse.GetValue(escrowIdentity), ct).ConfigureAwait(false);
+                escrow = await EscrowIdentityAsync(ctx, parse.GetValue(escrowIdentity), ct).ConfigureAwait(false);
                 if (escrow.Address != m.Escrow)
                 {
                     throw new CliException(ExitCodes.VerificationFailed, $"the request names escrow {m.Escrow} but the escrow identity given is {escrow.Address}; pass π's identity with --escrow-identity");
                 }
 
-                var receipt = VerifyReceipt(receiptJson, escrow, h);
-                w.WriteLine($"receipt:     verified: signed by π {escrow.Address} (key {escrow.KeyId}) for this H");
-                w.WriteLine($"  ratings:   renter {(receipt.Decision.RenterRated ? "yes" : "no")}, leaser {(receipt.Decision.LeaserRated ? "yes" : "no")}; deposit {receipt.Decision.Deposit}, rent {receipt.Decision.Rent}");
-                foreach (var t in receipt.Transfers)
-                {
-                    w.WriteLine($"  {t.Purpose,-8}   {t.Amount.Amount} {t.Amount.Denom} -> {t.To} ({t.Status})");
-                }
+                receiptView = ReceiptView.Of(VerifyReceipt(receiptJson, escrow, h), escrow);
+            }
 
-                w.WriteLine($"  ledger:    {receipt.LedgerEntry} at {AccessCommand.UtcText(receipt.Time)}");
+            var renter = PartyIdentity.FromPublicKeys(m.Renter);
+            var view = new StatusView(
+                ns,
+                name,
+                status?.Phase?.ToString() ?? "",
+                m.Chips,
+                m.Accelerator,
+                m.Topology,
+                m.DurationSeconds,
+                new AmountView(m.Deposit.Amount, m.Deposit.Denom),
+                new AmountView(m.Rent.Amount, m.Rent.Denom),
+                renter.IsOk ? renter.Value.Address : "",
+                m.Leaser,
+                m.Escrow,
+                h.Hex,
+                status?.Nodes is { Count: > 0 } n ? [.. n] : [],
+                status?.NodePool,
+                new TimelineView(m.Timestamp, Utc(current.Metadata.CreationTimestamp), Utc(status?.ActiveSince), Utc(status?.ExpiresAt), Utc(status?.ReturnedAt), Utc(status?.RatingDeadline), Utc(status?.Settlement?.SettledAt)),
+                [.. (status?.Conditions ?? []).Select(c => new ConditionView(c.Type, c.Status, c.Reason, c.Message))],
+                ratings,
+                receiptView);
+
+            // The reminder goes to stderr in every format, so -o json stays one parseable document.
+            var renterRated = ratings.Any(r => r.Rater == nameof(Rater.Renter) && r.Accepted != false);
+            if (!ReadOutput.TryWrite(ctx.Out, parse.GetValue(output), view))
+            {
+                WriteText(ctx.Out, view, escrow);
+            }
+
+            if (status?.Phase is LeasePhase.AwaitingRatings && status.RatingDeadline is { } due && !renterRated)
+            {
+                ReturnCommand.RatingWarning(ctx.Err, ns, name, new DateTimeOffset(DateTime.SpecifyKind(due, DateTimeKind.Utc)));
             }
 
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    private static void WriteText(TextWriter w, StatusView v, PartyIdentity? escrow)
+    {
+        w.WriteLine($"lease:       {v.Namespace}/{v.Name}");
+        w.WriteLine($"phase:       {(v.Phase.Length > 0 ? v.Phase : "(not yet seen by the operator)")}");
+        w.WriteLine($"asked:       {v.Chips} x {v.Accelerator} chips, topology {v.Topology}, for {Values.FormatDuration(v.DurationSeconds)}");
+        w.WriteLine($"deposit ρ:   {v.Deposit.Amount} {v.Deposit.Denom}    rent ω: {v.Rent.Amount} {v.Rent.Denom}");
+        w.WriteLine($"renter:      {(v.Renter.Length > 0 ? v.Renter : "(invalid keys)")}");
+        w.WriteLine($"leaser β:    {v.Leaser}");
+        w.WriteLine($"escrow π:    {v.Escrow}");
+        w.WriteLine($"H:           {v.TransactionHash}");
+        if (v.Nodes.Count > 0)
+        {
+            w.WriteLine($"nodes:       {string.Join(", ", v.Nodes)} (node pool {v.NodePool})");
+        }
+
+        w.WriteLine("timeline:");
+        Line(w, "signed", v.Timeline.Signed);
+        Line(w, "created", v.Timeline.Created);
+        Line(w, "active", v.Timeline.Active);
+        Line(w, "expires", v.Timeline.Expires);
+        Line(w, "returned", v.Timeline.Returned);
+        Line(w, "ratings due", v.Timeline.RatingDeadline);
+        Line(w, "settled", v.Timeline.Settled);
+        if (v.Conditions.Count > 0)
+        {
+            w.WriteLine("conditions:");
+            foreach (var c in v.Conditions)
+            {
+                w.WriteLine($"  {c.Type,-10} {c.Status,-7} {c.Reason,-22} {c.Message}");
+            }
+        }
+
+        if (v.Ratings.Count > 0)
+        {
+            w.WriteLine("ratings:");
+            foreach (var r in v.Ratings)
+            {
+                var accepted = r.Accepted switch { true => "accepted", false => $"refused: {r.Reason} {r.Message}", null => "not yet checked" };
+                w.WriteLine($"  {r.Rater,-7} score {r.Score}  {accepted}");
+            }
+        }
+
+        if (v.Receipt is { } receipt)
+        {
+            w.WriteLine($"receipt:     verified: signed by π {receipt.SignedBy} (key {escrow!.KeyId}) for this H");
+            WriteReceipt(w, receipt);
+        }
+    }
+
+    /// <summary>The decision row, each transfer and the ledger entry of a verified receipt (also claim's output).</summary>
+    internal static void WriteReceipt(TextWriter w, ReceiptView receipt)
+    {
+        w.WriteLine($"  ratings:   renter {(receipt.RenterRated ? "yes" : "no")}, leaser {(receipt.LeaserRated ? "yes" : "no")}; deposit {receipt.Deposit}, rent {receipt.Rent}");
+        foreach (var t in receipt.Transfers)
+        {
+            w.WriteLine($"  {t.Purpose,-8}   {t.Amount.Amount} {t.Amount.Denom} -> {t.To} ({t.Status})");
+        }
+
+        w.WriteLine($"  ledger:    {receipt.LedgerEntry} at {AccessCommand.UtcText(receipt.Time)}");
+    }
+
+    private static DateTimeOffset? Utc(DateTime? t) => t is { } v ? new DateTimeOffset(DateTime.SpecifyKind(v, DateTimeKind.Utc)) : null;
 
     /// <summary>Parses π's receipt and verifies its signature and H; any failure is exit 4.</summary>
     internal static SettlementReceipt VerifyReceipt(string receiptJson, PartyIdentity escrow, TransactionHash h)
@@ -127,34 +182,21 @@ internal static class StatusCommand
         return doc.Escrow.ToIdentity().Identity!;
     }
 
-    /// <summary>Prints the lease's Ratings; true when the renter has one not refused.</summary>
-    private static async Task<bool> RatingsAsync(CliContext ctx, string leaseName, CancellationToken ct)
+    /// <summary>The lease's Ratings (the renter's and β's), as status shows them.</summary>
+    private static async Task<IReadOnlyList<RatingView>> RatingsAsync(CliContext ctx, string leaseName, CancellationToken ct)
     {
         var ns = ctx.Namespace;
         var list = await ctx.CallAsync(() => ctx.Kube().CustomObjects.ListNamespacedCustomObjectAsync(Lease.Group, Lease.Version, ns, RatingResource.Plural, cancellationToken: ct), $"ratings in {ns}", "").ConfigureAwait(false);
         var element = list is JsonElement e ? e : JsonSerializer.SerializeToElement(list);
         if (!element.TryGetProperty("items", out var items))
         {
-            return false;
+            return [];
         }
 
-        var ratings = items.EnumerateArray()
+        return [.. items.EnumerateArray()
             .Select(i => KubernetesJson.Deserialize<RatingResource>(i.GetRawText()))
             .Where(r => r.Spec.LeaseRef.Name == leaseName)
-            .ToList();
-        if (ratings.Count == 0)
-        {
-            return false;
-        }
-
-        ctx.Out.WriteLine("ratings:");
-        foreach (var r in ratings)
-        {
-            var accepted = r.Status?.Accepted switch { true => "accepted", false => $"refused: {r.Status.Reason} {r.Status.Message}", null => "not yet checked" };
-            ctx.Out.WriteLine($"  {r.Spec.Rater,-7} score {r.Spec.Score}  {accepted}");
-        }
-
-        return ratings.Any(r => r.Spec.Rater == Rater.Renter && r.Status?.Accepted != false);
+            .Select(r => new RatingView(r.Metadata.Name, r.Spec.Rater.ToString(), r.Spec.Score, r.Status?.Accepted, r.Status?.Reason, r.Status?.Message))];
     }
 
     private static void Line(TextWriter w, string label, DateTimeOffset? t)
@@ -162,14 +204,6 @@ internal static class StatusCommand
         if (t is { } v)
         {
             w.WriteLine($"  {label,-12} {AccessCommand.UtcText(v)}");
-        }
-    }
-
-    private static void Line(TextWriter w, string label, DateTime? t)
-    {
-        if (t is { } v)
-        {
-            Line(w, label, new DateTimeOffset(DateTime.SpecifyKind(v, DateTimeKind.Utc)));
         }
     }
 }

@@ -48,3 +48,89 @@ internal sealed record OffersView(string Leaser, string Escrow, string EscrowUrl
 
 /// <summary>One accelerator/topology on offer.</summary>
 internal sealed record OfferView(string Accelerator, string Topology, int ChipsPerSlice, int HostsPerSlice, int FreeChips, int FreeSlices, int TotalChips);
+
+/// <summary>list -o: the leases, as kubectl's lists carry them, in <c>items</c>.</summary>
+internal sealed record LeaseListView(IReadOnlyList<LeaseRow> Items);
+
+/// <summary>One lease in list -o: its place, phase, renter, what was asked and the money; times in UTC, null when not known yet.</summary>
+internal sealed record LeaseRow(
+    string Namespace,
+    string Name,
+    string Phase,
+    string Renter,
+    long Chips,
+    string Accelerator,
+    string Topology,
+    long DurationSeconds,
+    DateTimeOffset? ExpiresAt,
+    AmountView? Deposit,
+    AmountView? Rent,
+    DateTimeOffset? RatingDeadline,
+    SettledView? Settlement,
+    string? TransactionHash);
+
+/// <summary>Where ρ and ω went, as the operator recorded π's settlement (<c>ReturnedToRenter</c>/<c>Withheld</c>, <c>PaidToLeaser</c>/<c>ReturnedToRenter</c>).</summary>
+internal sealed record SettledView(string? Deposit, string? Rent, DateTimeOffset? SettledAt);
+
+/// <summary>status -o: the request, the timeline, the conditions, the ratings and π's receipt (only once verified).</summary>
+internal sealed record StatusView(
+    string Namespace,
+    string Name,
+    string Phase,
+    long Chips,
+    string Accelerator,
+    string Topology,
+    long DurationSeconds,
+    AmountView Deposit,
+    AmountView Rent,
+    string Renter,
+    string Leaser,
+    string Escrow,
+    string TransactionHash,
+    IReadOnlyList<string> Nodes,
+    string? NodePool,
+    TimelineView Timeline,
+    IReadOnlyList<ConditionView> Conditions,
+    IReadOnlyList<RatingView> Ratings,
+    ReceiptView? Receipt);
+
+/// <summary>When each step happened; null when it has not.</summary>
+internal sealed record TimelineView(DateTimeOffset? Signed, DateTimeOffset? Created, DateTimeOffset? Active, DateTimeOffset? Expires, DateTimeOffset? Returned, DateTimeOffset? RatingDeadline, DateTimeOffset? Settled);
+
+/// <summary>A Lease condition.</summary>
+internal sealed record ConditionView(string Type, string Status, string? Reason, string? Message);
+
+/// <summary>A Rating of the lease and whether the operator accepted it (null: not checked yet).</summary>
+internal sealed record RatingView(string Name, string Rater, long Score, bool? Accepted, string? Reason, string? Message);
+
+/// <summary>π's settlement receipt after its signature and H verified: the decision row, the transfers, the ledger entry.</summary>
+internal sealed record ReceiptView(
+    bool Verified,
+    string SignedBy,
+    string Source,
+    bool RenterRated,
+    bool LeaserRated,
+    string Deposit,
+    string Rent,
+    IReadOnlyList<TransferView> Transfers,
+    string LedgerEntry,
+    DateTimeOffset Time)
+{
+    public static ReceiptView Of(Rpoi.Protocol.Messages.SettlementReceipt r, Rpoi.Protocol.Keys.PartyIdentity escrow) => new(
+        true,
+        escrow.Address,
+        r.Source.ToString(),
+        r.Decision.RenterRated,
+        r.Decision.LeaserRated,
+        r.Decision.Deposit.ToString(),
+        r.Decision.Rent.ToString(),
+        [.. r.Transfers.Select(t => new TransferView(t.Purpose, new AmountView(t.Amount.Amount, t.Amount.Denom), t.From, t.To, t.Status.ToString()))],
+        r.LedgerEntry,
+        r.Time);
+}
+
+/// <summary>One transfer of a receipt.</summary>
+internal sealed record TransferView(string Purpose, AmountView Amount, string From, string To, string Status);
+
+/// <summary>claim -o: the lease, H, whether this call claimed (false: π had settled already), π's URL and the verified receipt.</summary>
+internal sealed record ClaimView(string Namespace, string Name, string TransactionHash, bool Claimed, string Escrow, ReceiptView Receipt);
