@@ -232,7 +232,7 @@ public abstract class SqlEscrowStore : IEscrowStore
                         nameof(ReasonCode.NonceReplayed),
                         "signedRequest.payload.nonce",
                         $"nonce {nonce.Nonce} was already used by renter {nonce.RenterKeyId} in another request (H {prior.H}); sign a new request (a fresh nonce, as 'kubectl rpoi request' makes)",
-                        422);
+                        409);
                 }
 
                 w.Exec("DELETE FROM request_nonces WHERE expires_at < @now", ("now", now));
