@@ -46,6 +46,34 @@ public abstract partial class EscrowSuite
         Assert.True((await Env.Anyone.VerifyLedgerAsync()).Ok);
     }
 
+    [Fact]
+    public async Task A_deposit_that_would_take_a_denomination_past_64_bits_is_refused_and_the_audit_flags_totals_past_64_bits()
+    {
+        if (Skipped)
+        {
+            return;
+        }
+
+        var a = Env.Leases.Build().RenterAddress;
+        var b = Env.Leases.Build().RenterAddress;
+        await Env.FundAsync(b, 5);
+        await Env.FundAsync(a, long.MaxValue - 10);
+        var head = await Env.HeadAsync();
+
+        var ex = await Refused(() => Env.Admin.DepositAsync(new DepositRequest("over", b, new EscrowAmount("6", "uusd"))), EscrowReasons.AmountOverflow);
+        Assert.Equal("amount.amount", ex.Field);
+        Assert.Contains("deposit at most 5", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(5, await Env.BalanceAsync(b));
+        Assert.Equal(head, await Env.HeadAsync());
+        Assert.True((await Env.Anyone.VerifyLedgerAsync()).Ok);
+
+        // Balances that sum past 64 bits (only a tampered database can hold them) must never audit as ok.
+        await Env.ExecuteRawAsync("UPDATE balances SET amount = 9223372036854775807");
+        var audit = await Env.Anyone.VerifyLedgerAsync();
+        Assert.False(audit.Ok);
+        Assert.Contains(audit.Problems, p => p.Contains("past the ledger's 64-bit range", StringComparison.Ordinal));
+    }
+
     public static TheoryData<string, string, string, int> StrictBodies => new()
     {
         { "{\"depositId\":\"d1\",\"depositId\":\"d2\",\"address\":\"a\",\"amount\":{\"amount\":\"1\",\"denom\":\"uusd\"}}", "application/json", "depositId", 400 },

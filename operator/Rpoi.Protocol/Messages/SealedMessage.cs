@@ -191,7 +191,7 @@ public sealed record SealedMessage(string Suite, string Purpose, string H, strin
             // differently from π).
             if (!CanonicalJson.IsCanonicalExactly(plaintext))
             {
-                return Check.Fail<Signed<T>>(ReasonCode.MalformedMessage, $"the {purpose} plaintext is not RFC 8785 canonical JSON (Rpoi.Protocol CanonicalJson); seal the canonical bytes of the signed message, as RpoiEquations.SealFinal and SealGrant do");
+                return Check.Fail<Signed<T>>(ReasonCode.MalformedMessage, $"the {purpose} plaintext is not RFC 8785 canonical JSON (sorted keys, no whitespace, one spelling per number and string); seal the canonical bytes of the signed message, as the operator and 'kubectl rpoi' do");
             }
 
             // The plaintext array is ours alone: the envelope keeps it instead of copying it.
