@@ -26,6 +26,8 @@ public static class EscrowReasons
     public const string WithheldNotFound = "WithheldNotFound";
     /// <summary>The withheld funds were already released to the other party.</summary>
     public const string AlreadyReleased = "AlreadyReleased";
+    /// <summary>The body is not sent as <c>application/json</c> (415); <c>errors</c> names the Content-Type header.</summary>
+    public const string UnsupportedMediaType = "UnsupportedMediaType";
     /// <summary>The call lacks valid credentials.</summary>
     public const string Unauthenticated = "Unauthenticated";
     /// <summary>The credentials are valid but not allowed to do this.</summary>

@@ -11,6 +11,9 @@ namespace Rpoi.Escrow;
 /// <summary>The protocol half of π: pledges of E(m), settlements of m_final, the renter's claim.</summary>
 public sealed partial class EscrowService
 {
+    // No INonceStore here on purpose: its TryRecordAsync would commit the nonce in a transaction of its own, and a crash
+    // or a refusal (short funds) before the pledge would then lock the nonce with nothing held. π runs the stateless
+    // checks here and the nonce step (PROTOCOL.md P7) inside the pledge's transaction (SqlEscrowStore.PledgeAsync).
     private readonly RequestVerifier _requests = new(time, nonceStore: null, new RequestPolicy(options.MaxRequestAge, options.MaxClockSkew));
     private readonly Dictionary<string, PartyIdentity> _leasersByAddress = new(StringComparer.Ordinal);
 
@@ -26,9 +29,10 @@ public sealed partial class EscrowService
 
     /// <summary>
     /// Pledge (phase I step 2): verifies E(m) — R's signature, kind, π as escrow, the calling β as
-    /// leaser, chips, duration, amounts, nonce format, age window — then debits ρ + ω from R and holds
-    /// them under H. The same E(m) again returns the existing pledge without re-checking its age:
-    /// equal H means equal bytes, which were accepted once.
+    /// leaser, chips, duration, amounts, nonce format, age window — then, in one transaction, records the nonce
+    /// (refusing <see cref="ReasonCode.NonceReplayed"/> when R used it for another H within the age window), debits
+    /// ρ + ω from R and holds them under H. The same E(m) again returns the existing pledge without re-checking its
+    /// age or nonce: equal H means equal bytes, which were accepted once.
     /// </summary>
     public async Task<(PledgeView Pledge, bool Created)> PledgeAsync(PledgeRequest request, PartyIdentity? caller, CancellationToken ct)
     {
@@ -49,7 +53,9 @@ public sealed partial class EscrowService
         // window opens no sooner than the renter's rating window plus grace after that.
         var claimableAfter = m.Timestamp + TimeSpan.FromSeconds(m.DurationSeconds) + options.RatingWindow + options.ClaimGrace;
         var result = await store.PledgeAsync(
-            new PledgeCommand(verified.H.Hex, verified.Renter.Address, m.Leaser, m.Deposit.Denom, deposit, m.Rent.Denom, rent, signed.ToJson(), now, claimableAfter),
+            new PledgeCommand(
+                verified.H.Hex, verified.Renter.Address, m.Leaser, m.Deposit.Denom, deposit, m.Rent.Denom, rent, signed.ToJson(), now, claimableAfter,
+                new RequestNonce(verified.Renter.KeyId, m.Nonce, m.Timestamp + options.MaxRequestAge)),
             ct);
         return (View(result.Pledge), result.Created);
     }
@@ -183,8 +189,31 @@ public sealed partial class EscrowService
         }
 
         var status = check.Reason is ReasonCode.MalformedMessage or ReasonCode.InvalidEncoding ? 400 : 422;
-        throw new EscrowRefusedException(check.Reason!.Value.ToString(), field, check.Message, status);
+        var (at, message) = Answerable(field, check.Message);
+        throw new EscrowRefusedException(check.Reason!.Value.ToString(), at, message, status);
     }
+
+    /// <summary>
+    /// A protocol refusal as π may answer it. The protocol's parse errors can quote the JSON deserialiser, whose text names
+    /// .NET types and reader positions; those are replaced by π's own message, keeping the JSON path as the field.
+    /// </summary>
+    internal static (string Field, string Message) Answerable(string field, string message)
+    {
+        if (!LeakyText().IsMatch(message))
+        {
+            return (field, message);
+        }
+
+        var path = JsonPathIn().Match(message);
+        var at = path.Success && path.Groups[1].Length > 0 ? field + "." + path.Groups[1].Value : field;
+        return (at, $"{at} is not a well-formed protocol message: names are exact camelCase, every field is required, no unknown fields, strings where strings belong; send the message as the protocol serialises it ('kubectl rpoi' does)");
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"System\.|Exception|LineNumber|BytePosition|Path: |could not be converted|\bRpoi\.", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex LeakyText();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\$\.?([A-Za-z0-9_.\[\]]*)", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex JsonPathIn();
 
     private static PledgeView View(PledgeRecord p) => new(
         p.H,

@@ -22,6 +22,9 @@ public interface IStoreProvider
 
     /// <summary>Runs raw SQL against the store's database (for the tamper tests).</summary>
     Task ExecuteRawAsync(IEscrowStore store, string sql);
+
+    /// <summary>A new store over the same database as <paramref name="store"/> (a π restart).</summary>
+    IEscrowStore Reopen(IEscrowStore store);
 }
 
 /// <summary>
@@ -32,8 +35,8 @@ public sealed class EscrowEnvironment : IAsyncDisposable
 {
     public const string AdminToken = "test-admin-token";
 
-    private readonly WebApplication _app;
     private readonly IStoreProvider _provider;
+    private WebApplication _app;
 
     private EscrowEnvironment(IStoreProvider provider, WebApplication app, IEscrowStore store, Uri baseAddress, FakeTimeProvider time, EscrowOptions options, PartyKeyPair pi, PartyKeyPair leaser)
     {
@@ -51,9 +54,9 @@ public sealed class EscrowEnvironment : IAsyncDisposable
         Anyone = ClientFor(EscrowCredentials.None);
     }
 
-    public IEscrowStore Store { get; }
+    public IEscrowStore Store { get; private set; }
 
-    public Uri BaseAddress { get; }
+    public Uri BaseAddress { get; private set; }
 
     public FakeTimeProvider Time { get; }
 
@@ -67,11 +70,11 @@ public sealed class EscrowEnvironment : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public IEscrowClient Admin { get; }
+    public IEscrowClient Admin { get; private set; }
 
-    public IEscrowClient Operator { get; }
+    public IEscrowClient Operator { get; private set; }
 
-    public IEscrowClient Anyone { get; }
+    public IEscrowClient Anyone { get; private set; }
 
     /// <summary>The test's lease builder, bound to this π and β.</summary>
     public Leases Leases => new(this);
@@ -93,11 +96,34 @@ public sealed class EscrowEnvironment : IAsyncDisposable
         var options = new EscrowOptions();
         var pi = PartyKeyPair.Generate(PartyRole.Escrow);
         var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
+        var (app, address) = await StartAppAsync(store, time, options, pi, leaser);
+        return new EscrowEnvironment(provider, app, store, address, time, options, pi, leaser);
+    }
+
+    private static async Task<(WebApplication App, Uri Address)> StartAppAsync(IEscrowStore store, FakeTimeProvider time, EscrowOptions options, PartyKeyPair pi, PartyKeyPair leaser)
+    {
         var parts = new EscrowHostParts(store, pi, time, [leaser.Identity], Encoding.UTF8.GetBytes(AdminToken));
         var app = EscrowHost.Build(options, parts, "http://127.0.0.1:0");
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        return new EscrowEnvironment(provider, app, store, new Uri(address + "/"), time, options, pi, leaser);
+        return (app, new Uri(address + "/"));
+    }
+
+    /// <summary>
+    /// Stops π and starts a new one over the same database, keys and clock (a process restart): nothing of the old
+    /// process survives but what the database holds. The typed clients follow the new address.
+    /// </summary>
+    public async Task RestartAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        await Store.DisposeAsync();
+        Store = _provider.Reopen(Store);
+        await Store.InitializeAsync();
+        (_app, BaseAddress) = await StartAppAsync(Store, Time, Options, Pi, Leaser);
+        Admin = ClientFor(EscrowCredentials.Admin(AdminToken));
+        Operator = ClientFor(EscrowCredentials.Leaser(Leaser));
+        Anyone = ClientFor(EscrowCredentials.None);
     }
 
     /// <summary>Credits <paramref name="amount"/> uusd to <paramref name="address"/> through the admin on-ramp.</summary>

@@ -224,18 +224,26 @@ public abstract partial class EscrowSuite
         }
 
         var lease = await Env.Leases.Deposit(100).Rent(900).PledgedAsync(extra: 5);
-        // β's balance is so close to the 64-bit limit that crediting ω fails, after ρ went to R in the same transaction.
-        await Env.FundAsync(Env.Leaser.Identity.Address, long.MaxValue - 100);
+        // The on-ramp keeps every sum inside 64 bits (supply), so no credit can overflow any more; a fault injected in the
+        // database fails the settlement's last write instead, after ρ and ω were credited in the same transaction.
+        await Env.ExecuteRawAsync(Provider is PostgresProvider
+            ? """
+              CREATE FUNCTION fail_settlement() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END; $$ LANGUAGE plpgsql;
+              CREATE TRIGGER fail_settlement BEFORE INSERT ON settlements FOR EACH ROW EXECUTE FUNCTION fail_settlement();
+              """
+            : "CREATE TRIGGER fail_settlement BEFORE INSERT ON settlements BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
         var head = await Env.HeadAsync();
 
-        await Refused(() => Env.Operator.SettleAsync(Finals.For(Env, lease, true, true)), EscrowReasons.AmountOverflow);
+        var failed = await Refused(() => Env.Operator.SettleAsync(Finals.For(Env, lease, true, true)), EscrowReasons.Internal);
+        Assert.Equal(500, failed.Status);
+        Assert.DoesNotContain("injected", failed.Message, StringComparison.Ordinal);
 
         Assert.Equal(5, await Env.BalanceAsync(lease.RenterAddress));
         Assert.Equal(head, await Env.HeadAsync());
         Assert.Equal("Held", (await Env.Anyone.GetPledgeAsync(lease.H))!.State);
         Assert.Null(await Env.Anyone.GetSettlementAsync(lease.H));
 
-        // The other row does not credit β, so it settles.
+        await Env.ExecuteRawAsync("DROP TRIGGER fail_settlement" + (Provider is PostgresProvider ? " ON settlements" : string.Empty));
         var settled = await Env.Operator.SettleAsync(Finals.For(Env, lease, true, false));
         Assert.Equal("BackToRenter", settled.Rent);
         Assert.Equal(1005, await Env.BalanceAsync(lease.RenterAddress));
@@ -396,6 +404,7 @@ public abstract partial class EscrowSuite
         async Task<JsonElement> Post(string authorization, string path = "v1/pledges")
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Env.BaseAddress, path)) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
             request.Headers.TryAddWithoutValidation("Authorization", authorization);
             using var response = await Env.Http.SendAsync(request);
             using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());

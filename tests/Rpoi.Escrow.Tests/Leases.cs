@@ -28,6 +28,7 @@ public sealed class Leases(EscrowEnvironment env)
     private string? _escrow;
     private string? _leaser;
     private PartyKeyPair? _renter;
+    private string? _nonce;
 
     public Leases Deposit(long amount)
     {
@@ -60,6 +61,13 @@ public sealed class Leases(EscrowEnvironment env)
         return this;
     }
 
+    /// <summary>The request's nonce (by default 16 fresh random bytes).</summary>
+    public Leases Nonce(string nonce)
+    {
+        _nonce = nonce;
+        return this;
+    }
+
     public Leases By(PartyKeyPair renter)
     {
         _renter = renter;
@@ -79,7 +87,7 @@ public sealed class Leases(EscrowEnvironment env)
             8,
             3600,
             env.Time.GetUtcNow() - _age,
-            Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
+            _nonce ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
             new Money(_deposit.ToString(System.Globalization.CultureInfo.InvariantCulture), "uusd"),
             new Money(_rent.ToString(System.Globalization.CultureInfo.InvariantCulture), "uusd"),
             new LeaseRef("team-a", "lease-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))));

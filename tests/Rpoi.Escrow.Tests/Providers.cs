@@ -13,6 +13,8 @@ public sealed class SqliteProvider : IStoreProvider
         return Task.FromResult<IEscrowStore?>(new SqliteEscrowStore(Path.Combine(dir, "escrow.db")));
     }
 
+    public IEscrowStore Reopen(IEscrowStore store) => new SqliteEscrowStore(((SqliteEscrowStore)store).DatabasePath);
+
     public Task CleanupAsync(IEscrowStore store)
     {
         SqliteConnection.ClearAllPools();
@@ -60,6 +62,8 @@ public sealed class PostgresProvider : IStoreProvider
         _connectionString = builder.ToString();
         return Task.FromResult<IEscrowStore?>(new PostgresEscrowStore(_connectionString));
     }
+
+    public IEscrowStore Reopen(IEscrowStore store) => new PostgresEscrowStore(_connectionString!);
 
     public Task CleanupAsync(IEscrowStore store) =>
         ExecuteRawAsync(store, $"DROP SCHEMA IF EXISTS \"{new NpgsqlConnectionStringBuilder(_connectionString).SearchPath}\" CASCADE");

@@ -10,6 +10,9 @@ public static class EscrowEndpoints
     /// <summary>JSON settings of the API (the DTOs name their members explicitly).</summary>
     public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web)
     {
+        // The web defaults match names case-insensitively; π reads exactly the names it documents.
+        PropertyNameCaseInsensitive = false,
+        AllowDuplicateProperties = false,
         UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
         RespectNullableAnnotations = true,
         // Base64 keys stay readable ('+' and '/' unescaped); responses are JSON, never HTML.
@@ -32,7 +35,8 @@ public static class EscrowEndpoints
             }
             catch (BadHttpRequestException ex)
             {
-                await Problems.Create(400, EscrowReasons.InvalidField, "body", ex.Message).ExecuteAsync(context);
+                // Kestrel's own text may name internals; the status it chose (400, 408, 413) is kept.
+                await Problems.Create(ex.StatusCode is >= 400 and < 500 ? ex.StatusCode : 400, EscrowReasons.InvalidField, "body", "the request body could not be read (cut off, too large or sent too slowly); send the whole JSON body again").ExecuteAsync(context);
             }
             catch (Exception ex) when (ex is not OperationCanceledException && !context.Response.HasStarted)
             {
@@ -49,9 +53,10 @@ public static class EscrowEndpoints
 
         v1.MapPost("/deposits", async (HttpContext http, EscrowService escrow, CallAuthenticator auth, CancellationToken ct) =>
         {
+            StrictJson.RequireJsonContentType(http.Request.ContentType);
             auth.RequireAdmin(http.Request);
             var body = await ReadBodyAsync(http, ct);
-            var receipt = await escrow.DepositAsync(Problems.ReadJson<DepositRequest>(body, Json), ct);
+            var receipt = await escrow.DepositAsync(Problems.ReadJson<DepositRequest>(body, JsonShape.Bodies.Deposit, "deposit", Json), ct);
             return Results.Json(receipt, Json);
         });
 
@@ -60,9 +65,10 @@ public static class EscrowEndpoints
 
         v1.MapPost("/pledges", async (HttpContext http, EscrowService escrow, CallAuthenticator auth, CancellationToken ct) =>
         {
+            StrictJson.RequireJsonContentType(http.Request.ContentType);
             var body = await ReadBodyAsync(http, ct);
             var caller = auth.RequireLeaserOrAdmin(http.Request, body);
-            var (pledge, created) = await escrow.PledgeAsync(Problems.ReadJson<PledgeRequest>(body, Json), caller, ct);
+            var (pledge, created) = await escrow.PledgeAsync(Problems.ReadJson<PledgeRequest>(body, JsonShape.Bodies.Pledge, "pledge", Json), caller, ct);
             return Results.Json(pledge, Json, statusCode: created ? 201 : 200);
         });
 
@@ -71,9 +77,10 @@ public static class EscrowEndpoints
 
         v1.MapPost("/settlements", async (HttpContext http, EscrowService escrow, CallAuthenticator auth, CancellationToken ct) =>
         {
+            StrictJson.RequireJsonContentType(http.Request.ContentType);
             var body = await ReadBodyAsync(http, ct);
             var caller = auth.RequireLeaserOrAdmin(http.Request, body);
-            var (settlement, created) = await escrow.SettleAsync(Problems.ReadJson<SettlementRequest>(body, Json), caller, ct);
+            var (settlement, created) = await escrow.SettleAsync(Problems.ReadJson<SettlementRequest>(body, JsonShape.Bodies.Settlement, "settlement", Json), caller, ct);
             return Results.Json(settlement, Json, statusCode: created ? 201 : 200);
         });
 
@@ -83,8 +90,9 @@ public static class EscrowEndpoints
         // The renter's own claim needs no call credential: R's signature on E(m'') is the authorisation.
         v1.MapPost("/claims", async (HttpContext http, EscrowService escrow, CancellationToken ct) =>
         {
+            StrictJson.RequireJsonContentType(http.Request.ContentType);
             var body = await ReadBodyAsync(http, ct);
-            var (settlement, created) = await escrow.ClaimAsync(Problems.ReadJson<ClaimRequest>(body, Json), ct);
+            var (settlement, created) = await escrow.ClaimAsync(Problems.ReadJson<ClaimRequest>(body, JsonShape.Bodies.Claim, "claim", Json), ct);
             return Results.Json(settlement, Json, statusCode: created ? 201 : 200);
         });
 
@@ -93,9 +101,10 @@ public static class EscrowEndpoints
 
         v1.MapPost("/withheld/release", async (HttpContext http, EscrowService escrow, CallAuthenticator auth, CancellationToken ct) =>
         {
+            StrictJson.RequireJsonContentType(http.Request.ContentType);
             auth.RequireAdmin(http.Request);
             var body = await ReadBodyAsync(http, ct);
-            return Results.Json(await escrow.ReleaseAsync(Problems.ReadJson<ReleaseRequest>(body, Json), ct), Json);
+            return Results.Json(await escrow.ReleaseAsync(Problems.ReadJson<ReleaseRequest>(body, JsonShape.Bodies.Release, "release", Json), ct), Json);
         });
 
         v1.MapGet("/ledger", async (HttpContext http, EscrowService escrow, CancellationToken ct) =>

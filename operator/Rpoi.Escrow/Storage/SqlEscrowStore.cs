@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 using Rpoi.Escrow.Client;
+using Rpoi.Protocol.Checks;
 using Rpoi.Protocol.Messages;
 
 namespace Rpoi.Escrow.Storage;
@@ -70,6 +71,29 @@ public abstract class SqlEscrowStore : IEscrowStore
             released_at TEXT NULL);
         """;
 
+    /// <summary>
+    /// The request nonces π has accepted (PROTOCOL.md P7): one row per (renter key, nonce) with the H that used it and the
+    /// instant its request leaves the age window, after which the age check refuses that request anyway and the row is
+    /// pruned. <c>supply</c> is the running total of deposits per denomination, kept so the on-ramp can refuse a deposit
+    /// that would take the denomination past 64 bits: every balance, hold and withheld sum is bounded by it. The backfill
+    /// fills it once for a database made before the table existed.
+    /// </summary>
+    protected const string ReplaySchema = """
+        CREATE TABLE IF NOT EXISTS request_nonces (
+            renter_key_id TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            h TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (renter_key_id, nonce));
+        CREATE INDEX IF NOT EXISTS request_nonces_expiry ON request_nonces (expires_at);
+        CREATE TABLE IF NOT EXISTS supply (
+            denom TEXT PRIMARY KEY,
+            amount BIGINT NOT NULL CHECK (amount >= 0));
+        INSERT INTO supply (denom, amount)
+            SELECT denom, SUM(amount) FROM deposits WHERE true GROUP BY denom
+            ON CONFLICT (denom) DO NOTHING;
+        """;
+
     /// <summary>Dialect-specific schema (append-only triggers), run after <see cref="CommonSchema"/>.</summary>
     protected abstract string DialectSchema { get; }
 
@@ -103,6 +127,7 @@ public abstract class SqlEscrowStore : IEscrowStore
         await using var connection = await OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await Exec(connection, tx, CommonSchema, ct);
+        await Exec(connection, tx, ReplaySchema, ct);
         await Exec(connection, tx, DialectSchema, ct);
         await tx.CommitAsync(ct);
     }
@@ -112,12 +137,14 @@ public abstract class SqlEscrowStore : IEscrowStore
         WriteAsync(async w =>
         {
             DepositRecord? existing = null;
+            long supply = 0;
             await w.ReadAsync(
                 ct,
                 new(
                     "SELECT address, denom, amount, seq FROM deposits WHERE deposit_id = @id",
                     [("id", command.DepositId)],
                     r => existing = new DepositRecord(command.DepositId, r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3))),
+                new("SELECT amount FROM supply WHERE denom = @d", [("d", command.Denom)], r => supply = r.GetInt64(0)),
                 w.BalanceRead(
                     "SELECT address, denom, amount FROM balances WHERE address = @a AND denom = @d",
                     [(command.Address, command.Denom)],
@@ -136,7 +163,19 @@ public abstract class SqlEscrowStore : IEscrowStore
                 return existing;
             }
 
+            // Everything π holds in a denomination came in here, so bounding the total bounds every sum the ledger makes.
+            if (!TryAdd(supply, command.Amount, out var newSupply))
+            {
+                throw new EscrowRefusedException(
+                    EscrowReasons.AmountOverflow,
+                    "amount.amount",
+                    $"π already holds {supply} {command.Denom} in total; {command.Amount} more would pass the ledger's 64-bit limit (9223372036854775807); deposit at most {long.MaxValue - supply}");
+            }
+
             await w.AddBalanceAsync(command.Address, command.Denom, command.Amount, "amount.amount", ct);
+            w.Exec(
+                "INSERT INTO supply (denom, amount) VALUES (@d, @x) ON CONFLICT (denom) DO UPDATE SET amount = excluded.amount",
+                ("d", command.Denom), ("x", newSupply));
             var seq = w.Append(command.At, Ledger.Kinds.Deposit, null, Ledger.External, Ledger.Balance(command.Address), command.Denom, command.Amount);
             w.Exec(
                 "INSERT INTO deposits (deposit_id, address, denom, amount, seq) VALUES (@id, @a, @d, @x, @s)",
@@ -163,9 +202,15 @@ public abstract class SqlEscrowStore : IEscrowStore
         WriteAsync(async w =>
         {
             PledgeRecord? existing = null;
+            (string H, long ExpiresAt)? used = null;
+            var nonce = command.Nonce;
             await w.ReadAsync(
                 ct,
                 new(PledgeQuery, [("h", command.H)], r => existing = ReadPledge(r)),
+                new(
+                    "SELECT h, expires_at FROM request_nonces WHERE renter_key_id = @k AND nonce = @n",
+                    [("k", nonce?.RenterKeyId ?? string.Empty), ("n", nonce?.Nonce ?? string.Empty)],
+                    r => used = (r.GetString(0), r.GetInt64(1))),
                 w.BalanceRead(
                     "SELECT address, denom, amount FROM balances WHERE address = @a AND denom IN (@dd, @rd)",
                     [(command.Renter, command.DepositDenom), (command.Renter, command.RentDenom)],
@@ -176,16 +221,38 @@ public abstract class SqlEscrowStore : IEscrowStore
                 return new PledgeResult(existing, false);
             }
 
+            if (nonce is not null)
+            {
+                // The nonce is recorded in the pledge's own transaction: a refused or crashed pledge leaves no nonce
+                // behind (the renter can fund and retry the same E(m)), and an accepted one cannot exist without it.
+                var now = command.At.ToUnixTimeSeconds();
+                if (used is { } prior && prior.H != command.H && prior.ExpiresAt >= now)
+                {
+                    throw new EscrowRefusedException(
+                        nameof(ReasonCode.NonceReplayed),
+                        "signedRequest.payload.nonce",
+                        $"nonce {nonce.Nonce} was already used by renter {nonce.RenterKeyId} in another request (H {prior.H}); sign a new request (a fresh nonce, as 'kubectl rpoi request' makes)",
+                        409);
+                }
+
+                w.Exec("DELETE FROM request_nonces WHERE expires_at < @now", ("now", now));
+                w.Exec(
+                    """
+                    INSERT INTO request_nonces (renter_key_id, nonce, h, expires_at) VALUES (@k, @n, @h, @x)
+                    ON CONFLICT (renter_key_id, nonce) DO UPDATE SET h = excluded.h, expires_at = excluded.expires_at
+                    """,
+                    ("k", nonce.RenterKeyId), ("n", nonce.Nonce), ("h", command.H), ("x", nonce.ExpiresAt.ToUnixTimeSeconds()));
+            }
+
             if (command.DepositDenom == command.RentDenom)
             {
                 // One debit of ρ + ω, so a refusal names the whole sum the renter must cover.
-                var total = command.Deposit + (decimal)command.Rent;
-                if (total > long.MaxValue)
+                if (!TryAdd(command.Deposit, command.Rent, out var total))
                 {
-                    throw new EscrowRefusedException(EscrowReasons.AmountOverflow, "signedRequest", "deposit + rent exceeds the ledger's 64-bit range");
+                    throw new EscrowRefusedException(EscrowReasons.AmountOverflow, "signedRequest", "deposit + rent exceeds the ledger's 64-bit range (9223372036854775807); sign a request for smaller amounts");
                 }
 
-                await w.DebitAsync(command.Renter, command.DepositDenom, (long)total, "signedRequest", ct);
+                await w.DebitAsync(command.Renter, command.DepositDenom, total, "signedRequest", ct);
             }
             else
             {
@@ -427,8 +494,16 @@ public abstract class SqlEscrowStore : IEscrowStore
             problems.Add($"{key.Bucket} holds {actual.GetValueOrDefault(key)} {key.Denom} in the tables but {expected.GetValueOrDefault(key)} by the ledger");
         }
 
+        // Every bucket is a BIGINT column, so a replayed bucket past 64 bits means the ledger holds moves π never made.
+        foreach (var ((bucket, denom), amount) in buckets.Where(kv => kv.Key.Bucket != Ledger.External && kv.Value > long.MaxValue))
+        {
+            problems.Add($"replaying the ledger takes {bucket} past the 64-bit range in {denom} ({amount})");
+        }
+
         // 3. The invariant, from the tables: balances + held + withheld = deposits.
         var deposits = await QueryAsync(connection, tx, "SELECT denom, amount FROM deposits", r => (r.GetString(0), r.GetInt64(1)), ct);
+        var supply = (await QueryAsync(connection, tx, "SELECT denom, amount FROM supply", r => (r.GetString(0), r.GetInt64(1)), ct))
+            .ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
         var denoms = actual.Keys.Select(k => k.Denom).Concat(deposits.Select(d => d.Item1)).Distinct().Order(StringComparer.Ordinal);
         var totals = new List<DenomTotal>();
         foreach (var denom in denoms)
@@ -446,6 +521,20 @@ public abstract class SqlEscrowStore : IEscrowStore
             {
                 problems.Add($"deposits table says {total.Deposits} {denom} came in, the ledger says {external}");
             }
+
+            // The sums are exact (decimal); the ledger promises each fits 64 bits, and the on-ramp keeps the total below.
+            foreach (var (what, value) in new[] { ("balances", total.Balances), ("held", total.Held), ("withheld", total.Withheld), ("deposits", total.Deposits) })
+            {
+                if (value > long.MaxValue)
+                {
+                    problems.Add($"total {what} in {denom} is {value}, past the ledger's 64-bit range (9223372036854775807)");
+                }
+            }
+
+            if (supply.GetValueOrDefault(denom) != total.Deposits)
+            {
+                problems.Add($"the supply table says {supply.GetValueOrDefault(denom)} {denom} came in, the deposits table says {total.Deposits}");
+            }
         }
 
         await tx.CommitAsync(ct);
@@ -457,6 +546,21 @@ public abstract class SqlEscrowStore : IEscrowStore
     {
         GC.SuppressFinalize(this);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Checked 64-bit addition of non-negative amounts: false instead of an overflow.</summary>
+    private static bool TryAdd(long a, long b, out long sum)
+    {
+        try
+        {
+            sum = checked(a + b);
+            return true;
+        }
+        catch (OverflowException)
+        {
+            sum = 0;
+            return false;
+        }
     }
 
     private static void Add(Dictionary<(string, string), decimal> map, string bucket, string denom, decimal amount) =>

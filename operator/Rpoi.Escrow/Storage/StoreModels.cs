@@ -8,7 +8,11 @@ public sealed record DepositCommand(string DepositId, string Address, string Den
 /// <summary>A stored deposit.</summary>
 public sealed record DepositRecord(string DepositId, string Address, string Denom, long Amount, long Seq);
 
-/// <summary>A pledge to hold ρ + ω of the renter under H; <c>Request</c> keeps the canonical E(m) as received, for audits.</summary>
+/// <summary>
+/// A pledge to hold ρ + ω of the renter under H; <c>Request</c> keeps the canonical E(m) as received, for audits.
+/// <c>Nonce</c>, when given, is recorded in the same transaction and refuses the pledge if the renter already used it
+/// for another H within the age window (<see cref="Rpoi.Protocol.Checks.ReasonCode.NonceReplayed"/>).
+/// </summary>
 public sealed record PledgeCommand(
     string H,
     string Renter,
@@ -19,7 +23,11 @@ public sealed record PledgeCommand(
     long Rent,
     string Request,
     DateTimeOffset At,
-    DateTimeOffset ClaimableAfter);
+    DateTimeOffset ClaimableAfter,
+    RequestNonce? Nonce = null);
+
+/// <summary>A request's nonce as π remembers it: unique per renter key until <paramref name="ExpiresAt"/> (signing time + the age window).</summary>
+public sealed record RequestNonce(string RenterKeyId, string Nonce, DateTimeOffset ExpiresAt);
 
 /// <summary>Pledge states.</summary>
 public static class PledgeStates
@@ -87,7 +95,10 @@ public sealed record LedgerEntry(
     string PrevHash,
     string Hash);
 
-/// <summary>Totals of one denomination.</summary>
+/// <summary>
+/// Totals of one denomination, summed exactly (decimal, so the audit itself cannot overflow); the audit fails where one
+/// does not fit the ledger's 64 bits.
+/// </summary>
 public sealed record DenomTotal(string Denom, decimal Balances, decimal Held, decimal Withheld, decimal Deposits);
 
 /// <summary>Result of re-hashing the chain and checking the invariant.</summary>

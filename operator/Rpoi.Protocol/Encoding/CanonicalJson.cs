@@ -50,6 +50,27 @@ public static class CanonicalJson
         return ScanValue(utf8Json, ref pos, 0) && pos == utf8Json.Length;
     }
 
+    /// <summary>
+    /// Exactly whether <paramref name="utf8Json"/> is its own RFC 8785 form: the fast <see cref="IsCanonical"/> scan, and
+    /// where that is unsure, a full canonicalisation compared byte for byte. False for invalid JSON or duplicate keys.
+    /// </summary>
+    public static bool IsCanonicalExactly(ReadOnlySpan<byte> utf8Json)
+    {
+        if (IsCanonical(utf8Json))
+        {
+            return true;
+        }
+
+        try
+        {
+            return Canonicalize(utf8Json).AsSpan().SequenceEqual(utf8Json);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Length of <c>{"payload":</c>, where a canonical envelope's payload starts.</summary>
     internal const int EnvelopePayloadOffset = 11;
 

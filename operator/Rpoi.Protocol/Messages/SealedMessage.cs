@@ -186,6 +186,14 @@ public sealed record SealedMessage(string Suite, string Purpose, string H, strin
                 return Check.Fail<Signed<T>>(ReasonCode.DecryptionFailed, $"cannot decrypt the {purpose} message: it was sealed for another key or another H, or changed in transit");
             }
 
+            // Seal always encrypts the canonical bytes, so anything else was sealed by other code: refusing it keeps one
+            // meaning per plaintext (no duplicate keys, no second spelling of a number or escape that a reader could take
+            // differently from π).
+            if (!CanonicalJson.IsCanonicalExactly(plaintext))
+            {
+                return Check.Fail<Signed<T>>(ReasonCode.MalformedMessage, $"the {purpose} plaintext is not RFC 8785 canonical JSON (sorted keys, no whitespace, one spelling per number and string); seal the canonical bytes of the signed message, as the operator and 'kubectl rpoi' do");
+            }
+
             // The plaintext array is ours alone: the envelope keeps it instead of copying it.
             return Signed<T>.ParseOwned(plaintext);
         }
