@@ -33,6 +33,7 @@ public static class Cli
             DemoCommand.Create(factory),
             SandboxCommand.Create(factory),
         };
+        root.Subcommands.Add(CompletionCommand.Create(factory, root));
         factory.AddGlobalOptions(root);
 
         var parse = root.Parse(args);

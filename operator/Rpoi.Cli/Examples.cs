@@ -20,6 +20,7 @@ internal static class Examples
         ["kubectl rpoi balance"] = ["kubectl rpoi balance", "kubectl rpoi balance --leaser", "kubectl rpoi balance --address rpoi1..."],
         ["kubectl rpoi offers"] = ["kubectl rpoi offers", "kubectl rpoi offers --operator-namespace rpoi-system"],
         ["kubectl rpoi verify"] = ["kubectl rpoi verify bundle.json", "kubectl rpoi verify bundle.json && echo \"lease proven\""],
+        ["kubectl rpoi completion"] = ["source <(kubectl rpoi completion bash)", "source <(kubectl rpoi completion zsh)", "kubectl rpoi completion fish | source"],
         ["kubectl rpoi demo"] = ["kubectl rpoi demo", "kubectl rpoi demo --samples ./samples"],
         ["kubectl rpoi sandbox"] = ["kubectl rpoi sandbox up --detach", "kubectl rpoi sandbox status", "kubectl rpoi sandbox down"],
         ["kubectl rpoi sandbox up"] = ["kubectl rpoi sandbox up --detach --timeout 2m", "kubectl rpoi sandbox up --api-port 6443"],
