@@ -335,6 +335,14 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             return await HandOffToPhaseTwoAsync(fresh, fresh.Status, cancellationToken).ConfigureAwait(false);
         }
 
+        if (fresh?.Metadata?.ResourceVersion is { } rv)
+        {
+            // The return wrote status (a never-served refund settles here): the runtime removes the finalizer with a
+            // resourceVersion-guarded patch of this entity, which would conflict on the stale version and then wait for a
+            // backoff instead of letting `kubectl delete` finish.
+            entity.Metadata.ResourceVersion = rv;
+        }
+
         d.Metrics.Forget(IdentityOf(entity).Uid);
         return ReconcileResult.Done;
     }
