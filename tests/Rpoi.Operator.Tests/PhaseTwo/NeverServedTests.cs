@@ -83,7 +83,41 @@ public sealed class NeverServedTests
         Assert.Equal("Held", (await env.Anyone.GetPledgeAsync(first.Hex))!.State);
     }
 
-    private static async Task<TransactionHash> CreateAsync(PhaseTwoEnvironment env, string name)
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_refund_sent_before_a_restart_is_not_paid_twice(bool postgres)
+    {
+        await using var env = await PhaseTwoEnvironment.StartAsync(postgres);
+        await TpuNodePools.V5eSingleHostAsync(env.Client, "v5e", hosts: 1);
+        await env.StartOperatorAsync(withPhaseOne: true);
+        await CreateAsync(env, "first");
+        await env.WaitForPhaseAsync("first", LeasePhase.Active);
+        var request = await CreateRequestAsync(env, "queued");
+        var queued = RpoiEquations.TransactionHashOf(request);
+        await Eventually.ReturnsAsync(() => env.GetLeaseAsync("queued"), l => l.Status?.Phase == LeasePhase.Pending && l.Status.QueuePosition is not null, "queued waits for the host", env.Time);
+
+        // β sent its notice and π refunded, then the operator died before writing status.
+        await env.StopOperatorAsync();
+        var sent = await env.EscrowClientFor(Rpoi.Escrow.Client.EscrowCredentials.Leaser(env.Parties.Leaser))
+            .NeverServedAsync(RpoiEquations.SignNeverServed(request, "the Lease was returned while queued", env.Time.GetUtcNow(), env.Parties.Leaser));
+        var entriesAfterRefund = (await env.LedgerEntriesAsync(queued)).Count;
+        await env.Client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch("{\"spec\":{\"returnRequested\":true}}", V1Patch.PatchType.MergePatch),
+            Lease.Group, Lease.Version, PhaseTwoEnvironment.Namespace, Lease.Plural, "queued");
+        await env.StartOperatorAsync(withPhaseOne: true);
+
+        var settled = await env.WaitForPhaseAsync("queued", LeasePhase.Settled);
+        Assert.Equal(sent.Receipt.GetRawText(), settled.Status!.Settlement!.Receipt);
+        Assert.Equal(PhaseTwoEnvironment.RenterFunds - (Deposit + Rent), await env.BalanceAsync(env.Parties.Renter.Identity.Address));
+        Assert.Equal(entriesAfterRefund, (await env.LedgerEntriesAsync(queued)).Count);
+        var audit = await env.AuditAsync();
+        Assert.True(audit.Ok, string.Join("; ", audit.Problems));
+    }
+
+    private static async Task<TransactionHash> CreateAsync(PhaseTwoEnvironment env, string name) =>
+        RpoiEquations.TransactionHashOf(await CreateRequestAsync(env, name));
+
+    private static async Task<Signed<LeaseRequest>> CreateRequestAsync(PhaseTwoEnvironment env, string name)
     {
         var builder = LeaseBuilder.For(env.Parties.Renter).In(PhaseTwoEnvironment.Namespace, name).To(env.Parties.Leaser, env.Parties.Escrow)
             .SignedAt(env.Time.GetUtcNow()).Shape(LeaseBuilder.V5e, "2x2").Chips(4).Duration(TimeSpan.FromHours(1))
@@ -91,6 +125,6 @@ public sealed class NeverServedTests
             .RatingWindow(TimeSpan.FromHours(3));
         var request = builder.BuildRequest();
         await env.Client.CustomObjects.CreateNamespacedCustomObjectAsync(builder.Build(request), Lease.Group, Lease.Version, PhaseTwoEnvironment.Namespace, Lease.Plural);
-        return RpoiEquations.TransactionHashOf(request);
+        return request;
     }
 }
