@@ -104,6 +104,13 @@ public sealed class EscrowClient(HttpClient http, EscrowClientOptions options) :
     }
 
     /// <inheritdoc />
+    public Task<SettlementView> NeverServedAsync(Signed<NeverServedNotice> notice, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(notice);
+        return SendAsync<SettlementView>(HttpMethod.Post, "v1/never-served", Wrap("notice", notice.ToJson()), ct)!;
+    }
+
+    /// <inheritdoc />
     public async Task<IReadOnlyList<WithheldView>> GetWithheldAsync(CancellationToken ct = default) =>
         (await SendAsync<List<WithheldView>>(HttpMethod.Get, "v1/withheld", null, ct))!;
 

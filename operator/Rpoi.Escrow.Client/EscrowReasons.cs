@@ -34,6 +34,9 @@ public static class EscrowReasons
     public const string Forbidden = "Forbidden";
     /// <summary>A protocol message failed verification (the protocol's own code is more specific when known).</summary>
     public const string InvalidMessage = "InvalidMessage";
+    /// <summary>H was already settled by m_final or the renter's claim: a served lease cannot be refunded as never served.</summary>
+    public const string AlreadySettled = "AlreadySettled";
+
     /// <summary>Unexpected server failure; nothing moved.</summary>
     public const string Internal = "Internal";
 }

@@ -33,6 +33,12 @@ public interface IEscrowClient
     /// <summary>The renter's own claim with E(m'') after the rating window plus grace.</summary>
     Task<SettlementView> ClaimAsync(Signed<RenterRating> renterRating, CancellationToken ct = default);
 
+    /// <summary>
+    /// Refunds a pledged lease that was never served (row NeverServed: ρ + ω back to R) on β's signed notice; a repeat
+    /// returns the first receipt. Refused with <c>AlreadySettled</c> when H was settled otherwise.
+    /// </summary>
+    Task<SettlementView> NeverServedAsync(Signed<NeverServedNotice> notice, CancellationToken ct = default);
+
     /// <summary>Everything withheld.</summary>
     Task<IReadOnlyList<WithheldView>> GetWithheldAsync(CancellationToken ct = default);
 

@@ -10,7 +10,7 @@ namespace Rpoi.Protocol;
 /// One function per equation of the RPOI paper (phases I and II). Each function's doc names its equation;
 /// docs/protocol.md maps equation → function → test.
 /// </summary>
-public static class RpoiEquations
+public static partial class RpoiEquations
 {
     // ---------------------------------------------------------------- Phase I
 

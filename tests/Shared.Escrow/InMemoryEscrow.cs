@@ -24,13 +24,19 @@ public sealed class InMemoryEscrow : IEscrowClient
     private readonly TimeProvider time;
     private readonly ConcurrentDictionary<string, PledgeView> pledges = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> balances = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SettlementView> refunds = new(StringComparer.Ordinal);
+    private readonly PartyIdentity? leaser;
     private readonly Lock gate = new();
     private int failNext;
     private int pledgeCalls;
 
-    /// <summary>Creates π with <paramref name="escrowKeys"/>; pledges are stamped with <paramref name="time"/>.</summary>
-    public InMemoryEscrow(PartyKeyPair escrowKeys, TimeProvider time)
+    /// <summary>
+    /// Creates π with <paramref name="escrowKeys"/>; pledges are stamped with <paramref name="time"/>. With
+    /// <paramref name="trustedLeaser"/> it also answers β's never-served notices (row NeverServed) as the real π does.
+    /// </summary>
+    public InMemoryEscrow(PartyKeyPair escrowKeys, TimeProvider time, PartyIdentity? trustedLeaser = null)
     {
+        leaser = trustedLeaser;
         ArgumentNullException.ThrowIfNull(escrowKeys);
         ArgumentNullException.ThrowIfNull(time);
         keys = escrowKeys;
@@ -131,7 +137,50 @@ public sealed class InMemoryEscrow : IEscrowClient
     public Task<SettlementView> SettleAsync(SealedMessage final, CancellationToken ct = default) => throw PhaseTwo();
 
     /// <inheritdoc/>
-    public Task<SettlementView?> GetSettlementAsync(string h, CancellationToken ct = default) => Task.FromResult<SettlementView?>(null);
+    public Task<SettlementView?> GetSettlementAsync(string h, CancellationToken ct = default) => Task.FromResult(refunds.GetValueOrDefault(h));
+
+    /// <summary>Number of never-served refunds made (first-time only).</summary>
+    public int Refunds => refunds.Count;
+
+    /// <inheritdoc/>
+    public Task<SettlementView> NeverServedAsync(Signed<NeverServedNotice> notice, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(notice);
+        Transient();
+        if (leaser is null)
+        {
+            throw PhaseTwo();
+        }
+
+        var verified = RpoiEquations.VerifyNeverServed(notice, leaser, keys.Identity.Address);
+        if (!verified.IsOk)
+        {
+            throw new EscrowException(422, verified.Reason.ToString()!, "notice", verified.Message);
+        }
+
+        var h = verified.Value.H.Hex;
+        lock (gate)
+        {
+            if (refunds.TryGetValue(h, out var first))
+            {
+                return Task.FromResult(first);
+            }
+
+            var pledge = pledges.GetValueOrDefault(h) ?? throw new EscrowException(404, EscrowReasons.PledgeNotFound, "notice.h", $"no pledge is held under H {h}");
+            var m = verified.Value.Request.Payload;
+            var total = long.Parse(m.Deposit.Amount, CultureInfo.InvariantCulture) + long.Parse(m.Rent.Amount, CultureInfo.InvariantCulture);
+            balances.AddOrUpdate(pledge.Renter, total, (_, b) => b + total);
+            pledges[h] = pledge with { State = "Settled" };
+            var receipt = RpoiEquations.SignReceipt(
+                new SettlementReceipt(MessageKinds.Receipt, h, keys.Identity.Address, SettlementSource.NeverServed, RpoiEquations.NeverServedDecision,
+                    RpoiEquations.TransfersFor(m, RpoiEquations.NeverServedDecision, keys.Identity.Address), time.GetUtcNow(), "memory:" + refunds.Count.ToString(CultureInfo.InvariantCulture)),
+                keys);
+            using var doc = System.Text.Json.JsonDocument.Parse(receipt.ToJson());
+            var view = new SettlementView(h, "ToRenter", "BackToRenter", time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture), doc.RootElement.Clone());
+            refunds[h] = view;
+            return Task.FromResult(view);
+        }
+    }
 
     /// <inheritdoc/>
     public Task<SettlementView> ClaimAsync(Signed<RenterRating> renterRating, CancellationToken ct = default) => throw PhaseTwo();

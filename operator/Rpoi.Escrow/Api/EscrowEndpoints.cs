@@ -96,6 +96,8 @@ public static class EscrowEndpoints
             return Results.Json(settlement, Json, statusCode: created ? 201 : 200);
         });
 
+        NeverServedEndpoint.Map(v1);
+
         v1.MapGet("/withheld", async (EscrowService escrow, CancellationToken ct) =>
             Results.Json(await escrow.WithheldAsync(ct), Json));
 
@@ -137,7 +139,7 @@ public static class EscrowEndpoints
     /// <summary>Largest accepted body: m_final with two signed messages fits easily.</summary>
     private const int MaxBody = 256 * 1024;
 
-    private static async Task<byte[]> ReadBodyAsync(HttpContext http, CancellationToken ct)
+    internal static async Task<byte[]> ReadBodyAsync(HttpContext http, CancellationToken ct)
     {
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];

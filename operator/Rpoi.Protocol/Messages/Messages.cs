@@ -35,6 +35,9 @@ public static class MessageKinds
 
     /// <summary>Escrow settlement receipt.</summary>
     public const string Receipt = "rpoi.receipt/v1";
+
+    /// <summary>β's notice that a pledged lease was never served (σ never delivered): refund ρ + ω to R.</summary>
+    public const string NeverServed = "rpoi.never-served/v1";
 }
 
 /// <summary>Request m(R → β, Mϕ, T, ρ, ω): what the renter asks for and pledges. Signed by R (equation 1).</summary>
@@ -163,6 +166,9 @@ public enum SettlementSource
 
     /// <summary>R submitted its own E(m'') after the rating window plus grace (β never submitted).</summary>
     RenterFallback,
+
+    /// <summary>β declared the lease never served (no σ delivered): ρ + ω back to R in full, no ratings.</summary>
+    NeverServed,
 }
 
 /// <summary>The decision row of the failure table for one lease.</summary>

@@ -198,6 +198,8 @@ public sealed class CrashRecoveryTests
 
         public Task<PledgeView> PledgeAsync(Signed<LeaseRequest> signedRequest, CancellationToken ct = default) => Alive() ? inner.PledgeAsync(signedRequest, ct) : throw Gone();
 
+        public Task<SettlementView> NeverServedAsync(Signed<NeverServedNotice> notice, CancellationToken ct = default) => Alive() ? inner.NeverServedAsync(notice, ct) : throw Gone();
+
         public Task<PledgeView?> GetPledgeAsync(string h, CancellationToken ct = default) => Alive() ? inner.GetPledgeAsync(h, ct) : throw Gone();
 
         public Task<SettlementView?> GetSettlementAsync(string h, CancellationToken ct = default) => Alive() ? inner.GetSettlementAsync(h, ct) : throw Gone();

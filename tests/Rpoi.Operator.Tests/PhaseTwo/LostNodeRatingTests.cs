@@ -119,6 +119,8 @@ public sealed class LostNodeRatingTests
 
         public Task<SettlementView> ClaimAsync(Signed<RenterRating> renterRating, CancellationToken ct = default) => inner.ClaimAsync(renterRating, ct);
 
+        public Task<SettlementView> NeverServedAsync(Signed<NeverServedNotice> notice, CancellationToken ct = default) => inner.NeverServedAsync(notice, ct);
+
         public Task<IReadOnlyList<WithheldView>> GetWithheldAsync(CancellationToken ct = default) => inner.GetWithheldAsync(ct);
 
         public Task<WithheldView> ReleaseWithheldAsync(ReleaseRequest request, CancellationToken ct = default) => inner.ReleaseWithheldAsync(request, ct);

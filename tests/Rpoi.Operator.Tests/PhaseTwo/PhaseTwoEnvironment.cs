@@ -113,8 +113,11 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
         RefusedRetryDelay = TimeSpan.FromMinutes(5),
     };
 
-    /// <summary>Starts the API server with the CRDs and the test namespace, and π on a fresh SQLite file, and funds the renter.</summary>
-    public static async Task<PhaseTwoEnvironment> StartAsync()
+    /// <summary>
+    /// Starts the API server with the CRDs and the test namespace, and π on a fresh SQLite file (or, with
+    /// <paramref name="postgres"/>, a fresh schema of the PostgreSQL in <c>RPOI_TEST_POSTGRES</c>), and funds the renter.
+    /// </summary>
+    public static async Task<PhaseTwoEnvironment> StartAsync(bool postgres = false)
     {
         var time = new FakeTimeProvider(new DateTimeOffset(DateTimeOffset.UtcNow.UtcTicks - (DateTimeOffset.UtcNow.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero));
         var server = await KubeApiServer.StartAsync(new KubeApiServerOptions { TimeProvider = time, BookmarkInterval = TimeSpan.FromSeconds(5) });
@@ -129,7 +132,7 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
 
         var parties = new TestParties();
         var databasePath = Path.Combine(Path.GetTempPath(), $"rpoi-phase-two-{Guid.NewGuid():N}.db");
-        var escrowStore = new SqliteEscrowStore(databasePath);
+        IEscrowStore escrowStore = postgres ? new PostgresEscrowStore(PostgresConnection()) : new SqliteEscrowStore(databasePath);
         await escrowStore.InitializeAsync();
         var parts = new EscrowHostParts(escrowStore, parties.Escrow, time, [parties.Leaser.Identity], Encoding.UTF8.GetBytes(AdminToken));
         var app = EscrowHost.Build(new EscrowOptions { RatingWindow = TimeSpan.FromHours(72), ClaimGrace = TimeSpan.FromHours(24) }, parts, "http://127.0.0.1:0");
@@ -138,6 +141,18 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
         var env = new PhaseTwoEnvironment(server, client, time, parties, app, escrowStore, databasePath, new Uri(address + "/"));
         await env.Admin.DepositAsync(new DepositRequest("fund-renter", parties.Renter.Identity.Address, Uusd(RenterFunds)));
         return env;
+    }
+
+    private static string PostgresConnection()
+    {
+        // Like the escrow suite: unset fails with the fix rather than passing quietly on SQLite alone.
+        var baseConnection = Environment.GetEnvironmentVariable("RPOI_TEST_POSTGRES");
+        if (string.IsNullOrWhiteSpace(baseConnection))
+        {
+            throw new InvalidOperationException("RPOI_TEST_POSTGRES is not set, so the PostgreSQL variant cannot run; run 'bash .ci/install-tools && source .ci/env' (it starts PostgreSQL and sets RPOI_TEST_POSTGRES)");
+        }
+
+        return new Npgsql.NpgsqlConnectionStringBuilder(baseConnection) { SearchPath = "operator_test_" + Guid.NewGuid().ToString("N"), Pooling = true, MaxPoolSize = 10 }.ToString();
     }
 
     /// <summary>A client of π with <paramref name="credentials"/> on the shared clock (one attempt: tests drive retries).</summary>

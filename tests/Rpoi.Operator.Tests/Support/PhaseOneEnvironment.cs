@@ -73,7 +73,7 @@ public sealed class PhaseOneEnvironment : IAsyncDisposable
         var server = await KubeApiServer.StartAsync(new KubeApiServerOptions { TimeProvider = time, BookmarkInterval = TimeSpan.FromSeconds(5) });
         var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token });
         parties ??= new TestParties();
-        var pi = escrow?.Invoke(parties, time) ?? new InMemoryEscrow(parties.Escrow, time);
+        var pi = escrow?.Invoke(parties, time) ?? new InMemoryEscrow(parties.Escrow, time, parties.Leaser.Identity);
         var env = new PhaseOneEnvironment(server, client, time, parties, pi);
         foreach (var file in Directory.GetFiles(RepoPaths.Crds, "rpoi.io_*.yaml"))
         {

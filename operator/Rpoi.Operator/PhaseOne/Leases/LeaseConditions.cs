@@ -50,4 +50,13 @@ public static class LeaseConditions
 
     /// <summary>Reason: the lease was returned before π held a pledge; nothing was charged.</summary>
     public const string ReturnedBeforePledge = "ReturnedBeforePledge";
+
+    /// <summary>Reason: the lease ended before it was ever served and π refunded ρ + ω to the renter (row NeverServed).</summary>
+    public const string NeverServed = "NeverServed";
+
+    /// <summary>Reason: π refused the never-served refund; the Lease keeps its finalizer and asks again.</summary>
+    public const string RefundRefused = "RefundRefused";
+
+    /// <summary>Reason: the request can never be met by this cluster's TPU node pools (too many chips, or no such pool).</summary>
+    public const string Unsatisfiable = "Unsatisfiable";
 }

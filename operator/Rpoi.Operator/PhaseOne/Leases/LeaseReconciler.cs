@@ -58,6 +58,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
     private readonly LeaseReconcilerDependencies d;
     private readonly LeaseVerification verification;
     private readonly LeaseStatusWriter statusWriter;
+    private readonly NeverServedRefund refund;
     private readonly ILogger<LeaseReconciler> logger;
 
     /// <summary>Creates the reconciler.</summary>
@@ -68,6 +69,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         this.logger = logger;
         verification = new LeaseVerification(d.Options, d.Time);
         statusWriter = new LeaseStatusWriter(d.Leases);
+        refund = new NeverServedRefund(d.Escrow, d.Options, d.Time);
     }
 
     /// <summary>
@@ -333,6 +335,14 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             return await HandOffToPhaseTwoAsync(fresh, fresh.Status, cancellationToken).ConfigureAwait(false);
         }
 
+        if (fresh?.Metadata?.ResourceVersion is { } rv)
+        {
+            // The return wrote status (a never-served refund settles here): the runtime removes the finalizer with a
+            // resourceVersion-guarded patch of this entity, which would conflict on the stale version and then wait for a
+            // backoff instead of letting `kubectl delete` finish.
+            entity.Metadata.ResourceVersion = rv;
+        }
+
         d.Metrics.Forget(IdentityOf(entity).Uid);
         return ReconcileResult.Done;
     }
@@ -446,6 +456,11 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         }
 
         SetCondition(status, lease, LeaseConditions.Allocated, false, LeaseConditions.Returned, released.Count > 0 ? $"released {string.Join(", ", released)}" : "no nodes held");
+        if (pledged && NeverServedRefund.NeverServed(lease, status))
+        {
+            return await RefundNeverServedAsync(lease, status, why, released, cancellationToken).ConfigureAwait(false);
+        }
+
         if (pledged)
         {
             var window = lease.Spec?.RatingWindowSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : d.Options.DefaultRatingWindow;
@@ -463,6 +478,59 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
         ObserveMetrics(id, status, 0);
         await RecordAsync(lease, EventTypes.Normal, "Returned", "Return", $"nodes released and access revoked ({why})", cancellationToken).ConfigureAwait(false);
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// A pledged lease that ends before σ was ever delivered (deleted or returned while queued or claiming): β signs the
+    /// never-served notice and π refunds ρ + ω to R (row NeverServed). No rating window: the Lease is Settled with π's
+    /// receipt, so its finalizer goes at once. The phase stays Returning until π answers, so a restart asks again (π
+    /// answers a repeat with the first receipt).
+    /// </summary>
+    private async Task<ReconcileResult> RefundNeverServedAsync(Lease lease, LeaseStatus status, string why, IReadOnlyList<string> released, CancellationToken cancellationToken)
+    {
+        var id = IdentityOf(lease);
+        var verdict = verification.Verify(lease, VerifiedHash(status));
+        if (!verdict.IsOk)
+        {
+            // Pledged means verified once; a request that no longer parses is an edited spec, which the CRD forbids.
+            return ReconcileResult.Error($"the signed request of {id} no longer verifies ({verdict.Reason}); cannot sign the never-served refund");
+        }
+
+        var outcome = await refund.RefundAsync(verdict.Request!.Request, $"the lease ended before it was served: {why}", cancellationToken).ConfigureAwait(false);
+        switch (outcome)
+        {
+            case RefundOutcome.Unavailable unavailable:
+                SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.EscrowUnavailable, unavailable.Message);
+                await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+                return ReconcileResult.Error($"escrow unavailable while refunding {id}: {unavailable.Message}");
+            case RefundOutcome.Refused refused:
+                var message = $"{refused.Message}; nothing moved, asking again in 5 minutes";
+                SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.RefundRefused, message);
+                var changed = LeaseStatusWriter.Differs(lease.Status, status);
+                lease = await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+                if (changed)
+                {
+                    logger.LogWarning("Never-served refund of Lease {Lease} refused: {Message}", id, refused.Message);
+                    await RecordAsync(lease, EventTypes.Warning, LeaseConditions.RefundRefused, "Refund", message, cancellationToken).ConfigureAwait(false);
+                }
+
+                return ReconcileResult.RequeueAfter(TimeSpan.FromMinutes(5));
+        }
+
+        var settled = (RefundOutcome.Settled)outcome;
+        var row = settled.Receipt.Source == SettlementSource.NeverServed
+            ? "row NeverServed: deposit and rent returned to the renter in full"
+            : $"already settled by the renter's own claim: deposit {settled.Settlement.Deposit}, rent {settled.Settlement.Rent}";
+        status.Phase = LeasePhase.Settled;
+        status.RatingDeadline = null;
+        status.Settlement = NeverServedRefund.Record(settled.Settlement, settled.Receipt);
+        SetCondition(status, lease, PhaseTwo.PhaseTwoReasons.SettledCondition, true, LeaseConditions.NeverServed, $"the escrow settled H {settled.Receipt.H} by {row} ({settled.Receipt.LedgerEntry})");
+        SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.NeverServed, $"returned ({why}) before it was served; the escrow refunded the deposit and the rent");
+        await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+        ObserveMetrics(id, status, 0);
+        await RecordAsync(lease, EventTypes.Normal, LeaseConditions.NeverServed, "Refund",
+            $"{(released.Count > 0 ? $"released {string.Join(", ", released)}; " : string.Empty)}the lease was never served ({why}); escrow {d.Options.EscrowAddress} settled H {settled.Receipt.H} by {row} ({settled.Receipt.LedgerEntry})", cancellationToken).ConfigureAwait(false);
         return ReconcileResult.Done;
     }
 
