@@ -11,9 +11,10 @@ public static class NeverServedEndpoint
         ArgumentNullException.ThrowIfNull(v1);
         v1.MapPost("/never-served", async (HttpContext http, EscrowService escrow, CallAuthenticator auth, CancellationToken ct) =>
         {
+            StrictJson.RequireJsonContentType(http.Request.ContentType);
             var body = await EscrowEndpoints.ReadBodyAsync(http, ct);
             var caller = auth.RequireLeaserOrAdmin(http.Request, body);
-            var (settlement, created) = await escrow.NeverServedAsync(Problems.ReadJson<NeverServedRequest>(body, EscrowEndpoints.Json), caller, ct);
+            var (settlement, created) = await escrow.NeverServedAsync(Problems.ReadJson<NeverServedRequest>(body, JsonShape.Bodies.NeverServed, "notice", EscrowEndpoints.Json), caller, ct);
             return Results.Json(settlement, EscrowEndpoints.Json, statusCode: created ? 201 : 200);
         });
     }

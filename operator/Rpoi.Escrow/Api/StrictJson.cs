@@ -46,6 +46,9 @@ public sealed class JsonShape
         /// <summary><c>POST /v1/claims</c>.</summary>
         public static JsonShape Claim { get; } = Object(("renterRating", AnyObject));
 
+        /// <summary><c>POST /v1/never-served</c>.</summary>
+        public static JsonShape NeverServed { get; } = Object(("notice", AnyObject));
+
         /// <summary><c>POST /v1/withheld/release</c>.</summary>
         public static JsonShape Release { get; } = Object(("h", String), ("to", String));
     }
