@@ -36,6 +36,14 @@ public static class Cli
         root.Subcommands.Add(CompletionCommand.Create(factory, root));
         factory.AddGlobalOptions(root);
 
+        // kubectl's plugin completion (kubectl_complete-rpoi) passes the words as typed, flags included: answered before
+        // parsing, because a half-typed flag is not an error here.
+        if (args.Length > 0 && args[0] == CompletionCommand.CompleteVerb)
+        {
+            await stdout.WriteAsync(CompletionCommand.Complete(root, args[1..])).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        }
+
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {

@@ -68,4 +68,68 @@ public sealed class CompletionTests
         Assert.Contains("bash", result.Err, StringComparison.Ordinal);
         Assert.Contains("kubectl rpoi completion --help", result.Err, StringComparison.Ordinal);
     }
+
+    /// <summary>A PATH with the plugin and the shipped <c>kubectl_complete-rpoi</c>, as an installed user has them.</summary>
+    private static Dictionary<string, string> PluginPath(TempHome home)
+    {
+        var bin = Directory.CreateDirectory(home.File("bin")).FullName;
+        var plugin = Path.Combine(bin, "kubectl-rpoi");
+        File.WriteAllText(plugin, $"#!/bin/sh\nexec dotnet \"{Path.Combine(AppContext.BaseDirectory, "kubectl-rpoi.dll")}\" \"$@\"\n");
+        File.SetUnixFileMode(plugin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // The script the build ships beside the plugin, copied as a user installs it.
+        var shipped = Path.Combine(AppContext.BaseDirectory, "kubectl_complete-rpoi");
+        Assert.True(File.Exists(shipped), "kubectl_complete-rpoi is not in the build output");
+        Assert.True(File.GetUnixFileMode(shipped).HasFlag(UnixFileMode.UserExecute), "kubectl_complete-rpoi is not executable");
+        File.Copy(shipped, Path.Combine(bin, "kubectl_complete-rpoi"));
+        return new Dictionary<string, string> { ["HOME"] = home.Path, ["PATH"] = bin + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH") };
+    }
+
+    /// <summary>What the real kubectl offers for <c>kubectl rpoi &lt;words&gt;&lt;Tab&gt;</c>: candidates (names only) and its directive line.</summary>
+    private static async Task<(string[] Names, string Directive)> KubectlCompleteAsync(TempHome home, Dictionary<string, string> env, params string[] words)
+    {
+        var result = await Processes.RunAsync("kubectl", ["__complete", "rpoi", .. words], home.Path, env);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var lines = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length > 0 && lines[^1].StartsWith(':'), result.ToString());
+        return (lines[..^1].Select(l => l.Split('\t')[0]).ToArray(), lines[^1]);
+    }
+
+    [Fact]
+    public async Task The_real_kubectl_completes_kubectl_rpoi_through_the_shipped_kubectl_complete_rpoi()
+    {
+        using var home = new TempHome();
+        var env = PluginPath(home);
+
+        var (commands, directive) = await KubectlCompleteAsync(home, env, "re");
+        Assert.Equal(["request", "return"], commands.Order(StringComparer.Ordinal));
+        Assert.Equal(":4", directive); // no file names among commands
+
+        Assert.Equal(["--chips"], (await KubectlCompleteAsync(home, env, "request", "--ch")).Names);
+        Assert.Equal(["up"], (await KubectlCompleteAsync(home, env, "sandbox", "u")).Names);
+        // A flag's value is skipped (team-a is not a command), global flags come with every command.
+        Assert.Equal(["--jobset"], (await KubectlCompleteAsync(home, env, "-n", "team-a", "access", "train-1", "--job")).Names);
+        Assert.Equal(TopLevel.Order(StringComparer.Ordinal), (await KubectlCompleteAsync(home, env, "")).Names.Order(StringComparer.Ordinal));
+
+        // A flag's value: its choices when it has them, else the shell's file names (directive 0).
+        var output = await KubectlCompleteAsync(home, env, "status", "train-1", "-o", "");
+        Assert.Equal(["json", "yaml"], output.Names);
+        Assert.Equal(":4", output.Directive);
+        var file = await KubectlCompleteAsync(home, env, "access", "train-1", "--pod-template-out", "");
+        Assert.Equal((0, ":0"), (file.Names.Length, file.Directive));
+        Assert.Empty((await KubectlCompleteAsync(home, env, "list", "--ch")).Names);
+    }
+
+    [Fact]
+    public async Task Complete_gives_descriptions_after_a_tab_as_kubectl_shows_them_in_zsh_and_fish()
+    {
+        using var home = new TempHome();
+        var result = await home.RunAsync("__complete", "bal");
+
+        Assert.True(result.ExitCode == ExitCodes.Ok, result.ToString());
+        var lines = result.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith("balance\t", lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', lines[0].Split('\t')[1]);
+        Assert.Equal(":4", lines[1]);
+    }
 }

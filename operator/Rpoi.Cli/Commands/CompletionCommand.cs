@@ -51,6 +51,93 @@ internal static class CompletionCommand
         return nodes;
     }
 
+    /// <summary>The word kubectl passes first when it asks a plugin's <c>kubectl_complete-rpoi</c> what completes.</summary>
+    public const string CompleteVerb = "__complete";
+
+    /// <summary>
+    /// Answers <c>kubectl rpoi __complete &lt;words&gt;</c> in the form kubectl (cobra) reads from a plugin's completion
+    /// executable: one candidate per line, then <c>:N</c>, the directive (4: no file names; 0: let the shell
+    /// complete file names, for a flag's value). The last word is the one being completed and may be empty.
+    /// </summary>
+    internal static string Complete(RootCommand root, IReadOnlyList<string> words)
+    {
+        var tree = Tree(root);
+        var byPath = tree.ToDictionary(n => string.Join(' ', n.Path), StringComparer.Ordinal);
+        var node = byPath[""];
+        var current = words.Count == 0 ? "" : words[^1];
+        Option? valueOf = null;
+        foreach (var w in words.Take(words.Count - 1))
+        {
+            if (valueOf is not null)
+            {
+                valueOf = null;
+                continue;
+            }
+
+            if (w.StartsWith('-'))
+            {
+                valueOf = !w.Contains('=', StringComparison.Ordinal) && FindOption(node, w) is { } o && TakesValue(o) ? o : null;
+                continue;
+            }
+
+            // As in the bash script: a word is a command only where the tree has that path.
+            if (byPath.TryGetValue(string.Join(' ', node.Path.Append(w)), out var next))
+            {
+                node = next;
+            }
+        }
+
+        const int NoFileComp = 4, Default = 0;
+        var s = new StringBuilder();
+        if (valueOf is not null)
+        {
+            // A flag's value: its fixed choices if it has them (-o json|yaml), otherwise file names (key files, outputs).
+            var choices = valueOf.GetCompletions(System.CommandLine.Completions.CompletionContext.Empty).Select(c => c.Label)
+                .Where(c => c.StartsWith(current, StringComparison.Ordinal)).ToList();
+            foreach (var c in choices)
+            {
+                s.Append(c).Append('\n');
+            }
+
+            return s.Append(':').Append(choices.Count > 0 ? NoFileComp : Default).Append('\n').ToString();
+        }
+
+        var candidates = current.StartsWith('-')
+            ? node.Flags.Select(f => (Name: f, Description: FindOption(node, f)?.Description))
+            : node.Subcommands.Select(c => (Name: c.Name, Description: c.Description));
+        foreach (var (name, description) in candidates.Where(c => c.Name.StartsWith(current, StringComparison.Ordinal)))
+        {
+            // cobra's "name<TAB>description": zsh and fish show the description beside the candidate.
+            s.Append(name);
+            if (FirstSentence(description) is { Length: > 0 } d)
+            {
+                s.Append('\t').Append(d);
+            }
+
+            s.Append('\n');
+        }
+
+        return s.Append(':').Append(NoFileComp).Append('\n').ToString();
+    }
+
+    private static Option? FindOption(Node node, string flag)
+    {
+        // Own options first, then the recursive ones of the ancestors (the global flags).
+        for (Command? c = node.Command; c is not null; c = c.Parents.OfType<Command>().FirstOrDefault())
+        {
+            if (c.Options.FirstOrDefault(o => (o.Name == flag || o.Aliases.Contains(flag)) && (c == node.Command || o.Recursive)) is { } o)
+            {
+                return o;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool TakesValue(Option o) => o.Arity.MaximumNumberOfValues > 0 && o.ValueType != typeof(bool);
+
+    private static string FirstSentence(string? text) => (text ?? "").Split(". ")[0].TrimEnd('.').ReplaceLineEndings(" ");
+
     internal static string Script(string shell, RootCommand root) => shell switch
     {
         "bash" => Bash(root),
@@ -134,7 +221,7 @@ internal static class CompletionCommand
 
     private static string FishQuote(string? text)
     {
-        var first = (text ?? "").Split(". ")[0].TrimEnd('.');
+        var first = FirstSentence(text);
         return "'" + first.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
     }
 }

@@ -20,6 +20,8 @@ internal static class ReadOutput
                 r.AddError($"--output: '{text}' is not json or yaml");
             }
         });
+        // Offered by Tab completion (kubectl rpoi __complete); the validator above stays the one that refuses.
+        option.CompletionSources.Add("json", "yaml");
         return option;
     }
 
