@@ -14,27 +14,7 @@ public static class Cli
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CliEnvironment? environment = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(args);
-        var factory = new CommandFactory(stdout, stderr, environment ?? CliEnvironment.Process);
-        var root = new RootCommand("kubectl rpoi: rent TPU chips under RPOI. Sign lease requests, open sealed access grants, rate, and check π's receipts.")
-        {
-            KeygenCommand.Create(factory),
-            KeygenCommand.CreateKeys(factory),
-            RequestCommand.Create(factory),
-            AccessCommand.Create(factory),
-            RateCommand.Create(factory),
-            ReturnCommand.Create(factory),
-            ListCommand.Create(factory),
-            ClaimCommand.Create(factory),
-            CancelCommand.Create(factory),
-            StatusCommand.Create(factory),
-            BalanceCommand.Create(factory),
-            OffersCommand.Create(factory),
-            VerifyCommand.Create(factory),
-            DemoCommand.Create(factory),
-            SandboxCommand.Create(factory),
-        };
-        root.Subcommands.Add(CompletionCommand.Create(factory, root));
-        factory.AddGlobalOptions(root);
+        var root = BuildRoot(stdout, stderr, environment ?? CliEnvironment.Process);
 
         // kubectl's plugin completion (kubectl_complete-rpoi) passes the words as typed, flags included: answered before
         // parsing, because a half-typed flag is not an error here.
@@ -79,6 +59,33 @@ public static class Cli
 
         var invocation = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         return await parse.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The command tree (every command, subcommand and flag): run here, walked by completion and the docs test.</summary>
+    internal static RootCommand BuildRoot(TextWriter stdout, TextWriter stderr, CliEnvironment environment)
+    {
+        var factory = new CommandFactory(stdout, stderr, environment);
+        var root = new RootCommand("kubectl rpoi: rent TPU chips under RPOI. Sign lease requests, open sealed access grants, rate, and check π's receipts.")
+        {
+            KeygenCommand.Create(factory),
+            KeygenCommand.CreateKeys(factory),
+            RequestCommand.Create(factory),
+            AccessCommand.Create(factory),
+            RateCommand.Create(factory),
+            ReturnCommand.Create(factory),
+            ListCommand.Create(factory),
+            ClaimCommand.Create(factory),
+            CancelCommand.Create(factory),
+            StatusCommand.Create(factory),
+            BalanceCommand.Create(factory),
+            OffersCommand.Create(factory),
+            VerifyCommand.Create(factory),
+            DemoCommand.Create(factory),
+            SandboxCommand.Create(factory),
+        };
+        root.Subcommands.Add(CompletionCommand.Create(factory, root));
+        factory.AddGlobalOptions(root);
+        return root;
     }
 
     /// <summary>"kubectl rpoi sandbox down" for the command being parsed: its whole path, so the hint names the right command.</summary>
