@@ -5,8 +5,8 @@ namespace Rpoi.Cli.Tests;
 
 /// <summary>
 /// The README's "Five minutes" walkthrough, executed: every <c>bash</c> block of that section (and only that section; the
-/// "Two commands" block above it runs a foreground server and the whole suite) in order, <c>kubectl rpoi …</c> through the CLI in this process
-/// and every other <c>kubectl …</c> through the real kubectl binary, in a temporary directory that is also HOME. A
+/// "Two commands" block above it runs a foreground server and the whole suite) in order, every <c>kubectl …</c> line through the real kubectl binary (<c>kubectl rpoi …</c> finds the
+/// built plugin on PATH, as an installed user's kubectl does), in a temporary directory that is also HOME. A
 /// command that fails fails the test, so the walkthrough cannot drift from what works. The <c>bash setup</c> block
 /// (build, PATH) is what this test process already is; the <c>bash settlement</c> block needs phase II in the operator
 /// and ends the whole lifecycle: keygen → request → apply → Ready → access → return → both ratings → Settled → balances on π.
@@ -119,7 +119,8 @@ public sealed class QuickstartTests : IDisposable
         Assert.Equal("kubectl", words[0]);
         if (words.Count > 1 && words[1] == "rpoi")
         {
-            return await home.RunAsync([.. words.Skip(2)]);
+            // As the user runs it: the real kubectl finds the plugin on PATH.
+            return await home.KubectlRpoiAsync([.. words.Skip(2)]);
         }
 
         return await Processes.RunAsync("kubectl", words.Skip(1), home.Path, env);

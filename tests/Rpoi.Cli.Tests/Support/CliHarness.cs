@@ -42,6 +42,29 @@ public sealed class TempHome : IDisposable
         return new CliResult(code, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>
+    /// The environment of a user who installed the plugin: HOME, this home's variables, and a PATH whose first
+    /// directory holds <c>kubectl-rpoi</c> (running the built CLI) and the shipped <c>kubectl_complete-rpoi</c>.
+    /// </summary>
+    public Dictionary<string, string> PluginEnvironment()
+    {
+        var bin = Directory.CreateDirectory(File("bin")).FullName;
+        var plugin = System.IO.Path.Combine(bin, "kubectl-rpoi");
+        if (!System.IO.File.Exists(plugin))
+        {
+            System.IO.File.WriteAllText(plugin, $"#!/bin/sh\nexec dotnet \"{System.IO.Path.Combine(AppContext.BaseDirectory, "kubectl-rpoi.dll")}\" \"$@\"\n");
+            System.IO.File.SetUnixFileMode(plugin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            System.IO.File.Copy(System.IO.Path.Combine(AppContext.BaseDirectory, "kubectl_complete-rpoi"), System.IO.Path.Combine(bin, "kubectl_complete-rpoi"));
+        }
+
+        var env = new Dictionary<string, string>(Variables) { ["HOME"] = Path };
+        env["PATH"] = bin + System.IO.Path.PathSeparator + System.Environment.GetEnvironmentVariable("PATH");
+        return env;
+    }
+
+    /// <summary><c>kubectl rpoi &lt;args&gt;</c> through the real kubectl binary, which finds the plugin on PATH.</summary>
+    public Task<CliResult> KubectlRpoiAsync(params string[] args) => Processes.RunAsync("kubectl", ["rpoi", .. args], Path, PluginEnvironment());
+
     public void Dispose()
     {
         try
