@@ -27,9 +27,9 @@ public static class Cli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors)
+            foreach (var message in ErrorLines(parse))
             {
-                await stderr.WriteLineAsync($"error: {error.Message}").ConfigureAwait(false);
+                await stderr.WriteLineAsync($"error: {message}").ConfigureAwait(false);
             }
 
             await stderr.WriteLineAsync($"see '{CommandPath(parse.CommandResult)} --help'").ConfigureAwait(false);
@@ -88,6 +88,40 @@ public static class Cli
         return root;
     }
 
+    /// <summary>
+    /// The parser's errors as one line each, in our words where its own would puzzle: a missing or unknown command
+    /// names the commands there are, and a list of allowed values stays on the line.
+    /// </summary>
+    internal static IEnumerable<string> ErrorLines(ParseResult parse)
+    {
+        var command = parse.CommandResult.Command;
+        var path = CommandPath(parse.CommandResult);
+        var subcommands = string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name));
+        var errors = parse.Errors.Select(e => e.Message).ToList();
+        const string Required = "Required command was not provided.";
+        var unknown = errors.Where(e => e.StartsWith("Unrecognized command or argument '", StringComparison.Ordinal)).ToList();
+        if (subcommands.Length > 0 && parse.CommandResult.Tokens.Count == 0 && errors.Contains(Required))
+        {
+            // "kubectl rpoi sandbox frob": the first unknown word was meant as a command.
+            if (unknown.Count > 0)
+            {
+                var word = unknown[0]["Unrecognized command or argument '".Length..].TrimEnd('.').TrimEnd('\'');
+                yield return $"'{word}' is not a command of '{path}': use one of {subcommands}";
+                yield break;
+            }
+
+            yield return $"'{path}' needs a command: one of {subcommands}";
+            errors.Remove(Required);
+        }
+
+        foreach (var e in errors)
+        {
+            // System.CommandLine lists allowed values on lines of their own; one line per error is the rule here.
+            yield return string.Join(' ', e.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                .Replace("' '", "', '", StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>"kubectl rpoi sandbox down" for the command being parsed: its whole path, so the hint names the right command.</summary>
     internal static string CommandPath(System.CommandLine.Parsing.CommandResult result)
     {
@@ -142,6 +176,12 @@ internal sealed class CommandFactory(TextWriter stdout, TextWriter stderr, CliEn
             catch (CliException e)
             {
                 await stderr.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+                if (e.ExitCode == ExitCodes.Usage)
+                {
+                    // A value checked in the command (not by the parser) gets the same pointer to the command's help.
+                    await stderr.WriteLineAsync($"see '{Cli.CommandPath(parse.CommandResult)} --help'").ConfigureAwait(false);
+                }
+
                 return e.ExitCode;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)

@@ -34,7 +34,7 @@ internal static class AccessCommand
             var name = parse.GetValue(lease)!;
             if (!Values.TryParseDuration(parse.GetValue(timeout), out var timeoutSeconds))
             {
-                throw new CliException(ExitCodes.Usage, $"--timeout '{parse.GetValue(timeout)}' is not a duration: give seconds or 90s, 5m");
+                throw new CliException(ExitCodes.Usage, $"--timeout: '{parse.GetValue(timeout)}' is not a duration: give seconds (90) or 90s, 5m");
             }
 
             var keys = ctx.LoadKeys();

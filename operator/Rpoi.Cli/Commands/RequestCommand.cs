@@ -50,7 +50,7 @@ internal static class RequestCommand
             var topo = parse.GetValue(topology)!;
             if (!Values.TryParseDuration(parse.GetValue(duration), out var durationSeconds))
             {
-                throw new CliException(ExitCodes.Usage, $"--duration '{parse.GetValue(duration)}' is not a duration: give seconds (3600) or 30m, 4h, 1d, 1h30m");
+                throw new CliException(ExitCodes.Usage, $"--duration: '{parse.GetValue(duration)}' is not a duration: give seconds (3600) or 30m, 4h, 1d, 1h30m");
             }
 
             var depositMoney = Money(parse.GetValue(deposit), "--deposit");
@@ -63,7 +63,7 @@ internal static class RequestCommand
             long? windowSeconds = null;
             if (parse.GetValue(ratingWindow) is { } rw)
             {
-                windowSeconds = Values.TryParseDuration(rw, out var w) ? w : throw new CliException(ExitCodes.Usage, $"--rating-window '{rw}' is not a duration: give seconds or 1h, 72h, 3d");
+                windowSeconds = Values.TryParseDuration(rw, out var w) ? w : throw new CliException(ExitCodes.Usage, $"--rating-window: '{rw}' is not a duration: give seconds (259200) or 1h, 72h, 3d");
             }
 
             var ns = ctx.Flags.Namespace is { Length: > 0 } || parse.GetValue(leaser) is not null && parse.GetValue(escrow) is not null ? ctx.NamespaceOffline : ctx.Namespace;
