@@ -25,7 +25,7 @@ public sealed class CompletionTests
     public async Task Bash_completes_commands_subcommands_and_flags_of_the_command_on_the_line()
     {
         using var home = new TempHome();
-        var script = await home.RunAsync("completion", "bash");
+        var script = await home.KubectlRpoiAsync("completion", "bash");
         Assert.True(script.ExitCode == ExitCodes.Ok, script.ToString());
 
         Assert.Equal(["request", "return"], (await CompleteAsync(home, script.Out, "kubectl-rpoi", "re")).Order(StringComparer.Ordinal));
@@ -72,16 +72,11 @@ public sealed class CompletionTests
     /// <summary>A PATH with the plugin and the shipped <c>kubectl_complete-rpoi</c>, as an installed user has them.</summary>
     private static Dictionary<string, string> PluginPath(TempHome home)
     {
-        var bin = Directory.CreateDirectory(home.File("bin")).FullName;
-        var plugin = Path.Combine(bin, "kubectl-rpoi");
-        File.WriteAllText(plugin, $"#!/bin/sh\nexec dotnet \"{Path.Combine(AppContext.BaseDirectory, "kubectl-rpoi.dll")}\" \"$@\"\n");
-        File.SetUnixFileMode(plugin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        // The script the build ships beside the plugin, copied as a user installs it.
+        // The script the build ships beside the plugin, executable as a user installs it.
         var shipped = Path.Combine(AppContext.BaseDirectory, "kubectl_complete-rpoi");
         Assert.True(File.Exists(shipped), "kubectl_complete-rpoi is not in the build output");
         Assert.True(File.GetUnixFileMode(shipped).HasFlag(UnixFileMode.UserExecute), "kubectl_complete-rpoi is not executable");
-        File.Copy(shipped, Path.Combine(bin, "kubectl_complete-rpoi"));
-        return new Dictionary<string, string> { ["HOME"] = home.Path, ["PATH"] = bin + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH") };
+        return home.PluginEnvironment();
     }
 
     /// <summary>What the real kubectl offers for <c>kubectl rpoi &lt;words&gt;&lt;Tab&gt;</c>: candidates (names only) and its directive line.</summary>

@@ -15,7 +15,8 @@ public sealed class DemoTests : IDisposable
     [Fact]
     public async Task Demo_runs_a_whole_lifecycle_to_a_verified_receipt()
     {
-        var result = await home.RunAsync("demo");
+        // Through the real kubectl, as the README's first command runs it.
+        var result = await home.KubectlRpoiAsync("demo");
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("refused: LeaseBindingMismatch", result.Out, StringComparison.Ordinal);

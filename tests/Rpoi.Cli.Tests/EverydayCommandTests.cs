@@ -10,6 +10,9 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
 
     private async Task<CliResult> Run(params string[] args) => await home.RunAsync(["--kubeconfig", cluster.Kubeconfig, .. args]);
 
+    /// <summary>As the user types it: through the real kubectl, which runs the plugin from PATH.</summary>
+    private Task<CliResult> KubectlRpoi(params string[] args) => home.KubectlRpoiAsync(["--kubeconfig", cluster.Kubeconfig, .. args]);
+
     private async Task<string> RequestAsync(string name)
     {
         if (!File.Exists(home.File(".rpoi/renter.key")))
@@ -29,7 +32,7 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
         var name = await RequestAsync("return-1");
         await cluster.ActivateAsync(name);
 
-        var result = await Run("return", name);
+        var result = await KubectlRpoi("return", name);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("return requested", result.Out, StringComparison.Ordinal);
@@ -50,7 +53,7 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
         var pending = await RequestAsync("cancel-1");
         await cluster.PatchStatusAsync(pending, new { phase = "Allocating", queuePosition = 2 });
 
-        var result = await Run("cancel", pending);
+        var result = await KubectlRpoi("cancel", pending);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         var kubectl = await Processes.KubectlAsync(home.Path, cluster.Kubeconfig, "get", "tpulease", pending, "-n", ClusterFixture.Namespace, "-o", "jsonpath={.spec.returnRequested}");
@@ -58,7 +61,7 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
 
         var active = await RequestAsync("cancel-2");
         await cluster.ActivateAsync(active);
-        var refused = await Run("cancel", active);
+        var refused = await KubectlRpoi("cancel", active);
         Assert.Equal(ExitCodes.Conflict, refused.ExitCode);
         Assert.Contains($"kubectl rpoi return {active}", refused.Err, StringComparison.Ordinal);
         Assert.False((await cluster.GetLeaseAsync(active)).Spec.ReturnRequested ?? false);
@@ -169,7 +172,8 @@ public sealed class EverydayCommandTests(ClusterFixture cluster) : IClassFixture
         Assert.Contains(paths, p => p[0] == "return");
         foreach (var path in paths)
         {
-            var help = await home.RunAsync([.. path, "--help"]);
+            // Through the real kubectl: what a user sees for `kubectl rpoi <command> --help`.
+            var help = await home.KubectlRpoiAsync([.. path, "--help"]);
             Assert.True(help.ExitCode == 0, help.ToString());
             Assert.Contains($"  kubectl rpoi {string.Join(' ', path)}", help.Out, StringComparison.Ordinal);
             Assert.DoesNotContain("kubectl-rpoi", help.Out, StringComparison.Ordinal);

@@ -10,9 +10,10 @@ public sealed class KeygenTests
     {
         using var home = new TempHome();
 
-        var result = await home.RunAsync("keygen");
+        // Through the real kubectl: the plugin writes the file in the user's HOME.
+        var result = await home.KubectlRpoiAsync("keygen");
 
-        Assert.Equal(0, result.ExitCode);
+        Assert.True(result.ExitCode == 0, result.ToString());
         var path = Path.Combine(home.Path, ".rpoi", "renter.key");
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
         var loaded = KeyFile.Load(path);

@@ -93,18 +93,17 @@ public sealed class VerifyCommandTests
     }
 
     [Fact]
-    public async Task Verify_as_a_process_with_no_cluster_exits_0_then_4_for_a_changed_h()
+    public async Task Verify_through_the_real_kubectl_with_no_cluster_exits_0_then_4_for_a_changed_h()
     {
         using var home = new TempHome();
         var bundle = Bundle();
         File.WriteAllText(home.File("good.json"), bundle.ToJson());
         File.WriteAllText(home.File("bad.json"), (bundle with { H = new string('0', 64) }).ToJson());
         // No KUBECONFIG and no π: verify must not need either.
-        var env = new Dictionary<string, string> { ["HOME"] = home.Path, ["KUBECONFIG"] = home.File("absent-kubeconfig") };
-        string[] plugin = [Path.Combine(AppContext.BaseDirectory, "kubectl-rpoi.dll"), "verify"];
+        home.Variables["KUBECONFIG"] = home.File("absent-kubeconfig");
 
-        var good = await Processes.RunAsync("dotnet", [.. plugin, "good.json"], home.Path, env);
-        var bad = await Processes.RunAsync("dotnet", [.. plugin, "bad.json"], home.Path, env);
+        var good = await home.KubectlRpoiAsync("verify", "good.json");
+        var bad = await home.KubectlRpoiAsync("verify", "bad.json");
 
         Assert.True(good.ExitCode == ExitCodes.Ok, good.ToString());
         Assert.True(bad.ExitCode == ExitCodes.VerificationFailed, bad.ToString());
