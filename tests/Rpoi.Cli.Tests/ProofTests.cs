@@ -271,16 +271,13 @@ public sealed class ProofTests(ClusterFixture cluster) : IClassFixture<ClusterFi
     }
 
     [Fact]
-    public async Task Proof_help_shows_examples_and_completion_offers_the_command()
+    public async Task Proof_help_shows_the_usage_and_examples()
     {
         var help = await home.RunAsync("proof", "--help");
         Assert.Equal(0, help.ExitCode);
         Assert.Contains("kubectl rpoi proof <lease> [options]", help.Out, StringComparison.Ordinal);
         Assert.Contains("Examples:\n  kubectl rpoi proof train-1 -n team-a -o bundle.json", help.Out.ReplaceLineEndings("\n"), StringComparison.Ordinal);
-
-        var bash = await home.RunAsync("completion", "bash");
-        Assert.Equal(0, bash.ExitCode);
-        Assert.Contains("proof", bash.Out, StringComparison.Ordinal);
+        Assert.Contains("-o, --output <output>", help.Out, StringComparison.Ordinal);
     }
 
     public async Task DisposeAsync()
