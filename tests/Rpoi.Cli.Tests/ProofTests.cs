@@ -271,6 +271,56 @@ public sealed class ProofTests(ClusterFixture cluster) : IClassFixture<ClusterFi
     }
 
     [Fact]
+    public async Task Proof_of_an_m_final_settlement_from_before_pi_kept_m_triple_prime_says_no_beta_signature_is_available()
+    {
+        await SettledByLeaserAsync("proof-old-pi");
+        // The row as an older π wrote it: the settlement and its receipt, no m'''.
+        await using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={home.File("escrow.db")};Pooling=False"))
+        {
+            await db.OpenAsync();
+            await using var cmd = db.CreateCommand();
+            cmd.CommandText = "UPDATE settlements SET leaser_final = NULL";
+            Assert.Equal(1, await cmd.ExecuteNonQueryAsync());
+        }
+
+        var proof = await Run("proof", "proof-old-pi", "--escrow-url", url, "-o", "old.json");
+
+        Assert.Equal(ExitCodes.NotFound, proof.ExitCode);
+        Assert.Contains("settled lease team-a/proof-old-pi from β's m_final but returns no leaserFinal (m''')", proof.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(home.File("old.json")));
+    }
+
+    [Fact]
+    public async Task Proof_refuses_a_lease_whose_recorded_receipt_is_not_the_one_pi_returns()
+    {
+        var settlement = await SettledByLeaserAsync("proof-two-receipts");
+        // Validly signed by π's key, but not what π's ledger holds for this H.
+        var real = Signed<SettlementReceipt>.Parse(settlement.Receipt.GetRawText()).Value.Payload;
+        var other = RpoiEquations.SignReceipt(real with { LedgerEntry = "ledger:999" }, cluster.Escrow);
+        await cluster.PatchStatusAsync("proof-two-receipts", new { settlement = new { receipt = other.ToJson() } });
+
+        var proof = await Run("proof", "proof-two-receipts", "--escrow-url", url, "-o", "two.json");
+
+        Assert.Equal(ExitCodes.VerificationFailed, proof.ExitCode);
+        Assert.Contains("lease team-a/proof-two-receipts's status.settlement.receipt is not the receipt π at", proof.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(home.File("two.json")));
+    }
+
+    [Fact]
+    public async Task Proof_of_a_never_served_refund_says_there_is_no_grant_to_prove()
+    {
+        var (em, _) = await ActiveAsync("proof-never-served");
+        var notice = RpoiEquations.SignNeverServed(em, "no capacity", time.GetUtcNow(), cluster.Leaser);
+        await Client(EscrowCredentials.Leaser(cluster.Leaser)).NeverServedAsync(notice);
+
+        var proof = await Run("proof", "proof-never-served", "--escrow-url", url);
+
+        Assert.Equal(ExitCodes.NotFound, proof.ExitCode);
+        Assert.Contains("was refunded by π on β's never-served notice", proof.Err, StringComparison.Ordinal);
+        Assert.Equal("", proof.Out);
+    }
+
+    [Fact]
     public async Task Proof_help_shows_the_usage_and_examples()
     {
         var help = await home.RunAsync("proof", "--help");
