@@ -79,6 +79,7 @@ public static class Cli
             StatusCommand.Create(factory),
             BalanceCommand.Create(factory),
             OffersCommand.Create(factory),
+            ProofCommand.Create(factory),
             VerifyCommand.Create(factory),
             DemoCommand.Create(factory),
             SandboxCommand.Create(factory),

@@ -19,6 +19,7 @@ internal static class Examples
         ["kubectl rpoi list"] = ["kubectl rpoi list", "kubectl rpoi list -A", "kubectl rpoi list -A --all", "kubectl rpoi list -A -o json"],
         ["kubectl rpoi balance"] = ["kubectl rpoi balance", "kubectl rpoi balance --leaser", "kubectl rpoi balance --address rpoi1..."],
         ["kubectl rpoi offers"] = ["kubectl rpoi offers", "kubectl rpoi offers --operator-namespace rpoi-system"],
+        ["kubectl rpoi proof"] = ["kubectl rpoi proof train-1 -n team-a -o bundle.json", "kubectl rpoi proof train-1 -n team-a > bundle.json", "kubectl rpoi proof train-1 -n team-a --escrow-identity escrow.identity.json -o bundle.json"],
         ["kubectl rpoi verify"] = ["kubectl rpoi verify bundle.json", "kubectl rpoi verify bundle.json && echo \"lease proven\""],
         ["kubectl rpoi completion"] = ["source <(kubectl rpoi completion bash)", "source <(kubectl rpoi completion zsh)", "kubectl rpoi completion fish | source"],
         ["kubectl rpoi demo"] = ["kubectl rpoi demo", "kubectl rpoi demo --samples ./samples"],

@@ -55,13 +55,19 @@ public sealed record SettlementRequest([property: JsonPropertyName("final")] Jso
 /// <summary>The renter's own claim E(m'') when the leaser never settled.</summary>
 public sealed record ClaimRequest([property: JsonPropertyName("renterRating")] JsonElement RenterRating);
 
-/// <summary>A settlement: where ρ and ω went and π's signed receipt. A replay returns the first one.</summary>
+/// <summary>
+/// A settlement: where ρ and ω went and π's signed receipt. A replay returns the first one. <c>LeaserFinal</c> is β's
+/// signed m''' (<c>rpoi.final/v1</c>) that π opened from m_final, present only when m_final settled H (absent for the
+/// renter's fallback, a never-served refund and settlements made before π kept it): the β signature over σ's digest a
+/// proof bundle needs after the lease has ended. It holds σ's digest, never σ.
+/// </summary>
 public sealed record SettlementView(
     [property: JsonPropertyName("h")] string H,
     [property: JsonPropertyName("deposit")] string Deposit,
     [property: JsonPropertyName("rent")] string Rent,
     [property: JsonPropertyName("settledAt")] string SettledAt,
-    [property: JsonPropertyName("receipt")] JsonElement Receipt);
+    [property: JsonPropertyName("receipt")] JsonElement Receipt,
+    [property: JsonPropertyName("leaserFinal"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JsonElement? LeaserFinal = null);
 
 /// <summary>Funds withheld by π under H (ζ failed), until adjudicated.</summary>
 public sealed record WithheldView(

@@ -27,7 +27,7 @@ public interface IEscrowClient
     /// <summary>Settles with m_final; a replay returns the first receipt.</summary>
     Task<SettlementView> SettleAsync(SealedMessage final, CancellationToken ct = default);
 
-    /// <summary>The settlement of H, or null when H is not settled.</summary>
+    /// <summary>The settlement of H (with β's signed m''' as <see cref="SettlementView.LeaserFinal"/> when m_final settled it), or null when H is not settled.</summary>
     Task<SettlementView?> GetSettlementAsync(string h, CancellationToken ct = default);
 
     /// <summary>The renter's own claim with E(m'') after the rating window plus grace.</summary>

@@ -159,7 +159,9 @@ public sealed partial class EscrowService
         }
 
         // The store refuses an unknown H (PledgeNotFound) inside the transaction, so nothing moves.
-        var result = await store.SettleAsync(new SettleCommand(h, decision.Deposit, decision.Rent, Receipt, now), ct);
+        // m''' is kept only from β's m_final; the renter's fallback has none (its E(m'') is in the Rating resource).
+        var leaserFinal = verified.Source == SettlementSource.LeaserFinal ? verified.Final?.ToJson() : null;
+        var result = await store.SettleAsync(new SettleCommand(h, decision.Deposit, decision.Rent, Receipt, now, leaserFinal), ct);
         return (View(result.Settlement), result.Created);
     }
 
@@ -228,6 +230,13 @@ public sealed partial class EscrowService
     private static SettlementView View(SettlementRecord s)
     {
         using var doc = JsonDocument.Parse(s.Receipt);
-        return new SettlementView(s.H, s.Deposit.ToString(), s.Rent.ToString(), Storage.Ledger.FormatTime(s.SettledAt), doc.RootElement.Clone());
+        JsonElement? final = null;
+        if (s.LeaserFinal is not null)
+        {
+            using var f = JsonDocument.Parse(s.LeaserFinal);
+            final = f.RootElement.Clone();
+        }
+
+        return new SettlementView(s.H, s.Deposit.ToString(), s.Rent.ToString(), Storage.Ledger.FormatTime(s.SettledAt), doc.RootElement.Clone(), final);
     }
 }

@@ -8,7 +8,7 @@ namespace Rpoi.Cli.Tests;
 /// </summary>
 public sealed class CompletionTests
 {
-    private static readonly string[] TopLevel = ["keygen", "keys", "request", "access", "rate", "return", "list", "claim", "cancel", "status", "balance", "offers", "verify", "demo", "sandbox", "completion"];
+    private static readonly string[] TopLevel = ["keygen", "keys", "request", "access", "rate", "return", "list", "claim", "cancel", "status", "balance", "offers", "proof", "verify", "demo", "sandbox", "completion"];
 
     /// <summary>Sources the script in bash, sets the words on the line as bash does on Tab, prints COMPREPLY one per line.</summary>
     private static async Task<string[]> CompleteAsync(TempHome home, string script, params string[] line)
@@ -31,6 +31,8 @@ public sealed class CompletionTests
         Assert.Equal(["request", "return"], (await CompleteAsync(home, script.Out, "kubectl-rpoi", "re")).Order(StringComparer.Ordinal));
         Assert.Equal(["up"], await CompleteAsync(home, script.Out, "kubectl-rpoi", "sandbox", "u"));
         Assert.Equal(["--chips"], await CompleteAsync(home, script.Out, "kubectl-rpoi", "request", "--ch"));
+        Assert.Equal(["proof"], await CompleteAsync(home, script.Out, "kubectl-rpoi", "pro"));
+        Assert.Equal(["--escrow-identity", "--escrow-url"], (await CompleteAsync(home, script.Out, "kubectl-rpoi", "proof", "train-1", "--esc")).Order(StringComparer.Ordinal));
 
         // A flag's value is skipped, not taken for a command; global flags complete under every command.
         Assert.Equal(["--jobset"], await CompleteAsync(home, script.Out, "kubectl-rpoi", "-n", "team-a", "access", "train-1", "--job"));

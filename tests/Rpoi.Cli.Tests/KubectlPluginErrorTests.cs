@@ -48,6 +48,7 @@ public sealed class KubectlPluginErrorTests(ClusterFixture cluster) : IClassFixt
         { ["return", "lease-x"], ExitCodes.NotFound, "lease-x" },
         { ["cancel", "lease-x"], ExitCodes.NotFound, "lease-x" },
         { ["claim", "lease-x"], ExitCodes.NotFound, "lease-x" },
+        { ["proof", "lease-x"], ExitCodes.NotFound, "lease-x" },
         { ["status", "lease-x", "-n", "no-such-ns"], ExitCodes.NotFound, "namespace no-such-ns does not exist" },
         { ["request", "--name", "x", "-n", "no-such-ns", "--chips", "8", "--accelerator", "tpu-v5-lite-podslice", "--topology", "2x4", "--duration", "1h", "--deposit", "1uusd", "--rent", "1uusd", "--apply"], ExitCodes.NotFound, "namespace no-such-ns does not exist" },
         { ["verify", "no-such-bundle.json"], ExitCodes.NotFound, "no-such-bundle.json" },

@@ -9,7 +9,8 @@ namespace Rpoi.Cli.Tests;
 /// built plugin on PATH, as an installed user's kubectl does), in a temporary directory that is also HOME. A
 /// command that fails fails the test, so the walkthrough cannot drift from what works. The <c>bash setup</c> block
 /// (build, PATH) is what this test process already is; the <c>bash settlement</c> block needs phase II in the operator
-/// and ends the whole lifecycle: keygen → request → apply → Ready → access → return → both ratings → Settled → balances on π.
+/// and ends the whole lifecycle: keygen → request → apply → Ready → access → return → both ratings → Settled → balances on π;
+/// then the proof bundle is exported and, after <c>sandbox down</c>, verified with no cluster and no π.
 /// </summary>
 public sealed class QuickstartTests : IDisposable
 {
@@ -51,6 +52,16 @@ public sealed class QuickstartTests : IDisposable
             Assert.Contains("91000000 uusd", transcript.Last(t => t.StartsWith("$ kubectl rpoi balance\n", StringComparison.Ordinal)), StringComparison.Ordinal);
             Assert.Contains("  9000000 uusd", transcript.Last(t => t.StartsWith("$ kubectl rpoi balance --leaser", StringComparison.Ordinal)), StringComparison.Ordinal);
             Assert.Contains("receipt:     verified", transcript.Last(t => t.StartsWith("$ kubectl rpoi status", StringComparison.Ordinal)), StringComparison.Ordinal);
+
+            // The bundle proves β's settlement (m''' from π), and verify, run after the sandbox is down, accepts every check.
+            Assert.Contains("settled by LeaserFinal, all 13 checks ok", transcript.Single(t => t.StartsWith("$ kubectl rpoi proof ", StringComparison.Ordinal)), StringComparison.Ordinal);
+            Assert.Null(SandboxState.Load(home.File(".rpoi/sandbox")));
+            var verify = transcript.Single(t => t.StartsWith("$ kubectl rpoi verify ", StringComparison.Ordinal));
+            Assert.Contains("ok      final", verify, StringComparison.Ordinal);
+            Assert.Contains("ok      receipt.transfers", verify, StringComparison.Ordinal);
+            Assert.Contains("verified: lease team-a/train-1", verify, StringComparison.Ordinal);
+            Assert.Contains("all 13 checks ok", verify, StringComparison.Ordinal);
+            Assert.DoesNotContain("FAILED", verify, StringComparison.Ordinal);
         }
         finally
         {
@@ -71,11 +82,13 @@ public sealed class QuickstartTests : IDisposable
 
         // Exactly the lifecycle, in this order, and not the "Two commands" block (a foreground server, the whole suite).
         string[] steps = ["kubectl rpoi sandbox up --detach", "kubectl rpoi keygen", "kubectl rpoi request ", "kubectl wait --for=condition=Ready",
-            "kubectl rpoi access ", "kubectl rpoi return ", "kubectl rpoi rate ", "rating-leaser.yaml", "=Settled", "kubectl rpoi status ", "kubectl rpoi balance --leaser", "kubectl rpoi sandbox down"];
+            "kubectl rpoi access ", "kubectl rpoi return ", "kubectl rpoi rate ", "rating-leaser.yaml", "=Settled", "kubectl rpoi status ", "kubectl rpoi balance --leaser", "kubectl rpoi proof train-1 -n team-a -o bundle.json", "kubectl rpoi sandbox down", "kubectl rpoi verify bundle.json"];
         var at = steps.Select(step => lines.FindIndex(l => l.Contains(step, StringComparison.Ordinal))).ToList();
         Assert.DoesNotContain(-1, at);
         Assert.Equal(at.Order(), at);
         Assert.DoesNotContain(lines, l => l.StartsWith("dotnet test", StringComparison.Ordinal) || l == "dotnet run --project operator/Rpoi.Cli -- sandbox up");
+        // It ends with the lease's proof: the export, then (once the sandbox is down) the offline check.
+        Assert.Equal("kubectl rpoi verify bundle.json", lines[^1]);
 
         // docs/quickstart.md explains the steps but holds no second copy of the commands to drift.
         Assert.Empty(Walkthrough.Blocks(File.ReadAllText(Path.Combine(root, "docs", "quickstart.md"))));

@@ -196,13 +196,29 @@ public sealed class SandboxTests : IDisposable
         Assert.Equal("", await ClaimedNodesAsync(state2.Kubeconfig, "train-1"));
         var rate = await home.RunAsync("rate", "train-1", "-n", "team-a", "--score", "5", "--apply");
         Assert.True(rate.ExitCode == 0, rate.ToString());
+        // Not settled until β's rating is in: no proof yet, and nothing written.
+        var early = await home.RunAsync("proof", "train-1", "-n", "team-a", "-o", "early.json");
+        Assert.Equal(ExitCodes.NotFound, early.ExitCode);
+        Assert.Contains("lease team-a/train-1 is not settled yet (phase AwaitingRatings", early.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(home.File("early.json")));
         var leaserRating = await Kubectl(state2.Kubeconfig, "apply", "-f", Path.Combine(RepositoryRoot(), "config", "samples", "sandbox", "rating-leaser.yaml"));
         Assert.True(leaserRating.ExitCode == 0, leaserRating.ToString());
         var settled = await Kubectl(state2.Kubeconfig, "wait", "--for=jsonpath={.status.phase}=Settled", "tpulease/train-1", "-n", "team-a", "--timeout=60s");
         Assert.True(settled.ExitCode == 0, settled.ToString());
         Assert.Contains("91000000 uusd", (await home.RunAsync("balance")).Out, StringComparison.Ordinal);
         Assert.Contains("  9000000 uusd", (await home.RunAsync("balance", "--leaser")).Out, StringComparison.Ordinal);
+
+        // The operator's m_final went to π, which kept m''': the proof of this lease verifies, offline, after the sandbox stops.
+        var proof = await home.RunAsync("proof", "train-1", "-n", "team-a", "-o", "bundle.json");
+        Assert.True(proof.ExitCode == 0, proof.ToString());
+        Assert.Contains("settled by LeaserFinal, all 13 checks ok", proof.Out, StringComparison.Ordinal);
         await DownAsync(up2, stop2);
+        var bundle = Rpoi.Protocol.Proof.ProofBundle.Parse(File.ReadAllText(home.File("bundle.json"))).Value;
+        Assert.Equal(At(after, "status", "grantDigest"), bundle.LeaserFinal!.Payload.GrantDigest);
+        Assert.Equal(5, bundle.RenterRating!.Payload.Rating.Score);
+        var verify = await home.RunAsync("verify", "bundle.json");
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        Assert.Contains("verified: lease team-a/train-1", verify.Out, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -70,7 +70,7 @@ internal static class AccessCommand
 
             var kubeconfigPath = parse.GetValue(output) is { Length: > 0 } o ? ctx.Env.Resolve(o) : Path.Combine(ctx.Env.WorkingDirectory, name + ".kubeconfig");
             WritePrivate(kubeconfigPath, grant.Kubeconfig);
-            new GrantCache(opened.H.Hex, opened.GrantDigest, leaser.Address).Save(ctx.Env, ns, name);
+            new GrantCache(opened.H.Hex, opened.GrantDigest, leaser.Address, opened.Granted.ToJson()).Save(ctx.Env, ns, name);
             var template = Yaml.Write(JsonNode.Parse(grant.PodTemplate.GetRawText())!);
             var slice = SliceManifests.SliceOf(grant);
             string? manifestPath = null;

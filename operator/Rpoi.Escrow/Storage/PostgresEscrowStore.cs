@@ -31,6 +31,10 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
         """;
 
     /// <inheritdoc />
+    protected override Task MigrateAsync(DbConnection connection, DbTransaction tx, CancellationToken ct) =>
+        Exec(connection, tx, "ALTER TABLE settlements ADD COLUMN IF NOT EXISTS leaser_final TEXT NULL", ct);
+
+    /// <inheritdoc />
     public override async Task InitializeAsync(CancellationToken ct = default)
     {
         if (_schema is not null)

@@ -61,7 +61,8 @@ public abstract class SqlEscrowStore : IEscrowStore
             deposit TEXT NOT NULL,
             rent TEXT NOT NULL,
             receipt TEXT NOT NULL,
-            settled_at TEXT NOT NULL);
+            settled_at TEXT NOT NULL,
+            leaser_final TEXT NULL);
         CREATE TABLE IF NOT EXISTS withheld (
             h TEXT PRIMARY KEY REFERENCES pledges (h),
             denom TEXT NOT NULL,
@@ -93,6 +94,13 @@ public abstract class SqlEscrowStore : IEscrowStore
             SELECT denom, SUM(amount) FROM deposits WHERE true GROUP BY denom
             ON CONFLICT (denom) DO NOTHING;
         """;
+
+    /// <summary>
+    /// Migrations of tables made by an older π, run after <see cref="CommonSchema"/> in the same transaction: each
+    /// dialect adds what is missing (SQLite has no ADD COLUMN IF NOT EXISTS, so it asks the catalogue first).
+    /// Today one: <c>settlements.leaser_final</c>, β's signed m''' (NULL for rows settled before it existed).
+    /// </summary>
+    protected abstract Task MigrateAsync(DbConnection connection, DbTransaction tx, CancellationToken ct);
 
     /// <summary>Dialect-specific schema (append-only triggers), run after <see cref="CommonSchema"/>.</summary>
     protected abstract string DialectSchema { get; }
@@ -127,6 +135,7 @@ public abstract class SqlEscrowStore : IEscrowStore
         await using var connection = await OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await Exec(connection, tx, CommonSchema, ct);
+        await MigrateAsync(connection, tx, ct);
         await Exec(connection, tx, ReplaySchema, ct);
         await Exec(connection, tx, DialectSchema, ct);
         await tx.CommitAsync(ct);
@@ -349,9 +358,10 @@ public abstract class SqlEscrowStore : IEscrowStore
 
             w.Exec("UPDATE pledges SET state = @s WHERE h = @h", ("s", PledgeStates.Settled), ("h", pledge.H));
             w.Exec(
-                "INSERT INTO settlements (h, deposit, rent, receipt, settled_at) VALUES (@h, @d, @r, @rc, @at)",
-                ("h", pledge.H), ("d", command.Deposit.ToString()), ("r", command.Rent.ToString()), ("rc", receipt), ("at", Ledger.FormatTime(command.At)));
-            return new SettleResult(new SettlementRecord(pledge.H, command.Deposit, command.Rent, receipt, command.At), true);
+                "INSERT INTO settlements (h, deposit, rent, receipt, settled_at, leaser_final) VALUES (@h, @d, @r, @rc, @at, @f)",
+                ("h", pledge.H), ("d", command.Deposit.ToString()), ("r", command.Rent.ToString()), ("rc", receipt), ("at", Ledger.FormatTime(command.At)),
+                ("f", command.LeaserFinal));
+            return new SettleResult(new SettlementRecord(pledge.H, command.Deposit, command.Rent, receipt, command.At, command.LeaserFinal), true);
         }, ct);
 
     /// <inheritdoc />
@@ -569,7 +579,7 @@ public abstract class SqlEscrowStore : IEscrowStore
     private const string PledgeQuery =
         "SELECT h, renter, leaser, deposit_denom, deposit, rent_denom, rent, state, request, pledged_at, claimable_after FROM pledges WHERE h = @h";
 
-    private const string SettlementQuery = "SELECT h, deposit, rent, receipt, settled_at FROM settlements WHERE h = @h";
+    private const string SettlementQuery = "SELECT h, deposit, rent, receipt, settled_at, leaser_final FROM settlements WHERE h = @h";
 
     private static PledgeRecord ReadPledge(DbDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4), r.GetString(5), r.GetInt64(6),
@@ -580,7 +590,8 @@ public abstract class SqlEscrowStore : IEscrowStore
         Enum.Parse<DepositDisposition>(r.GetString(1)),
         Enum.Parse<RentDisposition>(r.GetString(2)),
         r.GetString(3),
-        Ledger.ParseTime(r.GetString(4)));
+        Ledger.ParseTime(r.GetString(4)),
+        r.IsDBNull(5) ? null : r.GetString(5));
 
     private static async Task<PledgeRecord?> ReadPledgeAsync(DbConnection c, DbTransaction? tx, string h, CancellationToken ct)
     {

@@ -46,6 +46,16 @@ public sealed class SqliteEscrowStore : SqlEscrowStore
         """;
 
     /// <inheritdoc />
+    protected override async Task MigrateAsync(DbConnection connection, DbTransaction tx, CancellationToken ct)
+    {
+        await using var probe = Command(connection, tx, "SELECT COUNT(*) FROM pragma_table_info('settlements') WHERE name = 'leaser_final'");
+        if (Convert.ToInt64(await probe.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            await Exec(connection, tx, "ALTER TABLE settlements ADD COLUMN leaser_final TEXT NULL", ct);
+        }
+    }
+
+    /// <inheritdoc />
     public override async Task InitializeAsync(CancellationToken ct = default)
     {
         await using (var connection = await OpenAsync(ct))

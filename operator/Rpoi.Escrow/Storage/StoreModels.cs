@@ -58,11 +58,26 @@ public sealed record PledgeResult(PledgeRecord Pledge, bool Created);
 /// <summary>
 /// Settle H by the decision table. <c>Receipt</c> makes π's signed receipt from the seq of the
 /// settlement's first ledger entry; it is called inside the transaction, only when this call settles H.
+/// <c>LeaserFinal</c> is β's signed m''' that π opened from m_final (null for the renter's fallback and a never-served
+/// refund): kept with the settlement because, once the lease has ended, it is the only β signature over σ's digest left
+/// for a proof bundle (it holds the digest, never σ, so nothing secret).
 /// </summary>
-public sealed record SettleCommand(string H, DepositDisposition Deposit, RentDisposition Rent, Func<long, string> Receipt, DateTimeOffset At);
+public sealed record SettleCommand(
+    string H,
+    DepositDisposition Deposit,
+    RentDisposition Rent,
+    Func<long, string> Receipt,
+    DateTimeOffset At,
+    string? LeaserFinal = null);
 
-/// <summary>A stored settlement.</summary>
-public sealed record SettlementRecord(string H, DepositDisposition Deposit, RentDisposition Rent, string Receipt, DateTimeOffset SettledAt);
+/// <summary>A stored settlement; <c>LeaserFinal</c> is the signed m''' when β's m_final settled it (else null).</summary>
+public sealed record SettlementRecord(
+    string H,
+    DepositDisposition Deposit,
+    RentDisposition Rent,
+    string Receipt,
+    DateTimeOffset SettledAt,
+    string? LeaserFinal = null);
 
 /// <summary>The outcome of a settle call: the (first) settlement and whether this call made it.</summary>
 public sealed record SettleResult(SettlementRecord Settlement, bool Created);
