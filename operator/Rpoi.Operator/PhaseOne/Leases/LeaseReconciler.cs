@@ -25,6 +25,7 @@ namespace Rpoi.Operator.PhaseOne.Leases;
 /// <param name="Options">β's identity and settings.</param>
 /// <param name="Time">The clock (a FakeTimeProvider in tests).</param>
 /// <param name="Nodes">Node objects by name from the Node informer (null when gone), to watch an Active lease's nodes; null: not watched.</param>
+/// <param name="Nonces">β's nonce store over the Lease cache, which refuses a replayed request nonce; null: not checked (π still refuses it).</param>
 public sealed record LeaseReconcilerDependencies(
     IResourceClient<Lease> Leases,
     ITpuProvider Tpus,
@@ -36,7 +37,8 @@ public sealed record LeaseReconcilerDependencies(
     PhaseOneMetrics Metrics,
     PhaseOneOptions Options,
     TimeProvider Time,
-    Func<string, V1Node?>? Nodes = null);
+    Func<string, V1Node?>? Nodes = null,
+    LeaseNonces? Nonces = null);
 
 /// <summary>
 /// RPOI phase I for one Lease: verify E(m) → pledge it to π → claim TPU nodes (FIFO when short) → deliver the
@@ -67,7 +69,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         ArgumentNullException.ThrowIfNull(dependencies);
         d = dependencies;
         this.logger = logger;
-        verification = new LeaseVerification(d.Options, d.Time);
+        verification = new LeaseVerification(d.Options, d.Time, d.Nonces);
         statusWriter = new LeaseStatusWriter(d.Leases);
         refund = new NeverServedRefund(d.Escrow, d.Options, d.Time);
     }
@@ -104,7 +106,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
                 return await ReturnAsync(lease, status, "the return was interrupted and is resumed", cancellationToken).ConfigureAwait(false);
         }
 
-        var verdict = verification.Verify(lease, VerifiedHash(status));
+        var verdict = await verification.VerifyAsync(lease, VerifiedHash(status), cancellationToken).ConfigureAwait(false);
         if (!verdict.IsOk)
         {
             return await FailAsync(lease, status, LeaseConditions.Verified, verdict.Reason!, verdict.Message!, cancellationToken).ConfigureAwait(false);
