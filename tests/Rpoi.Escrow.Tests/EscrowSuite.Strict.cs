@@ -241,6 +241,7 @@ public abstract partial class EscrowSuite
         {
             Assert.False(plaintext.AsSpan().SequenceEqual(canonical));
             var ex = await Refused(() => Env.Operator.SettleAsync(Seal(plaintext, h)), nameof(Rpoi.Protocol.Checks.ReasonCode.MalformedMessage));
+            Assert.Equal(400, ex.Status);
             Assert.Equal("final", ex.Field);
             Assert.Contains("canonical", ex.Message, StringComparison.Ordinal);
             Assert.DoesNotContain("System.", ex.Message, StringComparison.Ordinal);
