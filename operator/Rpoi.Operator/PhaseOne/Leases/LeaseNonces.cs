@@ -86,7 +86,7 @@ public sealed class LeaseNonces : INonceStore
         var holders = new List<(Lease Lease, string H)>();
         foreach (var lease in leasesWithNonce(nonce))
         {
-            if (Holds(lease, renterKeyId, nonce, now) is { } leaseH)
+            if (Holds(lease, renterKeyId, nonce, h, now, policy) is { } leaseH)
             {
                 holders.Add((lease, leaseH));
             }
@@ -98,7 +98,7 @@ public sealed class LeaseNonces : INonceStore
     }
 
     /// <summary>The H under which <paramref name="lease"/> holds the nonce, or null when it holds none.</summary>
-    private string? Holds(Lease lease, string renterKeyId, string nonce, DateTimeOffset now)
+    private static string? Holds(Lease lease, string renterKeyId, string nonce, string h, DateTimeOffset now, RequestPolicy policy)
     {
         // A Lease refused at verification (a replay among them) holds nothing; one not yet looked at may.
         var verified = Conditions.Find(lease.Status?.Conditions, LeaseConditions.Verified);
@@ -112,6 +112,13 @@ public sealed class LeaseNonces : INonceStore
             || signed.Payload.Timestamp + policy.MaxAge < now)
         {
             return null;
+        }
+
+        // The same bytes as the request being checked (its own Lease, or a copy) need no second signature check.
+        var leaseH = RpoiEquations.TransactionHashOf(signed).Hex;
+        if (leaseH == h)
+        {
+            return leaseH;
         }
 
         // Only R's own signature makes a nonce R's: a forged Lease naming R's key cannot take R's nonce.
