@@ -124,6 +124,47 @@ public sealed class SandboxTests : IDisposable
         await DownAsync(up, stop);
     }
 
+    [Fact]
+    public async Task Cancel_of_an_active_lease_is_refused_through_the_real_operator_and_nothing_changes_until_return()
+    {
+        var (up, stop, state) = await UpAsync();
+        var kc = state.Kubeconfig;
+        home.Variables["KUBECONFIG"] = kc;
+        home.Variables["RPOI_KEY"] = state.RenterKey;
+        var request = await home.RunAsync("request", "--name", "train-1", "-n", "team-a", "--accelerator", "tpu-v5-lite-podslice", "--topology", "2x4",
+            "--chips", "8", "--duration", "1h", "--deposit", "1500000uusd", "--rent", "9000000uusd", "--apply");
+        Assert.True(request.ExitCode == 0, request.ToString());
+        var access = await home.RunAsync("access", "train-1", "-n", "team-a", "--wait");
+        Assert.True(access.ExitCode == 0, access.ToString());
+        var before = await LeaseAsync(kc, "train-1");
+        Assert.Equal("Active", At(before, "status", "phase"));
+        var claimed = await ClaimedNodesAsync(kc, "train-1");
+
+        var cancel = await home.RunAsync("cancel", "train-1", "-n", "team-a");
+
+        Assert.Equal(ExitCodes.Conflict, cancel.ExitCode);
+        Assert.Contains("is Active: it cannot be cancelled, only returned (kubectl rpoi return train-1 -n team-a)", cancel.Err, StringComparison.Ordinal);
+        var after = await LeaseAsync(kc, "train-1");
+        Assert.Equal("Active", At(after, "status", "phase"));
+        Assert.Null(At(after, "spec", "returnRequested"));
+        Assert.Equal(At(before, "metadata", "resourceVersion"), At(after, "metadata", "resourceVersion"));
+        Assert.Equal(claimed, await ClaimedNodesAsync(kc, "train-1"));
+        Assert.Contains("89500000 uusd", (await home.RunAsync("balance")).Out, StringComparison.Ordinal);
+        using (var http = new HttpClient())
+        {
+            var audit = JsonNode.Parse(await http.GetStringAsync(new Uri(new Uri(state.Escrow), "v1/ledger/verify")))!;
+            Assert.True(audit["ok"]!.GetValue<bool>(), audit.ToJsonString());
+        }
+
+        // `return` is the way out of an Active lease: nodes released, the rating window opens, the pledge still held.
+        var ret = await home.RunAsync("return", "train-1", "-n", "team-a", "--wait");
+        Assert.True(ret.ExitCode == 0, ret.ToString());
+        Assert.Equal("AwaitingRatings", At(await LeaseAsync(kc, "train-1"), "status", "phase"));
+        Assert.Equal("", await ClaimedNodesAsync(kc, "train-1"));
+        Assert.Contains("89500000 uusd", (await home.RunAsync("balance")).Out, StringComparison.Ordinal);
+        await DownAsync(up, stop);
+    }
+
     /// <summary>The Lease as kubectl shows it (JSON).</summary>
     private async Task<JsonObject> LeaseAsync(string kubeconfig, string name)
     {

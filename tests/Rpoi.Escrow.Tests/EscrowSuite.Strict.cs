@@ -103,7 +103,8 @@ public abstract partial class EscrowSuite
 
     /// <summary>
     /// Seeded mutations of valid bodies for every POST endpoint: no 5xx, every 4xx names a field, no .NET type names in
-    /// any answer, and the ledger still verifies. RPOI_FUZZ_COUNT sets bodies per endpoint (CI default 1500; docs/escrow.md
+    /// any answer, and the ledger still verifies. The endpoints: deposits, pledges, settlements, claims, withheld/release and
+    /// never-served. RPOI_FUZZ_COUNT sets bodies per endpoint (CI default 1500; docs/escrow.md
     /// gives the 100,000 run), RPOI_FUZZ_SEED the seed.
     /// </summary>
     [Fact]
@@ -117,6 +118,7 @@ public abstract partial class EscrowSuite
         var count = int.TryParse(Environment.GetEnvironmentVariable("RPOI_FUZZ_COUNT"), out var n) ? n : (Provider is PostgresProvider ? 300 : 1500);
         var seed = int.TryParse(Environment.GetEnvironmentVariable("RPOI_FUZZ_SEED"), out var s) ? s : 13;
         var lease = await Env.Leases.PledgedAsync(extra: 10);
+        var unserved = await Env.Leases.PledgedAsync();
         var unpledged = Env.Leases.Build();
         var valid = new Dictionary<string, string>
         {
@@ -125,6 +127,7 @@ public abstract partial class EscrowSuite
             ["v1/settlements"] = "{\"final\":" + Finals.For(Env, lease, true, true).ToJson() + "}",
             ["v1/claims"] = "{\"renterRating\":" + lease.RenterRating().ToJson() + "}",
             ["v1/withheld/release"] = "{\"h\":\"" + lease.H + "\",\"to\":\"renter\"}",
+            ["v1/never-served"] = "{\"notice\":" + Notice(unserved).ToJson() + "}",
         };
         var random = new Random(seed);
         var failures = new List<string>();
@@ -154,6 +157,113 @@ public abstract partial class EscrowSuite
             using var doc = JsonDocument.Parse(answer);
             return doc.RootElement.TryGetProperty("field", out var f) && f.GetString() is { Length: > 0 }
                 && doc.RootElement.TryGetProperty("errors", out var e) && e.EnumerateObject().Any();
+        }
+    }
+
+    /// <summary>POST /v1/never-served reads its body as strictly as the other endpoints; a refused body moves nothing.</summary>
+    [Theory]
+    [InlineData("duplicate", "application/json", "notice", 400)]
+    [InlineData("miscased", "application/json", "Notice", 400)]
+    [InlineData("unknown", "application/json", "extra", 400)]
+    [InlineData("valid", "text/plain", "Content-Type", 415)]
+    [InlineData("valid", "application/x-www-form-urlencoded", "Content-Type", 415)]
+    public async Task Never_served_refuses_duplicate_miscased_unknown_keys_and_wrong_content_type_naming_the_field_and_nothing_moves(string shape, string contentType, string field, int status)
+    {
+        if (Skipped)
+        {
+            return;
+        }
+
+        var lease = await Env.Leases.Deposit(100).Rent(900).PledgedAsync(extra: 3);
+        var notice = Notice(lease).ToJson();
+        var body = shape switch
+        {
+            "duplicate" => "{\"notice\":" + notice + ",\"notice\":" + notice + "}",
+            "miscased" => "{\"Notice\":" + notice + "}",
+            "unknown" => "{\"notice\":" + notice + ",\"extra\":1}",
+            _ => "{\"notice\":" + notice + "}",
+        };
+        var head = await Env.HeadAsync();
+
+        var (code, answer) = await PostRawAsync("v1/never-served", Encoding.UTF8.GetBytes(body), contentType);
+
+        Assert.Equal(status, code);
+        using var doc = JsonDocument.Parse(answer);
+        Assert.Contains(field, doc.RootElement.GetProperty("field").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", answer, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", answer, StringComparison.Ordinal);
+        Assert.Equal(head, await Env.HeadAsync());
+        Assert.Equal("Held", (await Env.Anyone.GetPledgeAsync(lease.H))!.State);
+        Assert.Null(await Env.Anyone.GetSettlementAsync(lease.H));
+        Assert.Equal(3, await Env.BalanceAsync(lease.RenterAddress));
+
+        // The same notice in a well-formed body is accepted: the refusal was the body's, not the notice's.
+        var (ok, _) = await PostRawAsync("v1/never-served", Encoding.UTF8.GetBytes("{\"notice\":" + notice + "}"), "application/json");
+        Assert.Equal(201, ok);
+        Assert.Equal(1003, await Env.BalanceAsync(lease.RenterAddress));
+        Assert.True((await Env.Anyone.VerifyLedgerAsync()).Ok);
+    }
+
+    /// <summary>
+    /// An m_final whose plaintext is validly signed and sealed to π but not the canonical bytes (whitespace, or the keys in
+    /// another order) is refused naming the field, and nothing moves; the canonical sealing of the same message settles.
+    /// </summary>
+    [Fact]
+    public async Task A_non_canonical_m_final_plaintext_is_refused_naming_the_field_and_nothing_moves()
+    {
+        if (Skipped)
+        {
+            return;
+        }
+
+        var lease = await Env.Leases.Deposit(100).Rent(900).PledgedAsync(extra: 5);
+        var h = Rpoi.Protocol.Messages.TransactionHash.Parse(lease.H, "h").Value;
+        var final = Rpoi.Protocol.Messages.Signed<Rpoi.Protocol.Messages.LeaserFinal>.Create(
+            new Rpoi.Protocol.Messages.LeaserFinal(Rpoi.Protocol.Messages.MessageKinds.LeaserFinal, lease.H, lease.Request, lease.GrantDigest, lease.RenterRating(),
+                new Rpoi.Protocol.Messages.Rating(4, "good renter", lease.Request.Payload.Timestamp)),
+            Env.Leaser);
+        var canonical = final.ToCanonicalBytes();
+        var envelope = JsonNode.Parse(canonical)!.AsObject();
+        var reordered = new JsonObject();
+        foreach (var (key, value) in envelope.Reverse())
+        {
+            reordered[key] = value?.DeepClone();
+        }
+
+        var variants = new[]
+        {
+            Encoding.UTF8.GetBytes(envelope.ToJsonString(new JsonSerializerOptions { WriteIndented = true })),
+            Encoding.UTF8.GetBytes(reordered.ToJsonString()),
+            [.. canonical, (byte)' '],
+        };
+        var head = await Env.HeadAsync();
+        foreach (var plaintext in variants)
+        {
+            Assert.False(plaintext.AsSpan().SequenceEqual(canonical));
+            var ex = await Refused(() => Env.Operator.SettleAsync(Seal(plaintext, h)), nameof(Rpoi.Protocol.Checks.ReasonCode.MalformedMessage));
+            Assert.Equal(400, ex.Status);
+            Assert.Equal("final", ex.Field);
+            Assert.Contains("canonical", ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("System.", ex.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(head, await Env.HeadAsync());
+        Assert.Equal("Held", (await Env.Anyone.GetPledgeAsync(lease.H))!.State);
+        Assert.Null(await Env.Anyone.GetSettlementAsync(lease.H));
+        Assert.Equal(5, await Env.BalanceAsync(lease.RenterAddress));
+        Assert.True((await Env.Anyone.VerifyLedgerAsync()).Ok);
+
+        var settled = await Env.Operator.SettleAsync(Seal(canonical, h));
+        Assert.Equal(lease.H, settled.H);
+        Assert.Equal("Settled", (await Env.Anyone.GetPledgeAsync(lease.H))!.State);
+        Assert.True((await Env.Anyone.VerifyLedgerAsync()).Ok);
+
+        Rpoi.Protocol.Messages.SealedMessage Seal(byte[] plaintext, Rpoi.Protocol.Messages.TransactionHash hash)
+        {
+            var (enc, ct) = Rpoi.Protocol.Crypto.Hpke.Seal(Rpoi.Protocol.Crypto.HpkeAead.Aes256Gcm, Env.Pi.Identity.EncryptionKeyBytes,
+                Encoding.UTF8.GetBytes(Rpoi.Protocol.Messages.SealPurposes.Final), hash.Bytes, plaintext);
+            return new Rpoi.Protocol.Messages.SealedMessage(Rpoi.Protocol.Messages.SealedMessage.SuiteName, Rpoi.Protocol.Messages.SealPurposes.Final, hash.Hex,
+                Env.Pi.Identity.KeyId, Convert.ToBase64String(enc), Convert.ToBase64String(ct));
         }
     }
 

@@ -73,6 +73,64 @@ public sealed class RuntimeExtrasTests
     }
 
     [Fact]
+    public async Task A_finalizer_removal_guarded_by_the_version_a_write_returned_succeeds_where_the_stale_copy_is_refused()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        await cluster.CreateAsync("v", 1);
+        var read = (await cluster.Widgets.GetAsync(new ObjectKey(cluster.Namespace, "v"), CancellationToken.None))!;
+        var added = await Finalizers.AddAsync(cluster.Widgets, read, "example.test/cleanup", CancellationToken.None);
+        var written = (await StatusUpdates.PatchIfChangedAsync(cluster.Widgets, added, added.Status, new WidgetStatus { ObservedSize = 7 }, CancellationToken.None))!;
+
+        var e = await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() => Finalizers.RemoveAsync(cluster.Widgets, added, "example.test/cleanup", CancellationToken.None));
+        Assert.Equal(422, (int)e.Response.StatusCode);
+        var removed = await Finalizers.RemoveAsync(cluster.Widgets, added, "example.test/cleanup", written.Metadata.ResourceVersion, CancellationToken.None);
+        Assert.Empty(removed.Metadata.Finalizers ?? []);
+        Assert.Equal(7, removed.Status!.ObservedSize);
+    }
+
+    [Fact]
+    public async Task A_finalizer_that_writes_status_hands_the_new_version_back_and_the_object_goes_without_a_retry()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        // A fake clock that never moves: a conflict's backoff would never end, and the write's echo is skipped (OwnWrites),
+        // so only the handed-back version lets the finalizer go.
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var writes = new OwnWrites<Widget>();
+        var builder = new OperatorHostBuilder(cluster.Client, Metrics.NewCustomRegistry(), time);
+        var finalizer = new StatusWritingFinalizer(writes.Wrap(cluster.Widgets));
+        builder.AddController("widgets", cluster.Widgets, new Noop()).AddFinalizer("example.test/cleanup", finalizer).SkipEchoesOf(writes);
+        var host = builder.Build();
+        await using var run = Background.Run(host.RunAsync);
+        await cluster.CreateAsync("w", 1);
+        var key = new ObjectKey(cluster.Namespace, "w");
+        await Eventually.HoldsAsync(async () => (await cluster.Widgets.GetAsync(key, CancellationToken.None))?.Metadata.Finalizers?.Contains("example.test/cleanup") == true);
+
+        await cluster.DeleteAsync("w");
+        await Eventually.HoldsAsync(async () => await cluster.Widgets.GetAsync(key, CancellationToken.None) is null);
+        Assert.True(finalizer.Writes >= 1);
+        Assert.Equal(0, host.Metrics.ReconcileTotal.WithLabels("widgets", "error").Value);
+    }
+
+    private sealed class StatusWritingFinalizer(IResourceClient<Widget> client) : IFinalizer<Widget>
+    {
+        private int writes;
+
+        public int Writes => Volatile.Read(ref writes);
+
+        public async Task<ReconcileResult> FinalizeAsync(Widget entity, CancellationToken cancellationToken)
+        {
+            var written = await StatusUpdates.PatchIfChangedAsync(client, entity, entity.Status, new WidgetStatus { ObservedSize = 99 }, cancellationToken);
+            if (written?.Metadata.ResourceVersion is not { } rv)
+            {
+                return ReconcileResult.Done;
+            }
+
+            Interlocked.Increment(ref writes);
+            return ReconcileResult.DoneAt(rv);
+        }
+    }
+
+    [Fact]
     public async Task Host_without_leader_election_reconciles_and_reports_ready_after_sync()
     {
         await using var cluster = await WidgetCluster.StartAsync();

@@ -37,7 +37,7 @@ internal static class CancelCommand
             }
 
             ctx.Out.WriteLine($"lease.rpoi.io/{name} cancelled in {ns} (spec.returnRequested: true)");
-            ctx.Out.WriteLine("if π holds no pledge yet the lease ends Failed (ReturnedBeforePledge) and nothing is charged; if π holds ρ + ω, it waits for ratings and settles by the failure table (docs/cli.md)");
+            ctx.Out.WriteLine("if π holds no pledge yet the lease ends Failed (ReturnedBeforePledge) and nothing is charged; if π holds ρ + ω, π refunds both in full (row NeverServed, no rating window) and the lease ends Settled (docs/cli.md)");
             ctx.Out.WriteLine($"next: kubectl rpoi status {name} -n {ns}");
             return ExitCodes.Ok;
         });

@@ -38,7 +38,7 @@ internal static class ReturnCommand
             ctx.Out.WriteLine($"lease.rpoi.io/{name} return requested in {ns}");
             if (current.Status?.Phase is not LeasePhase.Active)
             {
-                ctx.Out.WriteLine($"note: the lease was {current.Status?.Phase?.ToString() ?? "not yet seen by the operator"}, not Active: if π holds no pledge yet it ends Failed (ReturnedBeforePledge, nothing charged); if π holds ρ + ω it waits for ratings and settles by the failure table (docs/cli.md, 'cancel')");
+                ctx.Out.WriteLine($"note: the lease was {current.Status?.Phase?.ToString() ?? "not yet seen by the operator"}, not Active: if π holds no pledge yet it ends Failed (ReturnedBeforePledge, nothing charged); if π holds ρ + ω, π refunds both in full (row NeverServed) and it ends Settled (docs/cli.md, 'cancel')");
                 return ExitCodes.Ok;
             }
 

@@ -298,12 +298,13 @@ public sealed class Controller<T> : IController
             }
 
             var result = await finalizer.FinalizeAsync(entity, ct).ConfigureAwait(false);
-            if (result is not ReconcileResult.Success)
+            if (result is not ReconcileResult.Success done)
             {
                 return result;
             }
 
-            entity = await Finalizers.RemoveAsync(_client, entity, name, ct).ConfigureAwait(false);
+            // A finalizer that wrote the object (its status) hands the new version back; the cached entity is never edited.
+            entity = await Finalizers.RemoveAsync(_client, entity, name, done.ResourceVersion, ct).ConfigureAwait(false);
         }
 
         return ReconcileResult.Done;

@@ -36,7 +36,16 @@ public static class Finalizers
     }
 
     /// <summary>Removes <paramref name="finalizer"/> if present; returns the object as the server stored it.</summary>
-    public static async Task<T> RemoveAsync<T>(IResourceClient<T> client, T entity, string finalizer, CancellationToken cancellationToken)
+    public static Task<T> RemoveAsync<T>(IResourceClient<T> client, T entity, string finalizer, CancellationToken cancellationToken)
+        where T : class, IKubernetesObject<V1ObjectMeta> =>
+        RemoveAsync(client, entity, finalizer, null, cancellationToken);
+
+    /// <summary>
+    /// Removes <paramref name="finalizer"/> if present; returns the object as the server stored it. The patch is guarded by
+    /// <paramref name="resourceVersion"/> when given (what a write made since <paramref name="entity"/> was read
+    /// returned), else by the entity's own.
+    /// </summary>
+    public static async Task<T> RemoveAsync<T>(IResourceClient<T> client, T entity, string finalizer, string? resourceVersion, CancellationToken cancellationToken)
         where T : class, IKubernetesObject<V1ObjectMeta>
     {
         ArgumentNullException.ThrowIfNull(client);
@@ -50,7 +59,7 @@ public static class Finalizers
 
         var ops = new JsonArray
         {
-            TestResourceVersion(entity),
+            resourceVersion is { Length: > 0 } rv ? TestResourceVersion(rv) : TestResourceVersion(entity),
             new JsonObject { ["op"] = "test", ["path"] = $"/metadata/finalizers/{index}", ["value"] = finalizer },
             new JsonObject { ["op"] = "remove", ["path"] = $"/metadata/finalizers/{index}" },
         };
@@ -67,8 +76,10 @@ public static class Finalizers
             throw new ArgumentException("metadata.resourceVersion is required for a safe finalizer patch; pass the object as read from the API.", nameof(entity));
         }
 
-        return new JsonObject { ["op"] = "test", ["path"] = "/metadata/resourceVersion", ["value"] = rv };
+        return TestResourceVersion(rv);
     }
+
+    private static JsonObject TestResourceVersion(string rv) => new() { ["op"] = "test", ["path"] = "/metadata/resourceVersion", ["value"] = rv };
 
     private static void ValidateName(string finalizer)
     {

@@ -10,6 +10,17 @@ public abstract record ReconcileResult
     /// <summary>Converged: forget the key's retry history and wait for the next change.</summary>
     public static ReconcileResult Done { get; } = new Success();
 
+    /// <summary>
+    /// Done, and the reconciler's own write moved the object to <paramref name="resourceVersion"/>. The controller's next
+    /// version-guarded write of the same object (a finalizer's removal after <see cref="IFinalizer{T}.FinalizeAsync"/>)
+    /// uses it, instead of the version it handed the reconciler, which would only conflict and wait for a backoff.
+    /// </summary>
+    public static ReconcileResult DoneAt(string resourceVersion)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(resourceVersion);
+        return new Success { ResourceVersion = resourceVersion };
+    }
+
     /// <summary>Converged for now; look again after <paramref name="delay"/> (e.g. a lease expiry).</summary>
     public static ReconcileResult RequeueAfter(TimeSpan delay)
     {
@@ -34,8 +45,12 @@ public abstract record ReconcileResult
         return new Failure(message, null);
     }
 
-    /// <summary>See <see cref="Done"/>.</summary>
-    public sealed record Success : ReconcileResult;
+    /// <summary>See <see cref="Done"/> and <see cref="DoneAt"/>.</summary>
+    public sealed record Success : ReconcileResult
+    {
+        /// <summary>The object's version after the reconciler's own last write; null when it wrote nothing the controller needs to know.</summary>
+        public string? ResourceVersion { get; init; }
+    }
 
     /// <summary>See <see cref="RequeueAfter"/>.</summary>
     /// <param name="After">How long to wait.</param>

@@ -40,6 +40,7 @@ public sealed class LeaseBuilder
     private long? ratingWindowSeconds;
     private Action<JsonObject>? tamper;
     private PartyKeyPair? signer;
+    private string? nonce;
 
     private LeaseBuilder(PartyKeyPair renter) => this.renter = renter;
 
@@ -110,6 +111,13 @@ public sealed class LeaseBuilder
         return this;
     }
 
+    /// <summary>Signs with this nonce instead of a fresh random one (a replay).</summary>
+    public LeaseBuilder Nonce(string value)
+    {
+        nonce = value;
+        return this;
+    }
+
     /// <summary>Sets <c>spec.returnRequested</c>.</summary>
     public LeaseBuilder ReturnRequested(bool value = true)
     {
@@ -161,7 +169,7 @@ public sealed class LeaseBuilder
             chips,
             durationSeconds,
             new DateTimeOffset(timestamp.UtcTicks - (timestamp.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero),
-            Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
+            nonce ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
             new Money(deposit, "uusd"),
             new Money(rent, "uusd"),
             new LeaseRef(boundNamespace ?? ns, boundName ?? name));

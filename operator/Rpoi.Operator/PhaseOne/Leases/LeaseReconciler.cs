@@ -25,6 +25,7 @@ namespace Rpoi.Operator.PhaseOne.Leases;
 /// <param name="Options">β's identity and settings.</param>
 /// <param name="Time">The clock (a FakeTimeProvider in tests).</param>
 /// <param name="Nodes">Node objects by name from the Node informer (null when gone), to watch an Active lease's nodes; null: not watched.</param>
+/// <param name="Nonces">β's nonce store over the Lease cache, which refuses a replayed request nonce; null: not checked (π still refuses it).</param>
 public sealed record LeaseReconcilerDependencies(
     IResourceClient<Lease> Leases,
     ITpuProvider Tpus,
@@ -36,7 +37,8 @@ public sealed record LeaseReconcilerDependencies(
     PhaseOneMetrics Metrics,
     PhaseOneOptions Options,
     TimeProvider Time,
-    Func<string, V1Node?>? Nodes = null);
+    Func<string, V1Node?>? Nodes = null,
+    LeaseNonces? Nonces = null);
 
 /// <summary>
 /// RPOI phase I for one Lease: verify E(m) → pledge it to π → claim TPU nodes (FIFO when short) → deliver the
@@ -67,7 +69,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         ArgumentNullException.ThrowIfNull(dependencies);
         d = dependencies;
         this.logger = logger;
-        verification = new LeaseVerification(d.Options, d.Time);
+        verification = new LeaseVerification(d.Options, d.Time, d.Nonces);
         statusWriter = new LeaseStatusWriter(d.Leases);
         refund = new NeverServedRefund(d.Escrow, d.Options, d.Time);
     }
@@ -104,7 +106,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
                 return await ReturnAsync(lease, status, "the return was interrupted and is resumed", cancellationToken).ConfigureAwait(false);
         }
 
-        var verdict = verification.Verify(lease, VerifiedHash(status));
+        var verdict = await verification.VerifyAsync(lease, VerifiedHash(status), cancellationToken).ConfigureAwait(false);
         if (!verdict.IsOk)
         {
             return await FailAsync(lease, status, LeaseConditions.Verified, verdict.Reason!, verdict.Message!, cancellationToken).ConfigureAwait(false);
@@ -329,22 +331,20 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             return result;
         }
 
-        var fresh = await d.Leases.GetAsync(ObjectKey.Of(entity), cancellationToken).ConfigureAwait(false);
-        if (fresh?.Status?.Phase is LeasePhase.AwaitingRatings or LeasePhase.Settling)
+        // ReturnAsync wrote the phase it reached into this status (and the Lease).
+        if (status.Phase is LeasePhase.AwaitingRatings or LeasePhase.Settling)
         {
-            return await HandOffToPhaseTwoAsync(fresh, fresh.Status, cancellationToken).ConfigureAwait(false);
+            var fresh = await d.Leases.GetAsync(ObjectKey.Of(entity), cancellationToken).ConfigureAwait(false);
+            if (fresh?.Status is { } stored)
+            {
+                return await HandOffToPhaseTwoAsync(fresh, stored, cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        if (fresh?.Metadata?.ResourceVersion is { } rv)
-        {
-            // The return wrote status (a never-served refund settles here): the runtime removes the finalizer with a
-            // resourceVersion-guarded patch of this entity, which would conflict on the stale version and then wait for a
-            // backoff instead of letting `kubectl delete` finish.
-            entity.Metadata.ResourceVersion = rv;
-        }
-
+        // Failed before a pledge, or Settled by a never-served refund: the result carries the version of that status
+        // write, so the runtime removes the finalizer at once instead of conflicting on the version it handed in.
         d.Metrics.Forget(IdentityOf(entity).Uid);
-        return ReconcileResult.Done;
+        return result;
     }
 
     /// <summary>
@@ -475,10 +475,10 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.ReturnedBeforePledge, $"returned ({why}) before the escrow held a pledge; nothing was charged");
         }
 
-        await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+        lease = await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
         ObserveMetrics(id, status, 0);
         await RecordAsync(lease, EventTypes.Normal, "Returned", "Return", $"nodes released and access revoked ({why})", cancellationToken).ConfigureAwait(false);
-        return ReconcileResult.Done;
+        return DoneAt(lease);
     }
 
     /// <summary>
@@ -527,11 +527,11 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         status.Settlement = NeverServedRefund.Record(settled.Settlement, settled.Receipt);
         SetCondition(status, lease, PhaseTwo.PhaseTwoReasons.SettledCondition, true, LeaseConditions.NeverServed, $"the escrow settled H {settled.Receipt.H} by {row} ({settled.Receipt.LedgerEntry})");
         SetCondition(status, lease, LeaseConditions.Ready, false, LeaseConditions.NeverServed, $"returned ({why}) before it was served; the escrow refunded the deposit and the rent");
-        await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
+        lease = await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
         ObserveMetrics(id, status, 0);
         await RecordAsync(lease, EventTypes.Normal, LeaseConditions.NeverServed, "Refund",
             $"{(released.Count > 0 ? $"released {string.Join(", ", released)}; " : string.Empty)}the lease was never served ({why}); escrow {d.Options.EscrowAddress} settled H {settled.Receipt.H} by {row} ({settled.Receipt.LedgerEntry})", cancellationToken).ConfigureAwait(false);
-        return ReconcileResult.Done;
+        return DoneAt(lease);
     }
 
     /// <summary>Releases nodes, revokes credentials and deletes the access Secret; σ's digest stays in the Lease's status.</summary>
@@ -599,6 +599,9 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             c.LastTransitionTime = Truncate(Utc(c.LastTransitionTime)).UtcDateTime;
         }
     }
+
+    private static ReconcileResult DoneAt(Lease written) =>
+        written.Metadata.ResourceVersion is { Length: > 0 } rv ? ReconcileResult.DoneAt(rv) : ReconcileResult.Done;
 
     private static string? VerifiedHash(LeaseStatus status) =>
         Conditions.IsTrue(status.Conditions, LeaseConditions.Verified) ? status.TransactionHash : null;

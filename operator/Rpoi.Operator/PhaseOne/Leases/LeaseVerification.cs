@@ -32,12 +32,15 @@ public sealed class LeaseVerification
 
     private readonly PhaseOneOptions options;
     private readonly RequestVerifier verifier;
+    private readonly LeaseNonces? nonces;
 
-    /// <summary>Creates the checker.</summary>
-    public LeaseVerification(PhaseOneOptions options, TimeProvider time)
+    /// <summary>Creates the checker; with <paramref name="nonces"/>, <see cref="VerifyAsync"/> also refuses a replayed nonce.</summary>
+    public LeaseVerification(PhaseOneOptions options, TimeProvider time, LeaseNonces? nonces = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         this.options = options;
+        this.nonces = nonces;
+        // The nonce is checked by VerifyAsync (the same ProtocolChecks.NonceAsync), only for a request not verified before.
         verifier = new RequestVerifier(time, nonceStore: null, options.RequestPolicy);
     }
 
@@ -115,5 +118,33 @@ public sealed class LeaseVerification
         }
 
         return LeaseVerdict.Ok(request, shape);
+    }
+
+    /// <summary>
+    /// <see cref="Verify"/> plus the nonce (RequestVerifier's last check) for a request not verified before: a nonce the
+    /// renter already used in another Lease under another H is refused <c>NonceReplayed</c>, naming that Lease. A Lease
+    /// verified before is not checked again: it holds its nonce, and failing it later would take a served lease away.
+    /// </summary>
+    public async ValueTask<LeaseVerdict> VerifyAsync(Lease lease, string? alreadyVerifiedHash, CancellationToken cancellationToken)
+    {
+        var verdict = Verify(lease, alreadyVerifiedHash);
+        if (!verdict.IsOk || nonces is null || string.Equals(alreadyVerifiedHash, verdict.Request!.H.Hex, StringComparison.Ordinal))
+        {
+            return verdict;
+        }
+
+        var v = verdict.Request;
+        var m = v.Request.Payload;
+        var nonce = await ProtocolChecks.NonceAsync(nonces, v.Renter.KeyId, m, v.H, options.RequestPolicy, cancellationToken).ConfigureAwait(false);
+        if (nonce.IsOk)
+        {
+            return verdict;
+        }
+
+        // The holder is named so the renter sees which of its Leases took the nonce first.
+        var holder = nonces.HolderOf(v.Renter.KeyId, m.Nonce, v.H.Hex);
+        var where = holder is null ? "another request" : $"Lease {holder.Lease.Metadata.NamespaceProperty}/{holder.Lease.Metadata.Name} (H {holder.H})";
+        return LeaseVerdict.Refused(nonce.Reason!.Value.ToString(),
+            $"spec.request.payload.nonce {m.Nonce} was already used by renter {v.Renter.KeyId} in {where}; nothing was pledged. Sign a new request with a fresh nonce ('kubectl rpoi request' makes one)");
     }
 }
