@@ -108,13 +108,32 @@ public sealed class GkeTpuProvider : ITpuProvider
                 continue;
             }
 
-            var slices = TpuSlices.Group(shape, group).Where(s => s.Usable).ToList();
-            var free = slices.Where(s => s.IsFree).ToList();
-            var hosts = slices.Count == 0 ? 0 : slices[0].Nodes.Count;
-            result.Add(new TpuCapacity(shape, hosts, slices.Sum(s => s.Chips), free.Sum(s => s.Chips), free.Count));
+            result.Add(CapacityOf(shape, group));
         }
 
         return result;
+    }
+
+    /// <inheritdoc/>
+    public async Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (shape.ChipsPerSlice <= 0)
+        {
+            return null;
+        }
+
+        var nodes = View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
+        return nodes.Count == 0 ? null : CapacityOf(shape, nodes);
+    }
+
+    private static TpuCapacity CapacityOf(TpuShape shape, IEnumerable<V1Node> nodes)
+    {
+        var all = TpuSlices.Group(shape, nodes);
+        var slices = all.Where(s => s.Usable).ToList();
+        var free = slices.Where(s => s.IsFree).ToList();
+        var hosts = slices.Count == 0 ? 0 : slices[0].Nodes.Count;
+        return new TpuCapacity(shape, hosts, slices.Sum(s => s.Chips), free.Sum(s => s.Chips), free.Count, all.Count - slices.Count);
     }
 
     /// <inheritdoc/>

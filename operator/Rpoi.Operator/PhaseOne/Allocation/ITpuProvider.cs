@@ -11,6 +11,13 @@ public interface ITpuProvider
     Task<IReadOnlyList<TpuCapacity>> GetCapacityAsync(CancellationToken cancellationToken);
 
     /// <summary>
+    /// Capacity of one shape (what <see cref="GetCapacityAsync(CancellationToken)"/> lists for it), or null when no node has
+    /// that accelerator and topology. Cheaper than the whole list: asked for each new request, to refuse one that can
+    /// never be met before anything is pledged.
+    /// </summary>
+    Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Claims <see cref="TpuClaimRequest.Chips"/> chips of the request's shape for the lease, or adopts the claim
     /// the lease already holds (after an operator restart). Returns <see cref="TpuClaimOutcome.Insufficient"/>
     /// without holding anything when the chips cannot all be had now.
@@ -67,7 +74,11 @@ public sealed record TpuClaim(TpuShape Shape, IReadOnlyList<string> Nodes, IRead
 /// <param name="TotalChips">Chips in complete, schedulable slices.</param>
 /// <param name="FreeChips">Chips in slices no lease holds.</param>
 /// <param name="FreeSlices">Slices no lease holds.</param>
-public sealed record TpuCapacity(TpuShape Shape, int HostsPerSlice, int TotalChips, int FreeChips, int FreeSlices);
+/// <param name="UnusableSlices">
+/// Slices of the shape that are not usable now (a host cordoned, NotReady, under GKE maintenance, or missing): not in
+/// <paramref name="TotalChips"/>, but they may come back.
+/// </param>
+public sealed record TpuCapacity(TpuShape Shape, int HostsPerSlice, int TotalChips, int FreeChips, int FreeSlices, int UnusableSlices = 0);
 
 /// <summary>The result of a claim.</summary>
 public abstract record TpuClaimOutcome

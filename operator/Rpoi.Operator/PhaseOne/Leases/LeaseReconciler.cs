@@ -137,6 +137,12 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         // Pledge: ask π for the pledge under H first, so a restart never pledges twice (π is idempotent by H too).
         if (!(Conditions.IsTrue(status.Conditions, LeaseConditions.Pledged) && recordedHash == request.H.Hex))
         {
+            // A request no pool can ever hold fails before anything is pledged, so no money is locked and it blocks no queue.
+            if (status.Phase != LeasePhase.Active && await RefuseImpossibleAsync(lease, status, request, verdict.Shape!, cancellationToken).ConfigureAwait(false) is { } refused)
+            {
+                return refused;
+            }
+
             var pledge = await EnsurePledgeAsync(request, cancellationToken).ConfigureAwait(false);
             if (pledge.Refused is { } refusal)
             {
@@ -388,6 +394,43 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
 
         // The queue wakes this lease when the head leaves or capacity is freed; nothing to poll.
         return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// Fails the lease with <see cref="LeaseConditions.ImpossibleRequest"/> when its request is more than the shape's room
+    /// (or a shape no pool offers); null when it can be met, now or later. A pledge π already holds under H (made just
+    /// before a crash that kept it out of the status) is never failed over: that lease waits, and is refunded if deleted.
+    /// </summary>
+    private async Task<ReconcileResult?> RefuseImpossibleAsync(Lease lease, LeaseStatus status, VerifiedRequest request, TpuShape shape, CancellationToken cancellationToken)
+    {
+        var chips = request.Request.Payload.Chips;
+        var room = await d.Tpus.GetCapacityAsync(shape, cancellationToken).ConfigureAwait(false);
+        if (room is not null && chips <= room.TotalChips)
+        {
+            return null;
+        }
+
+        var offers = room is null ? await d.Tpus.GetCapacityAsync(cancellationToken).ConfigureAwait(false) : [];
+        var message = RoomCheck.Impossible(shape, chips, room, offers);
+        if (message is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            // Read-only: nothing is pledged here; it only tells a lease pledged before a lost status write from a new one.
+            if (await d.Escrow.GetPledgeAsync(request.H.Hex, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return null;
+            }
+        }
+        catch (Exception e) when (e is EscrowException { IsTransient: true } or HttpRequestException)
+        {
+            return ReconcileResult.Error($"escrow unavailable while refusing the impossible request of {IdentityOf(lease)}: {e.Message}");
+        }
+
+        return await FailAsync(lease, status, LeaseConditions.Allocated, LeaseConditions.ImpossibleRequest, message, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<ReconcileResult> FailAsync(Lease lease, LeaseStatus status, string conditionType, string reason, string message, CancellationToken cancellationToken)
