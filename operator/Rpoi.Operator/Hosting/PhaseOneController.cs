@@ -76,13 +76,17 @@ public sealed class PhaseOneController
         var queue = new AllocationQueue();
         var access = new LeaseAccess(client, builder.Time, options.LeaseUserClusterRole);
         var recorder = events ?? builder.EventRecorder("rpoi.io/operator", Environment.MachineName);
+        // Set once the controller exists; until then a waiting lease is told no free-up time.
+        Store<Lease>? leaseStore = null;
         var reconciler = new LeaseReconciler(
             new LeaseReconcilerDependencies(ownWrites.Wrap(leases), provider, queue, new GrantIssuer(client, access), access, escrow, recorder,
                 new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time,
                 // Node health is read from Node objects: only the node-backed GKE provider's claims have them.
-                tpus is null ? NodeNamed : null),
+                tpus is null ? NodeNamed : null,
+                () => leaseStore?.List() ?? []),
             builder.LoggerFactory.CreateLogger<LeaseReconciler>());
         var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler).SkipEchoesOf(ownWrites);
+        leaseStore = controller.Informer.Store;
 
         // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
         controller.Watch(nodes, node => WaitingFor(queue, node).Concat(OrphanedBy(controller.Informer.Store, node)));

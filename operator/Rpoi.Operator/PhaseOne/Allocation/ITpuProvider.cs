@@ -91,7 +91,11 @@ public abstract record TpuClaimOutcome
     public sealed record Claimed(TpuClaim Claim) : TpuClaimOutcome;
 
     /// <summary>Not enough free chips now; nothing is held. <paramref name="Message"/> says what is missing.</summary>
-    public sealed record Insufficient(int FreeChips, int AskedChips, string Message) : TpuClaimOutcome;
+    public sealed record Insufficient(int FreeChips, int AskedChips, string Message) : TpuClaimOutcome
+    {
+        /// <summary>Chips in every usable slice of the shape, free or held, when known: more asked than this cannot be met now at all.</summary>
+        public int? UsableChips { get; init; }
+    }
 
     /// <summary>The request cannot ever be met by this cluster's node shapes (e.g. chips not a multiple of a slice).</summary>
     public sealed record Impossible(string Message) : TpuClaimOutcome;
