@@ -87,6 +87,16 @@ public sealed class PhaseOneController
             builder.LoggerFactory.CreateLogger<LeaseReconciler>());
         var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler).SkipEchoesOf(ownWrites);
         leaseStore = controller.Informer.Store;
+        // A lease that becomes Active makes its expiry known: the first parked lease of its shape (woken by that claim,
+        // before the expiry was written) looks again to tell its earliest free-up time. On the informer, not in the
+        // reconciler, so the cache that lease reads already holds the Active status.
+        controller.Informer.AddEventHandler(new ResourceEventHandler<Lease>(onUpdate: (old, lease) =>
+        {
+            if (old.Status?.Phase != LeasePhase.Active && lease.Status is { Phase: LeasePhase.Active, Accelerator: { } accelerator, Topology: { } topology })
+            {
+                queue.ExpiryKnown(new TpuShape(accelerator, topology));
+            }
+        }));
 
         // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
         controller.Watch(nodes, node => WaitingFor(queue, node).Concat(OrphanedBy(controller.Informer.Store, node)));

@@ -1,5 +1,7 @@
 using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
+using Rpoi.Kube.Informers;
 using Rpoi.Operator.PhaseOne.Allocation;
 using Rpoi.Operator.Tests.Support;
 
@@ -108,6 +110,13 @@ public sealed class RoomAndForecastTests
         queue.WakeBehind(new LeaseIdentity("ns", "unknown", "uid-unknown"));
         queue.WakeBehind(Entry("looking", 3).Lease);
         Assert.Empty(woken);
+
+        // A lease of the shape became Active: only the first parked lease looks again (to tell when chips free up).
+        queue.ExpiryKnown(V5e2x2);
+        Assert.Equal(["head"], woken);
+        woken.Clear();
+        queue.ExpiryKnown(V5e4x4);
+        Assert.Empty(woken);
     }
 
     [Fact]
@@ -132,8 +141,27 @@ public sealed class RoomAndForecastTests
         var oversized = await provider.ClaimAsync(new TpuClaimRequest(Lease("oversized"), V5e2x2, 12), CancellationToken.None);
         Assert.Equal(8, Assert.IsType<TpuClaimOutcome.Insufficient>(oversized).UsableChips);
 
-        var room = await provider.GetCapacityAsync(V5e2x2, CancellationToken.None);
-        Assert.Equal(new TpuCapacity(V5e2x2, 1, 8, 4, 1), room);
-        Assert.Null(await provider.GetCapacityAsync(V5e4x4, CancellationToken.None));
+        Assert.Equal(new TpuCapacity(V5e2x2, 1, 8, 4, 1), await provider.GetCapacityAsync(V5e2x2, fresh: false, CancellationToken.None));
+        Assert.Equal(new TpuCapacity(V5e2x2, 1, 8, 4, 1), await provider.GetCapacityAsync(V5e2x2, fresh: true, CancellationToken.None));
+        Assert.Null(await provider.GetCapacityAsync(V5e4x4, fresh: true, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_fresh_look_sees_a_pool_the_cache_does_not_show_yet()
+    {
+        await using var env = await PhaseOneEnvironment.StartAsync();
+        var client = new Kubernetes(new KubernetesClientConfiguration { Host = env.Server.Url, AccessToken = env.Server.Options.Token });
+        var informer = new Informer<V1Node>(ResourceClients.Nodes(client));
+        using var stop = new CancellationTokenSource();
+        var run = informer.RunAsync(stop.Token);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(Eventually.DefaultTimeout);
+        // A frozen cache: the pool created below is one it never sees, as a lagging watch would not yet.
+        await stop.CancelAsync();
+        await run;
+        var provider = new GkeTpuProvider(client, env.Time, NullLogger<GkeTpuProvider>.Instance, informer);
+        await TpuNodePools.V5eMultiHost4x4Async(env.Client, "new-pool");
+
+        Assert.Null(await provider.GetCapacityAsync(V5e4x4, fresh: false, CancellationToken.None));
+        Assert.Equal(new TpuCapacity(V5e4x4, 4, 16, 16, 1), await provider.GetCapacityAsync(V5e4x4, fresh: true, CancellationToken.None));
     }
 }

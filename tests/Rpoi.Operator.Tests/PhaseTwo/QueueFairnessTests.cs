@@ -71,7 +71,8 @@ public sealed class QueueFairnessTests
         big = await env.WaitForPhaseAsync("big", LeasePhase.Active);
         Assert.Null(big.Status!.QueuePosition);
         Assert.Null(big.Status.EarliestFreeAt);
-        var tiny = await Eventually.ReturnsAsync(() => env.GetLeaseAsync("tiny"), l => l.Status?.QueuePosition == 1, "tiny is next", env.Time);
+        // tiny is woken by big's claim, before big's expiry is written, and again once big is Active: then it is told.
+        var tiny = await Eventually.ReturnsAsync(() => env.GetLeaseAsync("tiny"), l => l.Status?.QueuePosition == 1 && l.Status.EarliestFreeAt is not null, "tiny is next and told when big's chips free up", env.Time);
         Assert.Equal(LeaseConditions.InsufficientChips, ReasonOf(tiny));
         Assert.Equal(big.Status.ExpiresAt, tiny.Status!.EarliestFreeAt);
 

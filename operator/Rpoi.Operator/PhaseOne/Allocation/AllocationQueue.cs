@@ -242,7 +242,7 @@ public sealed class AllocationQueue
     /// <summary>
     /// A lease of <paramref name="shape"/> became Active, so its expiry is known: wakes the first parked lease, whose
     /// earliest free-up time (<c>status.earliestFreeAt</c>) may now be told. It was woken by that lease's claim, before the
-    /// expiry was written.
+    /// expiry was written. The host calls it when its Lease cache shows the Active status, so the woken lease reads it.
     /// </summary>
     public void ExpiryKnown(TpuShape shape)
     {

@@ -115,7 +115,7 @@ public sealed class GkeTpuProvider : ITpuProvider
     }
 
     /// <inheritdoc/>
-    public async Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, CancellationToken cancellationToken)
+    public async Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, bool fresh, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(shape);
         if (shape.ChipsPerSlice <= 0)
@@ -123,7 +123,7 @@ public sealed class GkeTpuProvider : ITpuProvider
             return null;
         }
 
-        var nodes = View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
+        var nodes = (fresh ? null : View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape))) ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
         return nodes.Count == 0 ? null : CapacityOf(shape, nodes);
     }
 

@@ -13,9 +13,10 @@ public interface ITpuProvider
     /// <summary>
     /// Capacity of one shape (what <see cref="GetCapacityAsync(CancellationToken)"/> lists for it), or null when no node has
     /// that accelerator and topology. Cheaper than the whole list: asked for each new request, to refuse one that can
-    /// never be met before anything is pledged.
+    /// never be met before anything is pledged. With <paramref name="fresh"/> the nodes are listed from the API server
+    /// rather than read from a cache that may not yet show a pool just added (asked before a refusal that is final).
     /// </summary>
-    Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, CancellationToken cancellationToken);
+    Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, bool fresh, CancellationToken cancellationToken);
 
     /// <summary>
     /// Claims <see cref="TpuClaimRequest.Chips"/> chips of the request's shape for the lease, or adopts the claim

@@ -267,7 +267,6 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             d.Metrics.BecameActive(d.Time.GetUtcNow() - CreatedAt(lease));
             steps.Add($"lease active until {GrantIssuer.FormatTime(issued.ValidUntil)}");
             await RecordAsync(lease, EventTypes.Normal, "Active", "Activate", string.Join("; ", steps), cancellationToken).ConfigureAwait(false);
-            d.Queue.ExpiryKnown(shape);
         }
 
         // One event per incident opened or ended, after the status that records it is written (a resync records none).
@@ -430,7 +429,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
     /// </summary>
     private async Task<DateTimeOffset?> EarliestFreeAsync(TpuShape shape, int chips, QueueView view, CancellationToken cancellationToken)
     {
-        if (d.CachedLeases is not { } cached || await d.Tpus.GetCapacityAsync(shape, cancellationToken).ConfigureAwait(false) is not { } room)
+        if (d.CachedLeases is not { } cached || await d.Tpus.GetCapacityAsync(shape, fresh: false, cancellationToken).ConfigureAwait(false) is not { } room)
         {
             return null;
         }
@@ -450,7 +449,14 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
     private async Task<ReconcileResult?> RefuseImpossibleAsync(Lease lease, LeaseStatus status, VerifiedRequest request, TpuShape shape, CancellationToken cancellationToken)
     {
         var chips = request.Request.Payload.Chips;
-        var room = await d.Tpus.GetCapacityAsync(shape, cancellationToken).ConfigureAwait(false);
+        var room = await d.Tpus.GetCapacityAsync(shape, fresh: false, cancellationToken).ConfigureAwait(false);
+        if (room is not null && chips <= room.TotalChips)
+        {
+            return null;
+        }
+
+        // The refusal is final, and the cache may not show a pool added a moment ago: look at the API server before it.
+        room = await d.Tpus.GetCapacityAsync(shape, fresh: true, cancellationToken).ConfigureAwait(false);
         if (room is not null && chips <= room.TotalChips)
         {
             return null;
