@@ -122,6 +122,14 @@ public sealed class QueueFairnessTests
         var warning = Assert.Single(await WarningsAsync(env), e => e.Regarding.Name == "big" && e.Reason == LeaseConditions.Unsatisfiable);
         Assert.Contains("usable slices hold 8 chips now", warning.Note, StringComparison.Ordinal);
 
+        // A host of the shape is added: big can be met again (once holder and small end) and is first in line, holding room.
+        await TpuNodePools.CreatePoolAsync(env.Client, "v5e-more", LeaseBuilder.V5e, "2x2", hosts: 1, chipsPerHost: 4);
+        var smallActive = (await env.GetLeaseAsync("small"))!;
+        var back = await Eventually.ReturnsAsync(() => env.GetLeaseAsync("big"), l => ReasonOf(l) == LeaseConditions.InsufficientChips, "big is back at the head of the queue", env.Time);
+        Assert.Equal(1, back.Status!.QueuePosition);
+        // 4 chips free now, 4 more when holder expires, the last 4 when small does.
+        Assert.Equal(smallActive.Status!.ExpiresAt, back.Status.EarliestFreeAt);
+
         // The renter gives up: ρ + ω back in full, at once.
         await env.Client.CustomObjects.DeleteNamespacedCustomObjectAsync(Lease.Group, Lease.Version, PhaseTwoEnvironment.Namespace, Lease.Plural, "big");
         await Eventually.HoldsAsync(async () => await env.GetLeaseAsync("big") is null, "big is deleted and refunded", env.Time);
