@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using k8s;
 using Rpoi.Cli.Support;
 using Rpoi.Cli.Tests.Support;
@@ -268,6 +269,29 @@ public sealed class ClusterCommandTests(ClusterFixture cluster) : IClassFixture<
         Assert.Contains($"receipt:     verified: signed by π {cluster.Escrow.Identity.Address}", result.Out, StringComparison.Ordinal);
         Assert.Contains($"1500000 uusd -> {PartyIdentity.FromPublicKeys(em.Payload.Renter).Value.Address} (Transferred)", result.Out, StringComparison.Ordinal);
         Assert.Contains("ledger:7", result.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Status_shows_the_queue_position_and_when_chips_free_up()
+    {
+        var name = await RequestAsync("status-queued");
+        await cluster.PatchStatusAsync(name, new { phase = "Pending", queuePosition = 3, earliestFreeAt = new DateTime(2030, 1, 2, 3, 4, 5, DateTimeKind.Utc) });
+
+        var text = await Run("status", name);
+        var json = await Run("status", name, "-o", "json");
+
+        Assert.True(text.ExitCode == 0, text.ToString());
+        Assert.Matches(@"queue:\s+place 3 among leases waiting for \S+ \S+; chips free up no earlier than 2030-01-02T03:04:05Z \(when Active leases expire\)", text.Out);
+        Assert.True(json.ExitCode == 0, json.ToString());
+        var waiting = JsonNode.Parse(json.Out)!["waiting"]!;
+        Assert.Equal(3, (long)waiting["position"]!);
+        Assert.StartsWith("2030-01-02T03:04:05", waiting["earliestFreeAt"]!.ToString(), StringComparison.Ordinal);
+
+        // Once served, no queue line.
+        await cluster.PatchStatusAsync(name, new { phase = "Active", queuePosition = (int?)null, earliestFreeAt = (DateTime?)null });
+        var active = await Run("status", name);
+        Assert.True(active.ExitCode == 0, active.ToString());
+        Assert.DoesNotContain("queue:", active.Out, StringComparison.Ordinal);
     }
 
     [Fact]

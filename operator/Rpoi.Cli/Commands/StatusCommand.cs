@@ -67,7 +67,8 @@ internal static class StatusCommand
                 new TimelineView(m.Timestamp, Utc(current.Metadata.CreationTimestamp), Utc(status?.ActiveSince), Utc(status?.ExpiresAt), Utc(status?.ReturnedAt), Utc(status?.RatingDeadline), Utc(status?.Settlement?.SettledAt)),
                 [.. (status?.Conditions ?? []).Select(c => new ConditionView(c.Type, c.Status, c.Reason, c.Message))],
                 ratings,
-                receiptView);
+                receiptView,
+                status?.QueuePosition is { } position ? new WaitingView(position, Utc(status.EarliestFreeAt)) : null);
 
             // The reminder goes to stderr in every format, so -o json stays one parseable document.
             var renterRated = ratings.Any(r => r.Rater == nameof(Rater.Renter) && r.Accepted != false);
@@ -99,6 +100,14 @@ internal static class StatusCommand
         if (v.Nodes.Count > 0)
         {
             w.WriteLine($"nodes:       {string.Join(", ", v.Nodes)} (node pool {v.NodePool})");
+        }
+
+        if (v.Waiting is { } waiting)
+        {
+            var freeAt = waiting.EarliestFreeAt is { } t
+                ? $"; chips free up no earlier than {AccessCommand.UtcText(t)} (when Active leases expire)"
+                : "; no free-up time known from Active leases";
+            w.WriteLine($"queue:       place {waiting.Position} among leases waiting for {v.Accelerator} {v.Topology}{freeAt}");
         }
 
         w.WriteLine("timeline:");

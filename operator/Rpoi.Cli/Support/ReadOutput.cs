@@ -94,7 +94,11 @@ internal sealed record StatusView(
     TimelineView Timeline,
     IReadOnlyList<ConditionView> Conditions,
     IReadOnlyList<RatingView> Ratings,
-    ReceiptView? Receipt);
+    ReceiptView? Receipt,
+    WaitingView? Waiting = null);
+
+/// <summary>While a lease waits for chips: its place in its shape's queue and, when Active leases' expiry tells, the earliest time chips free up.</summary>
+internal sealed record WaitingView(long Position, DateTimeOffset? EarliestFreeAt);
 
 /// <summary>When each step happened; null when it has not.</summary>
 internal sealed record TimelineView(DateTimeOffset? Signed, DateTimeOffset? Created, DateTimeOffset? Active, DateTimeOffset? Expires, DateTimeOffset? Returned, DateTimeOffset? RatingDeadline, DateTimeOffset? Settled);

@@ -17,7 +17,9 @@ namespace Rpoi.Operator.Entities;
 [PrinterColumn(1, "Chips", "integer", ".status.chips", Description = "Number of TPU chips leased.")]
 [PrinterColumn(2, "Accelerator", "string", ".status.accelerator", Description = "TPU accelerator type.")]
 [PrinterColumn(3, "Renter", "string", ".status.renter", Description = "Address of the renter.")]
-[PrinterColumn(4, "Age", "date", ".metadata.creationTimestamp")]
+[PrinterColumn(4, "Queue", "integer", ".status.queuePosition", Description = "Place in the queue of its accelerator and topology while waiting for chips (1 is next).")]
+[PrinterColumn(5, "Free At", "string", ".status.earliestFreeAt", Description = "While waiting: the earliest time enough chips free up, from Active leases' expiry.", Priority = 1)]
+[PrinterColumn(6, "Age", "date", ".metadata.creationTimestamp")]
 public sealed class Lease : IKubernetesObject<V1ObjectMeta>, ISpec<LeaseSpec>, IStatus<LeaseStatus>
 {
     /// <summary>The API group of the RPOI kinds.</summary>

@@ -89,9 +89,21 @@ public sealed class LeaseStatus
     [Pattern("^[0-9a-f]{64}$")]
     public string? GrantDigest { get; set; }
 
-    /// <summary>Position in the allocation queue while the lease waits for chips (1 is next).</summary>
+    /// <summary>
+    /// Position in the allocation queue of the lease's accelerator and topology while it waits for chips (1 is next).
+    /// Only leases of the same accelerator and topology are counted: other shapes never share nodes with it.
+    /// </summary>
     [JsonPropertyName("queuePosition")]
     public long? QueuePosition { get; set; }
+
+    /// <summary>
+    /// While the lease waits: the earliest time enough chips of its shape are free for it and for the older leases ahead of
+    /// it, counting the chips free now and those of Active leases as they reach expiresAt (a lower bound: a lease returned
+    /// early frees chips sooner). Absent when the Active leases' expiry cannot free enough chips, or nothing is known.
+    /// </summary>
+    [JsonPropertyName("earliestFreeAt")]
+    [Format("date-time")]
+    public DateTime? EarliestFreeAt { get; set; }
 
     /// <summary>When the nodes became the renter's.</summary>
     [JsonPropertyName("activeSince")]

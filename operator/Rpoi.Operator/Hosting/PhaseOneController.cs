@@ -76,7 +76,8 @@ public sealed class PhaseOneController
         var queue = new AllocationQueue();
         var access = new LeaseAccess(client, builder.Time, options.LeaseUserClusterRole);
         var recorder = events ?? builder.EventRecorder("rpoi.io/operator", Environment.MachineName);
-        // β's nonce store reads the Lease cache through an index added below, once the controller's informer exists.
+        // The Lease cache, set once the controller's informer exists: β's nonce store reads it through an index added
+        // below, and a waiting lease reads it for Active leases' expiry (until then it is told no free-up time).
         Store<Lease>? cache = null;
         var nonces = new LeaseNonces(nonce => cache?.ByIndex(LeaseNonces.IndexName, nonce) ?? [], builder.Time, options.RequestPolicy);
         var reconciler = new LeaseReconciler(
@@ -84,11 +85,22 @@ public sealed class PhaseOneController
                 new PhaseOneMetrics(builder.Metrics.Registry), options, builder.Time,
                 // Node health is read from Node objects: only the node-backed GKE provider's claims have them.
                 tpus is null ? NodeNamed : null,
-                nonces),
+                nonces,
+                () => cache?.List() ?? []),
             builder.LoggerFactory.CreateLogger<LeaseReconciler>());
         var controller = builder.AddController(Name, leases, reconciler, workers).AddFinalizer(LeaseConditions.Finalizer, reconciler).SkipEchoesOf(ownWrites);
         cache = controller.Informer.Store;
         LeaseNonces.AddIndex(cache);
+        // A lease that becomes Active makes its expiry known: the first parked lease of its shape (woken by that claim,
+        // before the expiry was written) looks again to tell its earliest free-up time. On the informer, not in the
+        // reconciler, so the cache that lease reads already holds the Active status.
+        controller.Informer.AddEventHandler(new ResourceEventHandler<Lease>(onUpdate: (old, lease) =>
+        {
+            if (old.Status?.Phase != LeasePhase.Active && lease.Status is { Phase: LeasePhase.Active, Accelerator: { } accelerator, Topology: { } topology })
+            {
+                queue.ExpiryKnown(new TpuShape(accelerator, topology));
+            }
+        }));
 
         // A node that changes (freed, added, uncordoned) may let the head of its shape's queue claim.
         controller.Watch(nodes, node => WaitingFor(queue, node).Concat(OrphanedBy(controller.Informer.Store, node)));

@@ -238,9 +238,13 @@ public sealed class CrdSchemaTests
                 ("Chips", "integer", ".status.chips"),
                 ("Accelerator", "string", ".status.accelerator"),
                 ("Renter", "string", ".status.renter"),
+                ("Queue", "integer", ".status.queuePosition"),
+                ("Free At", "string", ".status.earliestFreeAt"),
                 ("Age", "date", ".metadata.creationTimestamp"),
             ],
             columns);
+        // The time is only useful with -o wide; the place in the queue is shown by default.
+        Assert.Equal(1, LeaseCrd.Spec.Versions.Single().AdditionalPrinterColumns.Single(c => c.Name == "Free At").Priority);
     }
 
     [Fact]

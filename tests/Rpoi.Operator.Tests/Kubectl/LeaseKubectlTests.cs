@@ -109,9 +109,20 @@ public sealed class LeaseKubectlTests
 
         await lease.SetStatusAsync(cluster.Client, "Active", "True");
         var get = KubectlAssert.Succeeded(await Run(kubectl, cluster, "get", "tpulease"));
-        Assert.Matches(new Regex(@"^NAME\s+PHASE\s+CHIPS\s+ACCELERATOR\s+RENTER\s+AGE\s*$", RegexOptions.Multiline), get.Stdout);
-        Assert.True(Regex.IsMatch(get.Stdout, $@"^train-1\s+Active\s+8\s+{LeaseManifests.Accelerator}\s+{lease.Parties.Renter.Identity.Address}\s+\d+s\s*$", RegexOptions.Multiline),
+        Assert.Matches(new Regex(@"^NAME\s+PHASE\s+CHIPS\s+ACCELERATOR\s+RENTER\s+QUEUE\s+AGE\s*$", RegexOptions.Multiline), get.Stdout);
+        Assert.True(Regex.IsMatch(get.Stdout, $@"^train-1\s+Active\s+8\s+{LeaseManifests.Accelerator}\s+{lease.Parties.Renter.Identity.Address}\s+(?:<none>\s+)?\d+s\s*$", RegexOptions.Multiline),
             $"no printer-column row for train-1:\n{get}");
+
+        // While waiting, the place in the queue is a default column and the free-up time a wide one (a time, not an age).
+        await cluster.Client.CustomObjects.PatchNamespacedCustomObjectStatusAsync<JsonElement>(
+            new V1Patch("{\"status\":{\"phase\":\"Pending\",\"queuePosition\":2,\"earliestFreeAt\":\"2030-01-02T03:04:05Z\"}}", V1Patch.PatchType.MergePatch),
+            Rpoi.Operator.Entities.Lease.Group, Rpoi.Operator.Entities.Lease.Version, lease.Namespace, Rpoi.Operator.Entities.Lease.Plural, "train-1");
+        get = KubectlAssert.Succeeded(await Run(kubectl, cluster, "get", "tpulease"));
+        Assert.True(Regex.IsMatch(get.Stdout, @"^train-1\s+Pending\s+8\s+\S+\s+\S+\s+2\s+\d+s\s*$", RegexOptions.Multiline), $"no queue position for train-1:\n{get}");
+        var wide = KubectlAssert.Succeeded(await Run(kubectl, cluster, "get", "tpulease", "-o", "wide"));
+        Assert.Matches(new Regex(@"^NAME\s+PHASE\s+CHIPS\s+ACCELERATOR\s+RENTER\s+QUEUE\s+FREE AT\s+AGE\s*$", RegexOptions.Multiline), wide.Stdout);
+        Assert.True(Regex.IsMatch(wide.Stdout, @"^train-1\s+Pending\s+8\s+\S+\s+\S+\s+2\s+2030-01-02T03:04:05Z\s+\d+s\s*$", RegexOptions.Multiline), $"no free-up time for train-1:\n{wide}");
+        await lease.SetStatusAsync(cluster.Client, "Active", "True");
 
         // The category lists Leases and Ratings together; plain "leases" stays coordination.k8s.io.
         var rating = kubectl.WriteFile("rating.yaml", lease.RatingYaml("train-1-leaser", "Leaser", 4));

@@ -8,9 +8,10 @@ namespace Rpoi.Operator.PhaseOne.Allocation;
 public sealed record QueuedLease(LeaseIdentity Lease, TpuShape Shape, DateTimeOffset CreatedAt, int Chips = 0);
 
 /// <summary>
-/// Strict FIFO per shape: a lease may claim only what is left after every older lease waiting for the same accelerator
-/// and topology has been served, so a large request is never starved by a stream of small ones (shapes never share
-/// nodes, so queues are independent). Leases that fit claim at once, side by side; a lease that does not fit is
+/// FIFO per shape: a lease may claim only what is left after every older lease waiting for the same accelerator and
+/// topology has been served, so a large request is never starved by a stream of small ones (shapes never share nodes,
+/// so queues are independent). An older lease that asks for more than the shape's usable slices hold keeps its place
+/// but no room (see <see cref="WakeBehind"/>); requests the cluster can never hold fail before they are queued. Leases that fit claim at once, side by side; a lease that does not fit is
 /// <em>parked</em> and woken when the leases ahead of it move or capacity is freed.
 /// The order is creation time, which survives restarts: the host seeds the queue from the informer cache before the
 /// first claim (<see cref="SeedFrom"/>) and the reconciler keeps it current with <see cref="Enter"/>, <see cref="Park"/>
@@ -205,6 +206,51 @@ public sealed class AllocationQueue
         lock (gate)
         {
             wake = BumpLocked(shape);
+        }
+
+        Wake(wake);
+    }
+
+    /// <summary>
+    /// The lease waits without holding room (it asks for more than its shape's usable slices hold now): wakes the first
+    /// parked lease behind it, which may fit in the room this one cannot use, and moves the shape's version so a lease
+    /// behind that looked but has not parked yet looks again.
+    /// </summary>
+    public void WakeBehind(LeaseIdentity lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        IReadOnlyList<LeaseIdentity> wake = [];
+        lock (gate)
+        {
+            if (!byUid.TryGetValue(lease.Uid, out var entry))
+            {
+                return;
+            }
+
+            versions[entry.Shape] = versions.GetValueOrDefault(entry.Shape) + 1;
+            var queue = byShape[entry.Shape];
+            var next = queue.Skip(queue.IndexOf(entry) + 1).FirstOrDefault(e => parked.Contains(e.Lease.Uid));
+            if (next is not null)
+            {
+                wake = [next.Lease];
+            }
+        }
+
+        Wake(wake);
+    }
+
+    /// <summary>
+    /// A lease of <paramref name="shape"/> became Active, so its expiry is known: wakes the first parked lease, whose
+    /// earliest free-up time (<c>status.earliestFreeAt</c>) may now be told. It was woken by that lease's claim, before the
+    /// expiry was written. The host calls it when its Lease cache shows the Active status, so the woken lease reads it.
+    /// </summary>
+    public void ExpiryKnown(TpuShape shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        IReadOnlyList<LeaseIdentity> wake;
+        lock (gate)
+        {
+            wake = FirstParkedLocked(shape);
         }
 
         Wake(wake);

@@ -108,13 +108,32 @@ public sealed class GkeTpuProvider : ITpuProvider
                 continue;
             }
 
-            var slices = TpuSlices.Group(shape, group).Where(s => s.Usable).ToList();
-            var free = slices.Where(s => s.IsFree).ToList();
-            var hosts = slices.Count == 0 ? 0 : slices[0].Nodes.Count;
-            result.Add(new TpuCapacity(shape, hosts, slices.Sum(s => s.Chips), free.Sum(s => s.Chips), free.Count));
+            result.Add(CapacityOf(shape, group));
         }
 
         return result;
+    }
+
+    /// <inheritdoc/>
+    public async Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, bool fresh, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (shape.ChipsPerSlice <= 0)
+        {
+            return null;
+        }
+
+        var nodes = (fresh ? null : View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape))) ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
+        return nodes.Count == 0 ? null : CapacityOf(shape, nodes);
+    }
+
+    private static TpuCapacity CapacityOf(TpuShape shape, IEnumerable<V1Node> nodes)
+    {
+        var all = TpuSlices.Group(shape, nodes);
+        var slices = all.Where(s => s.Usable).ToList();
+        var free = slices.Where(s => s.IsFree).ToList();
+        var hosts = slices.Count == 0 ? 0 : slices[0].Nodes.Count;
+        return new TpuCapacity(shape, hosts, slices.Sum(s => s.Chips), free.Sum(s => s.Chips), free.Count, all.Count - slices.Count);
     }
 
     /// <inheritdoc/>
@@ -249,25 +268,45 @@ public sealed class GkeTpuProvider : ITpuProvider
             // not for every free node of the shape on each claim; the count is taken in full only when short.
             var free = slices.Where(s => s.Usable && s.IsFree && !ReservedByOther(s));
 
-            // Strict FIFO: an older lease that holds and reserves nothing yet still needs its slices from the free ones.
-            var keptForOlder = 0;
-            foreach (var ahead in request.Ahead ?? [])
+            // Strict FIFO: an older lease that holds and reserves nothing yet still needs its slices from the free ones,
+            // unless it asks for more than the shape's usable slices hold (room it cannot use is not kept from others).
+            int KeptForOlder(int usableChips)
             {
-                if (unserved.Contains(ahead.Uid) && !reservedBy.ContainsKey(ahead.Uid))
+                var kept = 0;
+                foreach (var ahead in request.Ahead ?? [])
                 {
-                    keptForOlder += (ahead.Chips + shape.ChipsPerSlice - 1) / shape.ChipsPerSlice;
+                    if (unserved.Contains(ahead.Uid) && !reservedBy.ContainsKey(ahead.Uid) && ahead.Chips <= usableChips)
+                    {
+                        kept += (ahead.Chips + shape.ChipsPerSlice - 1) / shape.ChipsPerSlice;
+                    }
+                }
+
+                return kept;
+            }
+
+            var keptForOlder = KeptForOlder(int.MaxValue);
+            var ours = held.Concat(partial).Take(need).ToList();
+            var chosen = ours.Concat(free.Skip(keptForOlder).Take(need - ours.Count)).ToList();
+            // Every slice of the shape, read only when short (the message, and the room older leases can use, need it).
+            IReadOnlyList<TpuSlice>? all = null;
+            if (chosen.Count < need && keptForOlder > 0)
+            {
+                all = TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? nodes);
+                var usable = KeptForOlder(all.Where(s => s.Usable).Sum(s => s.Chips));
+                if (usable < keptForOlder)
+                {
+                    keptForOlder = usable;
+                    chosen = ours.Concat(free.Skip(keptForOlder).Take(need - ours.Count)).ToList();
                 }
             }
 
-            var ours = held.Concat(partial).Take(need).ToList();
-            var chosen = ours.Concat(free.Skip(keptForOlder).Take(need - ours.Count)).ToList();
             var freeCount = chosen.Count < need ? free.Count() : 0;
             var stray = slices.Where(s => s.IsTouchedBy(uid) && !chosen.Contains(s)).SelectMany(s => s.Nodes).ToList();
             if (chosen.Count < need)
             {
                 var room = Math.Max(0, freeCount - keptForOlder);
                 var available = Math.Min(room, need) * shape.ChipsPerSlice;
-                var all = TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? nodes);
+                all ??= TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? nodes);
                 var hosts = all.FirstOrDefault(s => s.Usable)?.Nodes.Count ?? 0;
                 var sliceWord = hosts > 1 ? $"{hosts}-host {shape.Topology} slices" : $"{shape.Topology} slices";
                 var forOlder = keptForOlder > 0 ? $", {keptForOlder} more kept for older leases ahead in the queue" : string.Empty;
@@ -275,7 +314,10 @@ public sealed class GkeTpuProvider : ITpuProvider
                     ? $"no node in this cluster has {TpuLabels.Accelerator}={shape.Accelerator} and {TpuLabels.Topology}={shape.Topology}"
                     : $"{request.Chips} chips of {shape.Accelerator} {shape.Topology} asked ({need} {sliceWord}); {freeCount * shape.ChipsPerSlice} free now ({freeCount} slices of {all.Count(s => s.Usable)} usable{forOlder})";
                 // Our partial marks are rolled back by the caller; they are not reserved.
-                return new Picked(ours.SelectMany(s => s.Nodes).ToList(), stray, new TpuClaimOutcome.Insufficient(available, request.Chips, message));
+                return new Picked(ours.SelectMany(s => s.Nodes).ToList(), stray, new TpuClaimOutcome.Insufficient(available, request.Chips, message)
+                {
+                    UsableChips = all.Where(s => s.Usable).Sum(s => s.Chips),
+                });
             }
 
             var chosenNodes = chosen.SelectMany(s => s.Nodes).ToList();

@@ -11,6 +11,14 @@ public interface ITpuProvider
     Task<IReadOnlyList<TpuCapacity>> GetCapacityAsync(CancellationToken cancellationToken);
 
     /// <summary>
+    /// Capacity of one shape (what <see cref="GetCapacityAsync(CancellationToken)"/> lists for it), or null when no node has
+    /// that accelerator and topology. Cheaper than the whole list: asked for each new request, to refuse one that can
+    /// never be met before anything is pledged. With <paramref name="fresh"/> the nodes are listed from the API server
+    /// rather than read from a cache that may not yet show a pool just added (asked before a refusal that is final).
+    /// </summary>
+    Task<TpuCapacity?> GetCapacityAsync(TpuShape shape, bool fresh, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Claims <see cref="TpuClaimRequest.Chips"/> chips of the request's shape for the lease, or adopts the claim
     /// the lease already holds (after an operator restart). Returns <see cref="TpuClaimOutcome.Insufficient"/>
     /// without holding anything when the chips cannot all be had now.
@@ -67,7 +75,11 @@ public sealed record TpuClaim(TpuShape Shape, IReadOnlyList<string> Nodes, IRead
 /// <param name="TotalChips">Chips in complete, schedulable slices.</param>
 /// <param name="FreeChips">Chips in slices no lease holds.</param>
 /// <param name="FreeSlices">Slices no lease holds.</param>
-public sealed record TpuCapacity(TpuShape Shape, int HostsPerSlice, int TotalChips, int FreeChips, int FreeSlices);
+/// <param name="UnusableSlices">
+/// Slices of the shape that are not usable now (a host cordoned, NotReady, under GKE maintenance, or missing): not in
+/// <paramref name="TotalChips"/>, but they may come back.
+/// </param>
+public sealed record TpuCapacity(TpuShape Shape, int HostsPerSlice, int TotalChips, int FreeChips, int FreeSlices, int UnusableSlices = 0);
 
 /// <summary>The result of a claim.</summary>
 public abstract record TpuClaimOutcome
@@ -80,7 +92,11 @@ public abstract record TpuClaimOutcome
     public sealed record Claimed(TpuClaim Claim) : TpuClaimOutcome;
 
     /// <summary>Not enough free chips now; nothing is held. <paramref name="Message"/> says what is missing.</summary>
-    public sealed record Insufficient(int FreeChips, int AskedChips, string Message) : TpuClaimOutcome;
+    public sealed record Insufficient(int FreeChips, int AskedChips, string Message) : TpuClaimOutcome
+    {
+        /// <summary>Chips in every usable slice of the shape, free or held, when known: more asked than this cannot be met now at all.</summary>
+        public int? UsableChips { get; init; }
+    }
 
     /// <summary>The request cannot ever be met by this cluster's node shapes (e.g. chips not a multiple of a slice).</summary>
     public sealed record Impossible(string Message) : TpuClaimOutcome;

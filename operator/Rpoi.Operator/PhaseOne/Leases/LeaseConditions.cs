@@ -57,6 +57,15 @@ public static class LeaseConditions
     /// <summary>Reason: π refused the never-served refund; the Lease keeps its finalizer and asks again.</summary>
     public const string RefundRefused = "RefundRefused";
 
-    /// <summary>Reason: the request can never be met by this cluster's TPU node pools (too many chips, or no such pool).</summary>
+    /// <summary>
+    /// Reason (phase Failed, before any pledge): the request can never be met by this cluster's TPU node pools: more chips
+    /// than the usable slices of its accelerator and topology hold together, or a shape no pool offers.
+    /// </summary>
+    public const string ImpossibleRequest = "ImpossibleRequest";
+
+    /// <summary>
+    /// Reason (waiting): a lease pledged earlier asks for more than its shape's usable slices hold now (slices went away
+    /// or became unusable); it keeps its place without holding room for itself, and is refunded in full if deleted.
+    /// </summary>
     public const string Unsatisfiable = "Unsatisfiable";
 }

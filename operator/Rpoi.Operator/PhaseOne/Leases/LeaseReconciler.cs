@@ -26,6 +26,7 @@ namespace Rpoi.Operator.PhaseOne.Leases;
 /// <param name="Time">The clock (a FakeTimeProvider in tests).</param>
 /// <param name="Nodes">Node objects by name from the Node informer (null when gone), to watch an Active lease's nodes; null: not watched.</param>
 /// <param name="Nonces">β's nonce store over the Lease cache, which refuses a replayed request nonce; null: not checked (π still refuses it).</param>
+/// <param name="CachedLeases">The Leases in the informer cache, to tell a waiting lease when Active ones free chips; null: not told.</param>
 public sealed record LeaseReconcilerDependencies(
     IResourceClient<Lease> Leases,
     ITpuProvider Tpus,
@@ -38,7 +39,8 @@ public sealed record LeaseReconcilerDependencies(
     PhaseOneOptions Options,
     TimeProvider Time,
     Func<string, V1Node?>? Nodes = null,
-    LeaseNonces? Nonces = null);
+    LeaseNonces? Nonces = null,
+    Func<IEnumerable<Lease>>? CachedLeases = null);
 
 /// <summary>
 /// RPOI phase I for one Lease: verify E(m) → pledge it to π → claim TPU nodes (FIFO when short) → deliver the
@@ -139,6 +141,12 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         // Pledge: ask π for the pledge under H first, so a restart never pledges twice (π is idempotent by H too).
         if (!(Conditions.IsTrue(status.Conditions, LeaseConditions.Pledged) && recordedHash == request.H.Hex))
         {
+            // A request no pool can ever hold fails before anything is pledged, so no money is locked and it blocks no queue.
+            if (status.Phase != LeasePhase.Active && await RefuseImpossibleAsync(lease, status, request, verdict.Shape!, cancellationToken).ConfigureAwait(false) is { } refused)
+            {
+                return refused;
+            }
+
             var pledge = await EnsurePledgeAsync(request, cancellationToken).ConfigureAwait(false);
             if (pledge.Refused is { } refusal)
             {
@@ -198,10 +206,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
                         steps.Add($"claimed {claim.Chips} chips on {string.Join(", ", claim.Nodes)}");
                         break;
                     case TpuClaimOutcome.Insufficient insufficient when d.Queue.Park(id, look >= 3 ? null : view):
-                        return view.Position > 1
-                            ? await WaitAsync(lease, status, view.Position, LeaseConditions.Queued,
-                                $"waiting for {m.Chips} chips of {shape.Accelerator} {shape.Topology}: {view.Position - 1} older lease(s) ahead in the queue; {insufficient.Message}", steps, cancellationToken).ConfigureAwait(false)
-                            : await WaitAsync(lease, status, 1, LeaseConditions.InsufficientChips, $"next in the queue; {insufficient.Message}", steps, cancellationToken).ConfigureAwait(false);
+                        return await WaitAsync(lease, status, shape, m.Chips, view, insufficient, steps, cancellationToken).ConfigureAwait(false);
                     case TpuClaimOutcome.Insufficient:
                         // Room may have appeared while this lease decided to wait: look again instead of missing the wake-up.
                         break;
@@ -219,6 +224,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         status.Nodes = [.. claim!.Nodes];
         status.NodePool = string.Join(",", claim.NodePools);
         status.QueuePosition = null;
+        status.EarliestFreeAt = null;
         SetCondition(status, lease, LeaseConditions.Allocated, true, LeaseConditions.Succeeded, $"{claim.Chips} chips on {claim.Nodes.Count} node(s) of pool {status.NodePool}");
 
         // Grant: reuse the grant the Lease's status records for H (restart), else issue credentials, seal σ and write the
@@ -370,24 +376,113 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         return ReconcileResult.RequeueAfter(wait > TimeSpan.FromMinutes(1) ? wait : TimeSpan.FromMinutes(1));
     }
 
-    private async Task<ReconcileResult> WaitAsync(Lease lease, LeaseStatus status, int position, string reason, string message, List<string> steps, CancellationToken cancellationToken)
+    /// <summary>
+    /// Records that the lease waits (phase Pending, its queue position, when chips may free up) and says why in one Warning
+    /// event per transition into waiting (and one more if it learns its room shrank below it); a resync or a move up the
+    /// queue records none.
+    /// </summary>
+    private async Task<ReconcileResult> WaitAsync(Lease lease, LeaseStatus status, TpuShape shape, int chips, QueueView view, TpuClaimOutcome.Insufficient insufficient, List<string> steps, CancellationToken cancellationToken)
     {
+        var position = view.Position;
+        var (reason, message) = insufficient.UsableChips is { } usable && chips > usable
+            ? (LeaseConditions.Unsatisfiable,
+                $"{chips} chips of {shape} asked, but its usable slices hold {usable} chips now (slices were removed or became unusable); "
+                + $"the lease keeps place {position} without holding room, so younger leases of {shape} are served meanwhile; "
+                + "delete the Lease or set spec.returnRequested for a full refund of deposit and rent, or wait for the slices to come back")
+            : position > 1
+                ? (LeaseConditions.Queued, $"waiting for {chips} chips of {shape.Accelerator} {shape.Topology}: {position - 1} older lease(s) ahead in the queue; {insufficient.Message}")
+                : (LeaseConditions.InsufficientChips, $"next in the queue; {insufficient.Message}");
         var wasWaiting = status.Phase == LeasePhase.Pending && status.QueuePosition is not null;
+        var previousReason = status.Conditions?.FirstOrDefault(c => c.Type == LeaseConditions.Allocated)?.Reason;
         status.Phase = LeasePhase.Pending;
         status.QueuePosition = position;
+        status.EarliestFreeAt = reason == LeaseConditions.Unsatisfiable ? null : (await EarliestFreeAsync(shape, chips, view, cancellationToken).ConfigureAwait(false))?.UtcDateTime;
         SetCondition(status, lease, LeaseConditions.Allocated, false, reason, message);
         SetCondition(status, lease, LeaseConditions.Ready, false, reason, message);
-        var changed = LeaseStatusWriter.Differs(lease.Status, status);
         await statusWriter.WriteAsync(lease, status, cancellationToken).ConfigureAwait(false);
         ObserveMetrics(IdentityOf(lease), status, status.Chips ?? 0);
-        if (!wasWaiting || changed && reason == LeaseConditions.InsufficientChips)
+        // Moving up to the head (Queued → InsufficientChips) is no news worth an event; finding the room gone is.
+        if (!wasWaiting || (reason == LeaseConditions.Unsatisfiable && previousReason != reason))
         {
             steps.Add(message);
-            await RecordAsync(lease, EventTypes.Normal, reason, "Queue", string.Join("; ", steps), cancellationToken).ConfigureAwait(false);
+            if (status.EarliestFreeAt is { } freeAt)
+            {
+                steps.Add($"chips free up no earlier than {GrantIssuer.FormatTime(Utc(freeAt))}, when Active leases expire");
+            }
+
+            await RecordAsync(lease, EventTypes.Warning, reason, "Queue", string.Join("; ", steps), cancellationToken).ConfigureAwait(false);
+        }
+
+        if (reason == LeaseConditions.Unsatisfiable)
+        {
+            // This lease cannot use the room now: the next lease behind it may (each time it looks, as room may have freed).
+            d.Queue.WakeBehind(IdentityOf(lease));
         }
 
         // The queue wakes this lease when the head leaves or capacity is freed; nothing to poll.
         return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// The earliest time the chips of this lease and of the older leases ahead of it that the shape can hold are free
+    /// together, from the chips free now and the expiry of the shape's Active leases in the cache; null when unknown.
+    /// </summary>
+    private async Task<DateTimeOffset?> EarliestFreeAsync(TpuShape shape, int chips, QueueView view, CancellationToken cancellationToken)
+    {
+        if (d.CachedLeases is not { } cached || await d.Tpus.GetCapacityAsync(shape, fresh: false, cancellationToken).ConfigureAwait(false) is not { } room)
+        {
+            return null;
+        }
+
+        var needed = chips + view.Ahead.Where(a => a.Chips <= room.TotalChips).Sum(a => a.Chips);
+        var active = cached()
+            .Where(l => l.Status is { Phase: LeasePhase.Active, ExpiresAt: not null, Chips: > 0 } s && s.Accelerator == shape.Accelerator && s.Topology == shape.Topology)
+            .Select(l => new ActiveHold((int)l.Status!.Chips!.Value, Utc(l.Status.ExpiresAt!.Value)));
+        return QueueForecast.EarliestFree(needed, room.FreeChips, active);
+    }
+
+    /// <summary>
+    /// Fails the lease with <see cref="LeaseConditions.ImpossibleRequest"/> when its request is more than the shape's room
+    /// (or a shape no pool offers); null when it can be met, now or later. A pledge π already holds under H (made just
+    /// before a crash that kept it out of the status) is never failed over: that lease waits, and is refunded if deleted.
+    /// </summary>
+    private async Task<ReconcileResult?> RefuseImpossibleAsync(Lease lease, LeaseStatus status, VerifiedRequest request, TpuShape shape, CancellationToken cancellationToken)
+    {
+        var chips = request.Request.Payload.Chips;
+        var room = await d.Tpus.GetCapacityAsync(shape, fresh: false, cancellationToken).ConfigureAwait(false);
+        if (room is not null && chips <= room.TotalChips)
+        {
+            return null;
+        }
+
+        // The refusal is final, and the cache may not show a pool added a moment ago: look at the API server before it.
+        room = await d.Tpus.GetCapacityAsync(shape, fresh: true, cancellationToken).ConfigureAwait(false);
+        if (room is not null && chips <= room.TotalChips)
+        {
+            return null;
+        }
+
+        var offers = room is null ? await d.Tpus.GetCapacityAsync(cancellationToken).ConfigureAwait(false) : [];
+        var message = RoomCheck.Impossible(shape, chips, room, offers);
+        if (message is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            // Read-only: nothing is pledged here; it only tells a lease pledged before a lost status write from a new one.
+            if (await d.Escrow.GetPledgeAsync(request.H.Hex, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                return null;
+            }
+        }
+        catch (Exception e) when (e is EscrowException { IsTransient: true } or HttpRequestException)
+        {
+            return ReconcileResult.Error($"escrow unavailable while refusing the impossible request of {IdentityOf(lease)}: {e.Message}");
+        }
+
+        return await FailAsync(lease, status, LeaseConditions.Allocated, LeaseConditions.ImpossibleRequest, message, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<ReconcileResult> FailAsync(Lease lease, LeaseStatus status, string conditionType, string reason, string message, CancellationToken cancellationToken)
@@ -396,6 +491,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         d.Queue.Leave(id);
         status.Phase = LeasePhase.Failed;
         status.QueuePosition = null;
+        status.EarliestFreeAt = null;
         status.ObservedGeneration = lease.Metadata.Generation;
         SetCondition(status, lease, conditionType, false, reason, message);
         SetCondition(status, lease, LeaseConditions.Ready, false, reason, message);
@@ -449,6 +545,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
 
         var now = Truncate(d.Time.GetUtcNow());
         status.QueuePosition = null;
+        status.EarliestFreeAt = null;
         status.ReturnedAt ??= now.UtcDateTime;
         if (NodeIncidents.EndAll(status, Utc(status.ReturnedAt.Value)) is { } recovered)
         {
