@@ -34,7 +34,7 @@ internal static class LeaseWaiter
                 throw new CliException(ExitCodes.LeaseFailed, $"lease {ctx.Namespace}/{name} failed: {ready?.Reason}: {message}; fix the cause and create a new Lease (kubectl rpoi request ...)");
             }
 
-            if (phase is LeasePhase.Returning or LeasePhase.AwaitingRatings or LeasePhase.Settling or LeasePhase.Settled)
+            if (phase is { } now && HasEnded(now, wanted))
             {
                 throw new CliException(ExitCodes.LeaseEnded, $"lease {ctx.Namespace}/{name} has ended (phase {phase}) and will not become {string.Join(" or ", wanted)}; see 'kubectl rpoi status {name} -n {ctx.Namespace}'");
             }
@@ -47,4 +47,11 @@ internal static class LeaseWaiter
             await Task.Delay(ctx.Env.PollInterval, ctx.Time, ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// True when a lease in <paramref name="phase"/> is past its use and past every wanted phase in the lease's one-way
+    /// order: Returning ends a wait for Active, but not one for AwaitingRatings (the enum lists the phases in that order).
+    /// </summary>
+    internal static bool HasEnded(LeasePhase phase, IReadOnlySet<LeasePhase> wanted) =>
+        (phase is LeasePhase.Returning or LeasePhase.AwaitingRatings or LeasePhase.Settling or LeasePhase.Settled) && wanted.All(w => w < phase);
 }
