@@ -27,6 +27,7 @@ public sealed record ChaosReport(
     int EscrowRestarts,
     int FaultsArmed,
     int FaultsFired,
+    IReadOnlyDictionary<int, int> FaultsByCode,
     int WatchesCut,
     int DoubleSettlements,
     int LostSettlements,
@@ -41,7 +42,7 @@ public sealed record ChaosReport(
             $"chaos run seed {Options.Seed}, π on {Options.Store}, {Leases} leases, {Options.Nodes} nodes, {Duration.TotalSeconds:0} s",
             $"  leases: {Settled} settled, {Failed} failed, {Stuck} stuck; outcomes: {string.Join(", ", Outcomes.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key} {o.Value}"))}",
             $"  kills: {OperatorKills} operator SIGKILLs ({LeaderKills} of the leader; {LeaderTransitions} leader changes), {EscrowRestarts} π SIGKILL+restart",
-            $"  faults: {FaultsArmed} API errors armed, {FaultsFired} answered (409/429/500), {WatchesCut} watches cut",
+            $"  faults: {FaultsArmed} API errors armed, {FaultsFired} answered ({string.Join(", ", FaultsByCode.OrderBy(f => f.Key).Select(f => $"{f.Key}: {f.Value}"))}), {WatchesCut} watches cut",
             $"  node claims: {NodeClaims}, each released exactly once: {(Problems.Any(p => p.StartsWith("node", StringComparison.Ordinal)) ? "NO" : "yes")}",
             $"  double settlements: {DoubleSettlements}, lost settlements: {LostSettlements}",
             Problems.Count == 0 ? "  all end checks passed" : $"  {Problems.Count} problem(s):\n    " + string.Join("\n    ", Problems.Take(50)),
@@ -203,7 +204,6 @@ public static class ChaosRun
             }
         }
 
-        var requestsBefore = 0;
         using (var slots = new SemaphoreSlim(options.Concurrency))
         {
             var tasks = new List<Task>(outcomes.Length);
@@ -237,7 +237,7 @@ public static class ChaosRun
 
         // The end checks run against a quiet system: no more faults, both replicas and π up.
         server.Faults.Clear();
-        var faultsFired = server.Requests.Skip(requestsBefore).Count(r => r.StatusCode is 409 or 429 or 500);
+        var injected = server.Faults.Injected;
         await stopWatchers.CancelAsync().ConfigureAwait(false);
         await claimWatch.ConfigureAwait(false);
         var leaderTransitions = await LeaderTransitionsAsync(client, ct).ConfigureAwait(false);
@@ -264,7 +264,8 @@ public static class ChaosRun
             LeaderTransitions = leaderTransitions,
             EscrowRestarts = escrowRestarts,
             FaultsArmed = faultsArmed,
-            FaultsFired = faultsFired,
+            FaultsFired = injected.Values.Sum(),
+            FaultsByCode = injected,
             WatchesCut = watchesCut,
             Duration = clock.Elapsed,
         };
@@ -458,7 +459,7 @@ public static class ChaosRun
             problems.Add($"serviceaccount {a.Metadata.Name}: left after its lease ended");
         }
 
-        return new ChaosReport(options, outcomes.Length, settled, failed, stuck, 0, 0, 0, 0, 0, 0, 0, doubles, lost, counts.Count, byOutcome, TimeSpan.Zero, problems);
+        return new ChaosReport(options, outcomes.Length, settled, failed, stuck, 0, 0, 0, 0, 0, 0, new Dictionary<int, int>(), 0, doubles, lost, counts.Count, byOutcome, TimeSpan.Zero, problems);
     }
 
     private static async Task<long> BalanceAsync(EscrowClient pi, string address, CancellationToken ct)
