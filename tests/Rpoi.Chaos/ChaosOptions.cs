@@ -34,6 +34,12 @@ public sealed record ChaosOptions
     /// <summary>Single-host v5e 2x2 TPU nodes (4 chips each; every served lease takes one).</summary>
     public int Nodes { get; init; } = 12;
 
+    /// <summary>
+    /// The operator's <c>--leader-election-lease-duration</c> in seconds: how long the standby waits for a killed leader.
+    /// 15 is the operator's default; the CI run uses 4 to stay within a few minutes.
+    /// </summary>
+    public int LeaderLeaseSeconds { get; init; } = 15;
+
     /// <summary>Inject API errors (409/429/500) and cut watches (off against a real cluster).</summary>
     public bool ApiFaults { get; init; } = true;
 

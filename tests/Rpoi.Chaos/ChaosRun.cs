@@ -39,7 +39,7 @@ public sealed record ChaosReport(
     public string Summary() => string.Join(
         '\n',
         [
-            $"chaos run seed {Options.Seed}, π on {Options.Store}, {Leases} leases, {Options.Nodes} nodes, {Duration.TotalSeconds:0} s",
+            $"chaos run seed {Options.Seed}, π on {Options.Store}, {Leases} leases, {Options.Nodes} nodes, leader lease {Options.LeaderLeaseSeconds} s, {Duration.TotalSeconds:0} s",
             $"  leases: {Settled} settled, {Failed} failed, {Stuck} stuck; outcomes: {string.Join(", ", Outcomes.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key} {o.Value}"))}",
             $"  kills: {OperatorKills} operator SIGKILLs ({LeaderKills} of the leader; {LeaderTransitions} leader changes), {EscrowRestarts} π SIGKILL+restart",
             $"  faults: {FaultsArmed} API errors armed, {FaultsFired} answered ({string.Join(", ", FaultsByCode.OrderBy(f => f.Key).Select(f => $"{f.Key}: {f.Value}"))}), {WatchesCut} watches cut",
@@ -134,7 +134,7 @@ public static class ChaosRun
         [
             "run", "--leaser-key-file", leaserKeyFile, "--escrow-url", escrowUrl.ToString(), "--escrow-address", escrowKeys.Identity.Address,
             "--cluster-server", server.Url, "--kubeconfig", kubeconfig, "--namespace", OperatorNs, "--metrics-port", "-1", "--workers", "4",
-            "--rating-window", "5s",
+            "--rating-window", "5s", "--leader-election-lease-duration", $"{options.LeaderLeaseSeconds}s",
         ];
         var noEnv = new Dictionary<string, string>();
         var replicas = new[] { "operator-a", "operator-b" }.Select(n => ChildProcess.Start(n, operatorDll, OperatorArgs(), noEnv, dir, log)).ToArray();

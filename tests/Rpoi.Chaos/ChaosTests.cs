@@ -7,11 +7,11 @@ public sealed class ChaosTests(ITestOutputHelper output)
 {
     [Fact]
     public Task Sqlite_100_leases_10_operator_kills_settle_exactly_once() =>
-        RunAsync(new ChaosOptions { Seed = 16, Leases = 100, Kills = 10, EscrowRestarts = 2, Store = ChaosStore.Sqlite });
+        RunAsync(new ChaosOptions { Seed = 16, Leases = 100, Kills = 10, EscrowRestarts = 2, Store = ChaosStore.Sqlite, LeaderLeaseSeconds = 4 });
 
     [Fact]
     public Task Postgres_60_leases_6_operator_kills_settle_exactly_once() =>
-        RunAsync(new ChaosOptions { Seed = 17, Leases = 60, Kills = 6, EscrowRestarts = 2, Store = ChaosStore.Postgres });
+        RunAsync(new ChaosOptions { Seed = 17, Leases = 60, Kills = 6, EscrowRestarts = 2, Store = ChaosStore.Postgres, LeaderLeaseSeconds = 4 });
 
     private async Task RunAsync(ChaosOptions options)
     {

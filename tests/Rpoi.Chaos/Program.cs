@@ -2,7 +2,7 @@ using System.Globalization;
 using Rpoi.Chaos;
 
 // Console mode: dotnet run --project tests/Rpoi.Chaos -- --seed 7 --leases 1000 --kills 50 [--store sqlite|postgres]
-//   [--escrow-restarts N] [--concurrency N] [--nodes N]. Exit 0 when every end check held, 1 otherwise, 2 on bad flags.
+//   [--escrow-restarts N] [--concurrency N] [--nodes N] [--leader-lease SECONDS]. Exit 0 when every end check held, 1 otherwise, 2 on bad flags.
 var options = new ChaosOptions { Log = Console.Out };
 for (var i = 0; i < args.Length; i++)
 {
@@ -25,13 +25,14 @@ for (var i = 0; i < args.Length; i++)
             "--escrow-restarts" => options with { EscrowRestarts = Int("--escrow-restarts") },
             "--concurrency" => options with { Concurrency = Math.Max(1, Int("--concurrency")) },
             "--nodes" => options with { Nodes = Math.Max(1, Int("--nodes")) },
+            "--leader-lease" => options with { LeaderLeaseSeconds = Int("--leader-lease") },
             "--store" => Next() switch
             {
                 "sqlite" => options with { Store = ChaosStore.Sqlite },
                 "postgres" => options with { Store = ChaosStore.Postgres },
                 var s => throw new ArgumentException($"--store: '{s}' is not sqlite or postgres"),
             },
-            var f => throw new ArgumentException($"unknown flag {f}; flags: --seed, --leases, --kills, --escrow-restarts, --store sqlite|postgres, --concurrency, --nodes"),
+            var f => throw new ArgumentException($"unknown flag {f}; flags: --seed, --leases, --kills, --escrow-restarts, --store sqlite|postgres, --concurrency, --nodes, --leader-lease <seconds>"),
         };
     }
     catch (ArgumentException e)
