@@ -46,6 +46,12 @@ public sealed record ChaosOptions
     /// <summary>How long one lease step (e.g. reaching Active) may take before the lease counts as stuck.</summary>
     public TimeSpan StepTimeout { get; init; } = TimeSpan.FromMinutes(4);
 
+    /// <summary>
+    /// Test hook, run after the last lease and before the end checks: breaks the world on purpose (with the harness's
+    /// API client, π's admin client and the renter's address) so a test can show the checks catch it.
+    /// </summary>
+    public Func<k8s.IKubernetes, Rpoi.Escrow.Client.IEscrowClient, string, Task>? Sabotage { get; init; }
+
     /// <summary>Progress and failures go here.</summary>
     public TextWriter Log { get; init; } = TextWriter.Null;
 }

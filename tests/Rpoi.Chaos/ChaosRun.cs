@@ -43,7 +43,7 @@ public sealed record ChaosReport(
             $"  leases: {Settled} settled, {Failed} failed, {Stuck} stuck; outcomes: {string.Join(", ", Outcomes.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => $"{o.Key} {o.Value}"))}",
             $"  kills: {OperatorKills} operator SIGKILLs ({LeaderKills} of the leader; {LeaderTransitions} leader changes), {EscrowRestarts} π SIGKILL+restart",
             $"  faults: {FaultsArmed} API errors armed, {FaultsFired} answered ({string.Join(", ", FaultsByCode.OrderBy(f => f.Key).Select(f => $"{f.Key}: {f.Value}"))}), {WatchesCut} watches cut",
-            $"  node claims: {NodeClaims}, each released exactly once: {(Problems.Any(p => p.StartsWith("node", StringComparison.Ordinal)) ? "NO" : "yes")}",
+            $"  node claims: {NodeClaims}; node problems (a claim not released exactly once, marks left): {Problems.Count(p => p.StartsWith("node", StringComparison.Ordinal))}",
             $"  double settlements: {DoubleSettlements}, lost settlements: {LostSettlements}",
             Problems.Count == 0 ? "  all end checks passed" : $"  {Problems.Count} problem(s):\n    " + string.Join("\n    ", Problems.Take(50)),
         ]);
@@ -56,7 +56,8 @@ public sealed record ChaosReport(
 /// </summary>
 public static class ChaosRun
 {
-    private const string Ns = "team-chaos";
+    /// <summary>The renter's namespace.</summary>
+    public const string Ns = "team-chaos";
     private const string OperatorNs = "rpoi-system";
     private const string AdminToken = "chaos-admin";
     private static readonly int[] FaultCodes = [409, 429, 500];
@@ -241,6 +242,10 @@ public static class ChaosRun
         await stopWatchers.CancelAsync().ConfigureAwait(false);
         await claimWatch.ConfigureAwait(false);
         var leaderTransitions = await LeaderTransitionsAsync(client, ct).ConfigureAwait(false);
+        if (options.Sabotage is { } sabotage)
+        {
+            await sabotage(client, admin, renterKeys.Identity.Address).ConfigureAwait(false);
+        }
 
         var report = await CheckAsync(options, outcomes, client, anyone, claims, renterKeys, leaserKeys, escrowKeys, funds, problems, ct).ConfigureAwait(false);
         foreach (var r in replicas)

@@ -1,3 +1,4 @@
+using k8s;
 using Xunit.Abstractions;
 
 namespace Rpoi.Chaos;
@@ -12,6 +13,33 @@ public sealed class ChaosTests(ITestOutputHelper output)
     [Fact]
     public Task Postgres_60_leases_6_operator_kills_settle_exactly_once() =>
         RunAsync(new ChaosOptions { Seed = 17, Leases = 60, Kills = 6, EscrowRestarts = 2, Store = ChaosStore.Postgres, LeaderLeaseSeconds = 4 });
+
+    [Fact]
+    public async Task The_end_checks_catch_money_paid_outside_the_table_a_node_left_marked_and_a_left_access_secret()
+    {
+        // A small quiet run, then the world is broken behind the operator's back: the checks must say so, each by name.
+        var report = await ChaosRun.RunAsync(new ChaosOptions
+        {
+            Seed = 3,
+            Leases = 6,
+            Kills = 0,
+            ApiFaults = false,
+            LeaderLeaseSeconds = 4,
+            Sabotage = async (kube, admin, renter) =>
+            {
+                await admin.DepositAsync(new Rpoi.Escrow.Client.DepositRequest("sabotage", renter, new Rpoi.Escrow.Client.EscrowAmount("1", "uusd")));
+                var node = (await kube.CoreV1.ListNodeAsync()).Items[0].Metadata.Name;
+                await kube.CoreV1.PatchNodeAsync(new k8s.Models.V1Patch("{\"metadata\":{\"labels\":{\"rpoi.io/lease-name\":\"ghost\"}}}", k8s.Models.V1Patch.PatchType.MergePatch), node);
+                await kube.CoreV1.CreateNamespacedSecretAsync(new k8s.Models.V1Secret { Metadata = new k8s.Models.V1ObjectMeta { Name = "ghost-access" }, Type = "rpoi.io/access" }, ChaosRun.Ns);
+            },
+        });
+        output.WriteLine(report.Summary());
+        Assert.Equal(6, report.Settled);
+        Assert.Contains(report.Problems, p => p.StartsWith("node ", StringComparison.Ordinal) && p.Contains("still marked for a lease (rpoi.io/lease-name)", StringComparison.Ordinal));
+        Assert.Contains("secret ghost-access: access Secret left after its lease ended", report.Problems);
+        Assert.Contains(report.Problems, p => p.StartsWith("balance: renter has", StringComparison.Ordinal));
+        Assert.Equal(3, report.Problems.Count);
+    }
 
     private async Task RunAsync(ChaosOptions options)
     {
