@@ -11,8 +11,8 @@ public sealed class ChaosTests(ITestOutputHelper output)
         RunAsync(new ChaosOptions { Seed = 16, Leases = 100, Kills = 10, EscrowRestarts = 2, Store = ChaosStore.Sqlite, LeaderLeaseSeconds = 4 });
 
     [Fact]
-    public Task Postgres_60_leases_6_operator_kills_settle_exactly_once() =>
-        RunAsync(new ChaosOptions { Seed = 17, Leases = 60, Kills = 6, EscrowRestarts = 2, Store = ChaosStore.Postgres, LeaderLeaseSeconds = 4 });
+    public Task Postgres_100_leases_10_operator_kills_settle_exactly_once() =>
+        RunAsync(new ChaosOptions { Seed = 17, Leases = 100, Kills = 10, EscrowRestarts = 2, Store = ChaosStore.Postgres, LeaderLeaseSeconds = 4 });
 
     [Fact]
     public async Task The_end_checks_catch_money_paid_outside_the_table_a_node_left_marked_and_a_left_access_secret()
