@@ -11,6 +11,7 @@ public sealed class FaultInjector
     private readonly List<FailureRule> _failures = [];
     private readonly List<LatencyRule> _latencies = [];
     private readonly Func<int> _cutWatches;
+    private readonly Dictionary<int, int> _injected = [];
 
     internal FaultInjector(Func<int> cutWatches) => _cutWatches = cutWatches;
 
@@ -64,6 +65,21 @@ public sealed class FaultInjector
         }
     }
 
+    /// <summary>
+    /// How many requests were answered with an injected failure so far, per status code (armed rules that never matched
+    /// are not counted), so a chaos run can report the faults that really hit.
+    /// </summary>
+    public IReadOnlyDictionary<int, int> Injected
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new Dictionary<int, int>(_injected);
+            }
+        }
+    }
+
     /// <summary>Ends every open watch stream now (clients see the stream close, as when an API server restarts); returns how many.</summary>
     public int CutWatches() => _cutWatches();
 
@@ -89,6 +105,8 @@ public sealed class FaultInjector
                     {
                         _failures.RemoveAt(i);
                     }
+
+                    _injected[f.StatusCode] = _injected.GetValueOrDefault(f.StatusCode) + 1;
 
                     return (f.StatusCode, delay);
                 }

@@ -35,6 +35,8 @@ public sealed class FaultInjectionTests
         }
 
         Assert.Equal("c", (await client.CoreV1.CreateNamespacedConfigMapAsync(Map("c"), "default")).Metadata.Name);
+        // Only the two failures that were answered are counted.
+        Assert.Equal(new Dictionary<int, int> { [code] = 2 }, server.Faults.Injected);
     }
 
     [Fact]

@@ -130,7 +130,15 @@ public static class OperatorApp
         phaseOne.Reconciler.SettlementFinalizer = new SettlementFinalizer(phaseTwo.Step);
         if (settings.LeaderElection)
         {
-            builder.WithLeaderElection(new LeaderElectionOptions { LeaseName = "rpoi-operator-leader", Namespace = settings.Namespace });
+            var lease = settings.LeaderElectionLeaseDuration;
+            builder.WithLeaderElection(new LeaderElectionOptions
+            {
+                LeaseName = "rpoi-operator-leader",
+                Namespace = settings.Namespace,
+                LeaseDuration = lease,
+                RenewDeadline = lease * 2 / 3,
+                RetryPeriod = lease * 2 / 15,
+            });
         }
 
         var host = builder.Build();

@@ -62,6 +62,30 @@ public sealed class OperatorSettingsTests : IDisposable
         Assert.Equal(TimeSpan.FromHours(72), settings!.RatingWindow);
     }
 
+    [Theory]
+    [InlineData(null, 15)]
+    [InlineData("4s", 4)]
+    [InlineData("1m", 60)]
+    [InlineData("3", 3)]
+    public void Leader_election_lease_duration_defaults_to_15_seconds_and_takes_whole_seconds(string? text, long seconds)
+    {
+        var (settings, errors) = text is null ? Load() : Load($"--leader-election-lease-duration={text}");
+        Assert.Empty(errors);
+        Assert.Equal(TimeSpan.FromSeconds(seconds), settings!.LeaderElectionLeaseDuration);
+    }
+
+    [Theory]
+    [InlineData("2s")]
+    [InlineData("1500ms")]
+    [InlineData("11m")]
+    [InlineData("soon")]
+    public void Leader_election_lease_duration_refuses_what_the_leader_lease_cannot_hold(string text)
+    {
+        var (settings, errors) = Load($"--leader-election-lease-duration={text}");
+        Assert.Null(settings);
+        Assert.StartsWith($"--leader-election-lease-duration: '{text}' is not a whole number of seconds from 3s to 10m", Assert.Single(errors), StringComparison.Ordinal);
+    }
+
     private (OperatorSettings? Settings, IReadOnlyList<string> Errors) Load(params string[] extra) =>
         OperatorSettings.Load(
             ["--leaser-key-file", keyFile, "--escrow-url", "http://127.0.0.1:5080", "--cluster-server", "https://10.0.0.1", .. extra], dir);
