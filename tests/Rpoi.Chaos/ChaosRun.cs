@@ -70,7 +70,7 @@ public static class ChaosRun
         var log = options.Log;
         var clock = Stopwatch.StartNew();
         var random = new Random(options.Seed);
-        var plans = LeasePlan.Draw(random, options.Leases);
+        var plans = LeasePlan.Draw(random, options.Leases).Append(LeasePlan.Blocker).ToList();
         var dir = Directory.CreateTempSubdirectory($"rpoi-chaos-{options.Seed}-").FullName;
         var problems = new List<string>();
 
@@ -102,7 +102,8 @@ public static class ChaosRun
         }
 
         using var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token });
-        foreach (var node in Sandbox.SandboxNodes.Create([new Sandbox.SimulatedNodePool("chaos-v5e-2x2", Renter.ServedAccelerator, "2x2", 4, options.Nodes)]))
+        foreach (var node in Sandbox.SandboxNodes.Create([new Sandbox.SimulatedNodePool("chaos-v5e-2x2", Renter.ServedAccelerator, "2x2", 4, options.Nodes),
+            new Sandbox.SimulatedNodePool("chaos-v6e-2x2", Renter.QueuedAccelerator, "2x2", 4, 1)]))
         {
             await Api.RetryAsync(() => client.CoreV1.CreateNodeAsync(node, cancellationToken: ct), ct).ConfigureAwait(false);
         }
@@ -205,10 +206,25 @@ public static class ChaosRun
             }
         }
 
+        // The blocker takes the queued shape's one node first and gives it back after every other lease has ended.
+        var blocker = outcomes.Single(o => o.Plan == LeasePlan.Blocker);
+        var othersDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var blockerRun = Task.Run(() => renter.RunAsync(blocker, ct, othersDone.Task), CancellationToken.None);
+        await Api.RetryAsync(
+            async () =>
+            {
+                while ((await Api.GetLeaseAsync(client, Ns, blocker.Plan.Name, ct).ConfigureAwait(false))?.Status?.ActiveSince is null && !blockerRun.IsCompleted)
+                {
+                    await Task.Delay(100, ct).ConfigureAwait(false);
+                }
+
+                return true;
+            },
+            ct).ConfigureAwait(false);
         using (var slots = new SemaphoreSlim(options.Concurrency))
         {
             var tasks = new List<Task>(outcomes.Length);
-            foreach (var outcome in outcomes)
+            foreach (var outcome in outcomes.Where(o => o != blocker))
             {
                 await slots.WaitAsync(ct).ConfigureAwait(false);
                 var index = Interlocked.Increment(ref started);
@@ -235,6 +251,9 @@ public static class ChaosRun
 
             await Task.WhenAll(tasks).ConfigureAwait(false);
         }
+
+        othersDone.SetResult();
+        await blockerRun.ConfigureAwait(false);
 
         // The end checks run against a quiet system: no more faults, both replicas and π up.
         server.Faults.Clear();

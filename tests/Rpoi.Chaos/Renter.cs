@@ -32,6 +32,12 @@ public enum RatingPlan
 /// <summary>One lease's seeded plan.</summary>
 public sealed record LeasePlan(string Name, LeaseEnding Ending, RatingPlan Ratings, long Deposit, long Rent, long DurationSeconds, long RatingWindowSeconds)
 {
+    /// <summary>
+    /// The lease that holds the one node of the queued shape from before the first lease until after the last, so the
+    /// cancelled leases wait in the queue (room that can be met later) instead of failing as impossible requests.
+    /// </summary>
+    public static LeasePlan Blocker { get; } = new("chaos-blocker", LeaseEnding.Return, RatingPlan.Both, 1000, 1000, 3600, 120);
+
     /// <summary>Draws <paramref name="count"/> plans from <paramref name="random"/>.</summary>
     public static IReadOnlyList<LeasePlan> Draw(Random random, int count)
     {
@@ -86,7 +92,8 @@ internal sealed class Renter(IKubernetes client, PartyKeyPair renter, string lea
 {
     public const string ServedAccelerator = "tpu-v5-lite-podslice";
 
-    // No node of this shape exists, so a lease asking for it stays queued until it is cancelled.
+    // One node of this shape exists and the blocker lease holds it for the whole run, so a lease asking for it stays
+    // queued (it could be served later, so it is not refused as impossible) until it is cancelled.
     public const string QueuedAccelerator = "tpu-v6e-slice";
 
     public Signed<LeaseRequest> Sign(LeasePlan plan)
@@ -98,7 +105,7 @@ internal sealed class Renter(IKubernetes client, PartyKeyPair renter, string lea
             renter.Identity.ToPublicKeys(),
             leaserAddress,
             escrowAddress,
-            plan.Ending == LeaseEnding.Cancel ? QueuedAccelerator : ServedAccelerator,
+            plan.Ending == LeaseEnding.Cancel || plan == LeasePlan.Blocker ? QueuedAccelerator : ServedAccelerator,
             "2x2",
             4,
             plan.DurationSeconds,
@@ -111,7 +118,10 @@ internal sealed class Renter(IKubernetes client, PartyKeyPair renter, string lea
     }
 
     /// <summary>Drives one lease to a terminal phase (or records where it got stuck).</summary>
-    public async Task RunAsync(LeaseOutcome outcome, CancellationToken ct)
+    /// <param name="outcome">The lease's plan and what is seen of it.</param>
+    /// <param name="returnAfter">For a returned lease: return it only once this completes (the blocker waits for the run).</param>
+    /// <param name="ct">Cancels the run.</param>
+    public async Task RunAsync(LeaseOutcome outcome, CancellationToken ct, Task? returnAfter = null)
     {
         var plan = outcome.Plan;
         await Api.CreateAsync(client, LeaseObject(plan, outcome.Request), ns, Lease.Plural, ct).ConfigureAwait(false);
@@ -137,6 +147,11 @@ internal sealed class Renter(IKubernetes client, PartyKeyPair renter, string lea
 
             if (plan.Ending == LeaseEnding.Return)
             {
+                if (returnAfter is not null)
+                {
+                    await returnAfter.ConfigureAwait(false);
+                }
+
                 await Api.RequestReturnAsync(client, ns, plan.Name, ct).ConfigureAwait(false);
             }
 
