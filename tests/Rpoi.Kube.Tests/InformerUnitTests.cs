@@ -78,6 +78,46 @@ public sealed class InformerUnitTests
     }
 
     [Fact]
+    public async Task The_transform_shapes_what_the_cache_and_every_handler_get_from_list_watch_and_delete()
+    {
+        var client = new ScriptedClient();
+        var big = Map("a", "1");
+        big.Data = new Dictionary<string, string> { ["keep"] = "k", ["drop"] = new string('x', 4096) };
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([big], "1"));
+        var changed = Map("a", "2");
+        changed.Data = new Dictionary<string, string> { ["keep"] = "k2", ["drop"] = "y" };
+        var deleted = Map("a", "3");
+        deleted.Data = new Dictionary<string, string> { ["drop"] = "z" };
+        client.Watches.Enqueue(Watch.Then([(WatchEventType.Modified, changed), (WatchEventType.Deleted, deleted)], new HttpRequestException("end")));
+        var transformed = 0;
+        var informer = new Informer<V1ConfigMap>(client, transform: m =>
+        {
+            transformed++;
+            m.Data?.Remove("drop");
+            return m;
+        });
+        var seen = new List<string>();
+        string Data(V1ConfigMap m) => string.Join(',', (m.Data ?? new Dictionary<string, string>()).Select(kv => $"{kv.Key}={kv.Value}"));
+        informer.AddEventHandler(new ResourceEventHandler<V1ConfigMap>(
+            (o, _) => seen.Add($"add {Data(o)}"),
+            (old, o) => seen.Add($"update {Data(old)} -> {Data(o)}"),
+            o => seen.Add($"delete {Data(o)}")));
+        var cachedAfterList = new TaskCompletionSource<string>();
+        informer.AddEventHandler(new ResourceEventHandler<V1ConfigMap>((o, _) => cachedAfterList.TrySetResult(Data(informer.Store.List().Single()))));
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => seen.Count == 3);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal("keep=k", await cachedAfterList.Task);
+        Assert.Equal(["add keep=k", "update keep=k -> keep=k2", "delete "], seen);
+        Assert.Equal(3, transformed);
+        Assert.Empty(informer.Store.List());
+    }
+
+    [Fact]
     public async Task Http_410_on_watch_start_also_relists()
     {
         var client = new ScriptedClient();

@@ -40,6 +40,36 @@ public sealed class RuntimeExtrasTests
         await Eventually.HoldsAsync(() => nodes.Store.Get(new ObjectKey(null, "tpu-node-1"))?.Metadata.Labels["pool"] == "tpu-v5e");
     }
 
+    [SkippableFact]
+    public async Task The_hosts_shared_informer_caches_what_TransformCached_keeps_and_refuses_a_late_transform()
+    {
+        Skip.If(TestCluster.RealClusterConfigured, "creates a Node; a test must not add fake Nodes to a real cluster");
+        await using var cluster = await WidgetCluster.StartAsync();
+        var builder = new OperatorHostBuilder(cluster.Client, Metrics.NewCustomRegistry());
+        builder.TransformCached<V1Node>(n =>
+        {
+            n.Status = null;
+            return n;
+        });
+        var nodes = builder.Informer(ResourceClients.Nodes(cluster.Client));
+        Assert.Same(nodes, builder.Informer(ResourceClients.Nodes(cluster.Client)));
+        var late = Assert.Throws<InvalidOperationException>(() => builder.TransformCached<V1Node>(n => n));
+        Assert.Contains("call TransformCached<V1Node> first", late.Message, StringComparison.Ordinal);
+
+        await using var run = Background.Run(nodes.RunAsync);
+        await nodes.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        await cluster.Client.CoreV1.CreateNodeAsync(new V1Node
+        {
+            Metadata = new V1ObjectMeta { Name = "tpu-node-t" },
+            Status = new V1NodeStatus { Images = [new V1ContainerImage { Names = ["big/image:1"], SizeBytes = 1 }] },
+        });
+        await Eventually.HoldsAsync(() => nodes.Store.Get(new ObjectKey(null, "tpu-node-t")) is not null);
+
+        Assert.Null(nodes.Store.Get(new ObjectKey(null, "tpu-node-t"))!.Status);
+        // The server still has the whole object: the transform shapes the cache only.
+        Assert.Single((await cluster.Client.CoreV1.ReadNodeAsync("tpu-node-t")).Status.Images);
+    }
+
     [Fact]
     public async Task Untyped_entities_cache_custom_objects_as_json()
     {
