@@ -26,7 +26,9 @@ namespace Rpoi.Benchmarks;
 /// Measured (VmRSS from /proc/&lt;pid&gt;/status, once the operator's CPU has been quiet for 3 s):
 /// A. the operator with the N Nodes cached and no Lease; B. after all N Leases went Active; C. a fresh operator
 /// process (restart) that lists everything into its caches; then C again with each GC setting of <see cref="Variants"/>.
-/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- memory [leases]</c> (default 10000).
+/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- memory [leases] [dir]</c> (default 10000). With a
+/// directory, the API objects and π's ledger are saved there after the burst; a later run with the same directory
+/// restores them (24 h leases, still Active) and measures only the C rows, so a change can be measured in minutes.
 /// </summary>
 internal static class MemoryBenchmark
 {
@@ -47,9 +49,17 @@ internal static class MemoryBenchmark
     public static async Task<int> RunAsync(string[] args)
     {
         var count = args.Length > 0 ? int.Parse(args[0], NumberStyles.None, CultureInfo.InvariantCulture) : 10_000;
-        var dir = Directory.CreateTempSubdirectory("rpoi-memory-").FullName;
+        var keep = args.Length > 1 ? Path.GetFullPath(args[1]) : null;
+        var dir = keep ?? Directory.CreateTempSubdirectory("rpoi-memory-").FullName;
+        Directory.CreateDirectory(dir);
+        var snapshot = Path.Combine(dir, "api-objects.json");
+        var restored = keep is not null && File.Exists(snapshot);
         Console.WriteLine($"memory benchmark: {count} Leases, {count} GKE-like v5e 2x2 Nodes; operator = Rpoi.Operator.dll as a child process; {Environment.ProcessorCount} cores; {DateTime.UtcNow:u}");
-        await using var api = await KubeApiServer.StartAsync(PhaseOneServer.ServerOptions() with { InitialNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease", OperatorNs, Ns] });
+        await using var api = await KubeApiServer.StartAsync(PhaseOneServer.ServerOptions() with
+        {
+            InitialNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease", OperatorNs, Ns],
+            RestoreFrom = restored ? snapshot : null,
+        });
         foreach (var crd in Rpoi.Sandbox.Sandbox.LoadCrds())
         {
             api.RegisterCustomResourceDefinition(crd);
@@ -58,14 +68,20 @@ internal static class MemoryBenchmark
         var kubeconfig = api.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), Ns);
         using var client = new Kubernetes(new KubernetesClientConfiguration { Host = api.Url, AccessToken = api.Options.Token });
         var clock = Stopwatch.StartNew();
-        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
-        Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
+        if (!restored)
+        {
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
+            Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
+        }
+        else
+        {
+            Console.WriteLine($"setup: {api.RestoredObjects} API objects restored from {snapshot}");
+        }
 
-        // π on SQLite in this process, trusting β; the renter funded for every lease.
-        var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
-        var escrowKeys = PartyKeyPair.Generate(PartyRole.Escrow);
-        var renter = PartyKeyPair.Generate(PartyRole.Renter);
-        KeyFile.Save(Path.Combine(dir, "leaser.key"), leaser, DateTimeOffset.UtcNow);
+        // π on SQLite in this process, trusting β; the renter funded for every lease. Keys are kept with the snapshot.
+        var leaser = Keys(Path.Combine(dir, "leaser.key"), PartyRole.Leaser);
+        var escrowKeys = Keys(Path.Combine(dir, "escrow.key"), PartyRole.Escrow);
+        var renter = Keys(Path.Combine(dir, "renter.key"), PartyRole.Renter);
         var store = new SqliteEscrowStore(Path.Combine(dir, "escrow.db"));
         await store.InitializeAsync(CancellationToken.None);
         await using var escrow = EscrowHost.Build(new EscrowOptions { Database = Path.Combine(dir, "escrow.db") },
@@ -74,7 +90,10 @@ internal static class MemoryBenchmark
         var escrowUrl = escrow.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/";
         using var http = new HttpClient();
         var admin = new EscrowClient(http, new EscrowClientOptions { BaseAddress = new Uri(escrowUrl), Credentials = EscrowCredentials.Admin("memory-admin") });
-        await admin.DepositAsync(new DepositRequest("fund", renter.Identity.Address, new EscrowAmount((1_500_000L * count).ToString(CultureInfo.InvariantCulture), "uusd")));
+        if (!restored)
+        {
+            await admin.DepositAsync(new DepositRequest("fund", renter.Identity.Address, new EscrowAmount((1_500_000L * count).ToString(CultureInfo.InvariantCulture), "uusd")));
+        }
 
         string[] operatorArgs =
         [
@@ -83,14 +102,15 @@ internal static class MemoryBenchmark
         ];
         var rows = new List<(string What, long RssKb, long PeakKb, long AnonKb)>();
 
-        using (var op = OperatorProcess.Start(operatorArgs, new Dictionary<string, string>(), dir))
+        if (!restored)
         {
+            using var op = OperatorProcess.Start(operatorArgs, new Dictionary<string, string>(), dir);
             await op.QuietAsync();
             rows.Add(("A. nodes cached, no lease", op.RssKb(), op.PeakKb(), op.AnonKb()));
 
             clock.Restart();
             await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
-                await client.CustomObjects.CreateNamespacedCustomObjectAsync(PhaseOneBenchmark.BuildLease(renter, leaser, escrowKeys, $"mem-{i:D5}", withFinalizer: true, ns: Ns),
+                await client.CustomObjects.CreateNamespacedCustomObjectAsync(PhaseOneBenchmark.BuildLease(renter, leaser, escrowKeys, $"mem-{i:D5}", withFinalizer: true, ns: Ns, seconds: 86_400),
                     Lease.Group, Lease.Version, Ns, Lease.Plural, cancellationToken: ct));
             var active = 0;
             while (active < count)
@@ -110,6 +130,17 @@ internal static class MemoryBenchmark
             rows.Add(("B. after the burst, N Active", op.RssKb(), op.PeakKb(), op.AnonKb()));
         }
 
+        if (keep is not null)
+        {
+            await api.SaveSnapshotAsync(snapshot);
+        }
+
+        var nowActive = CountActive(api, count);
+        if (nowActive != count)
+        {
+            throw new InvalidOperationException($"{nowActive}/{count} Leases are Active before the restarts; start with an empty directory");
+        }
+
         foreach (var (name, env) in new[] { ("defaults", new Dictionary<string, string>()) }.Concat(Variants))
         {
             using var op = OperatorProcess.Start(operatorArgs, env, dir);
@@ -120,14 +151,28 @@ internal static class MemoryBenchmark
         Console.WriteLine();
         Console.WriteLine($"| operator process | RSS MB | of it anonymous MB | peak RSS MB | RSS KB per lease (over A) |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
-        var a = rows[0].RssKb;
+        var a = rows.FirstOrDefault(r => r.What.StartsWith('A')).RssKb;
         foreach (var (what, rss, peak, anon) in rows)
         {
-            Console.WriteLine($"| {what} | {rss / 1024.0:0.0} | {anon / 1024.0:0.0} | {peak / 1024.0:0.0} | {(what.StartsWith('A') ? "" : ((rss - a) / (double)count).ToString("0.00", CultureInfo.InvariantCulture))} |");
+            Console.WriteLine($"| {what} | {rss / 1024.0:0.0} | {anon / 1024.0:0.0} | {peak / 1024.0:0.0} | {(what.StartsWith('A') || a == 0 ? "" : ((rss - a) / (double)count).ToString("0.00", CultureInfo.InvariantCulture))} |");
         }
 
-        Directory.Delete(dir, recursive: true);
+        if (keep is null)
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
         return 0;
+    }
+
+    private static PartyKeyPair Keys(string path, PartyRole role)
+    {
+        if (!File.Exists(path))
+        {
+            KeyFile.Save(path, PartyKeyPair.Generate(role), DateTimeOffset.UtcNow);
+        }
+
+        return KeyFile.Load(path).Value.Keys;
     }
 
     private static int CountActive(KubeApiServer api, int count) =>

@@ -399,7 +399,7 @@ internal static class PhaseOneBenchmark
 
     /// <summary>A Lease as <c>kubectl rpoi request</c> writes it, signed by <paramref name="renter"/> (ρ 1000000, ω 500000 uusd, 1 h).</summary>
     internal static Lease BuildLease(PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow, string name, bool withFinalizer,
-        string ns = Ns, string accelerator = Accelerator, string topology = Topology, int chips = ChipsPerHost)
+        string ns = Ns, string accelerator = Accelerator, string topology = Topology, int chips = ChipsPerHost, int seconds = 3600)
     {
         var now = DateTimeOffset.UtcNow;
         var m = new LeaseRequest(
@@ -410,7 +410,7 @@ internal static class PhaseOneBenchmark
             accelerator,
             topology,
             chips,
-            3600,
+            seconds,
             new DateTimeOffset(now.UtcTicks - (now.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero),
             Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
             new Money("1000000", "uusd"),

@@ -70,6 +70,24 @@ public sealed class RuntimeExtrasTests
         Assert.Single((await cluster.Client.CoreV1.ReadNodeAsync("tpu-node-t")).Status.Images);
     }
 
+    [SkippableFact]
+    public async Task An_informer_lists_in_pages_of_500_and_caches_every_object()
+    {
+        Skip.If(TestCluster.RealClusterConfigured, "counts the requests the test server logged");
+        await using var cluster = await WidgetCluster.StartAsync();
+        await Parallel.ForEachAsync(Enumerable.Range(0, 1_234), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => await cluster.CreateAsync($"w-{i:D4}"));
+        var informer = new Informer<Widget>(ResourceClients.Custom<Widget>(cluster.Client, WidgetCluster.Resource, cluster.Namespace));
+
+        await using var run = Background.Run(informer.RunAsync);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(1_234, informer.Store.Count);
+        var lists = cluster.Server.Requests.Where(q => q.Method == "GET" && q.Path.EndsWith("/" + WidgetCluster.Resource.Plural, StringComparison.Ordinal) && !q.Query.Contains("watch=true", StringComparison.Ordinal)).ToList();
+        Assert.True(lists.Count == 3, string.Join("\n", cluster.Server.Requests.Where(q => q.Method == "GET").Select(q => q.Path + "?" + q.Query).Take(10)));
+        Assert.All(lists, q => Assert.Contains("limit=500", q.Query, StringComparison.Ordinal));
+        Assert.Equal(2, lists.Count(q => q.Query.Contains("continue=", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public async Task Untyped_entities_cache_custom_objects_as_json()
     {

@@ -69,6 +69,9 @@ public sealed class Informer<T> : IInformer
     /// <summary>client-go's "very short watch": a stream that ends this soon having delivered nothing is a failure.</summary>
     private static readonly TimeSpan VeryShortWatch = TimeSpan.FromSeconds(1);
 
+    /// <summary>Objects per list page (client-go's reflector pages its lists by 500 too).</summary>
+    private const int ListPageSize = 500;
+
     private readonly IResourceClient<T> _client;
     private readonly InformerOptions _options;
     private readonly ILogger _log;
@@ -227,13 +230,33 @@ public sealed class Informer<T> : IInformer
 
     private async Task ListAndReplaceAsync(CancellationToken ct)
     {
-        var list = await _client.ListAsync(ct).ConfigureAwait(false);
-        Interlocked.Increment(ref _lists);
+        // Paged like client-go's reflector, and each page trimmed before the next is read, so the peak is a page of whole
+        // objects plus the cache, not the whole list twice.
         var initial = !HasSynced;
-        var seen = new HashSet<ObjectKey>();
-        foreach (var item in list.Items)
+        var pages = new List<T>();
+        string? resourceVersion = null;
+        try
         {
-            var cached = Prepare(item);
+            await foreach (var page in _client.ListPagesAsync(ListPageSize, ct).ConfigureAwait(false))
+            {
+                pages.AddRange(page.Items.Select(Prepare));
+                // Every page of a real server's list is one snapshot; the first page's version is that snapshot's.
+                resourceVersion ??= page.ResourceVersion;
+            }
+        }
+        catch (Exception e) when (IsGone(e) && resourceVersion is not null)
+        {
+            // The snapshot expired between pages: one whole list instead (client-go's pager does the same).
+            var whole = await _client.ListAsync(ct).ConfigureAwait(false);
+            pages = [.. whole.Items.Select(Prepare)];
+            resourceVersion = whole.ResourceVersion;
+        }
+
+        var list = new ResourceList<T>(pages, resourceVersion ?? string.Empty);
+        Interlocked.Increment(ref _lists);
+        var seen = new HashSet<ObjectKey>();
+        foreach (var cached in list.Items)
+        {
             var key = ObjectKey.Of(cached);
             seen.Add(key);
             var old = Store.Upsert(cached);
