@@ -397,7 +397,9 @@ internal static class PhaseOneBenchmark
         }
     }
 
-    private static Lease BuildLease(PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow, string name, bool withFinalizer)
+    /// <summary>A Lease as <c>kubectl rpoi request</c> writes it, signed by <paramref name="renter"/> (ρ 1000000, ω 500000 uusd, 1 h).</summary>
+    internal static Lease BuildLease(PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow, string name, bool withFinalizer,
+        string ns = Ns, string accelerator = Accelerator, string topology = Topology, int chips = ChipsPerHost, int seconds = 3600)
     {
         var now = DateTimeOffset.UtcNow;
         var m = new LeaseRequest(
@@ -405,21 +407,21 @@ internal static class PhaseOneBenchmark
             renter.Identity.ToPublicKeys(),
             leaser.Identity.Address,
             escrow.Identity.Address,
-            Accelerator,
-            Topology,
-            ChipsPerHost,
-            3600,
+            accelerator,
+            topology,
+            chips,
+            seconds,
             new DateTimeOffset(now.UtcTicks - (now.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero),
             Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
             new Money("1000000", "uusd"),
             new Money("500000", "uusd"),
-            new LeaseRef(Ns, name));
+            new LeaseRef(ns, name));
         var envelope = JsonNode.Parse(RpoiEquations.SignRequest(m, renter).ToJson())!.AsObject();
         return new Lease
         {
             ApiVersion = $"{Lease.Group}/{Lease.Version}",
             Kind = "Lease",
-            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = Ns, Finalizers = withFinalizer ? [LeaseConditions.Finalizer] : null },
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Finalizers = withFinalizer ? [LeaseConditions.Finalizer] : null },
             Spec = new LeaseSpec
             {
                 Request = new SignedLeaseRequest

@@ -28,6 +28,12 @@ if (args.Length > 0 && args[0] == "escrow")
     return await EscrowBenchmark.RunAsync(args[1..]);
 }
 
+// Issue 14 item 1: RSS of the shipped operator with N Active Leases and N Nodes cached: ... -- memory [leases]
+if (args.Length > 0 && args[0] == "memory")
+{
+    return await MemoryBenchmark.RunAsync(args[1..]);
+}
+
 // Operator runtime throughput (Stopwatch runner, RuntimeBenchmark.cs): ... -- runtime [objects] [updates] [rounds]
 if (args.Length > 0 && args[0] == "runtime")
 {

@@ -78,6 +78,65 @@ public sealed class InformerUnitTests
     }
 
     [Fact]
+    public async Task The_transform_shapes_what_the_cache_and_every_handler_get_from_list_watch_and_delete()
+    {
+        var client = new ScriptedClient();
+        var big = Map("a", "1");
+        big.Data = new Dictionary<string, string> { ["keep"] = "k", ["drop"] = new string('x', 4096) };
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([big], "1"));
+        var changed = Map("a", "2");
+        changed.Data = new Dictionary<string, string> { ["keep"] = "k2", ["drop"] = "y" };
+        var deleted = Map("a", "3");
+        deleted.Data = new Dictionary<string, string> { ["drop"] = "z" };
+        client.Watches.Enqueue(Watch.Then([(WatchEventType.Modified, changed), (WatchEventType.Deleted, deleted)], new HttpRequestException("end")));
+        var transformed = 0;
+        var informer = new Informer<V1ConfigMap>(client, transform: m =>
+        {
+            transformed++;
+            m.Data?.Remove("drop");
+            return m;
+        });
+        var seen = new List<string>();
+        string Data(V1ConfigMap m) => string.Join(',', (m.Data ?? new Dictionary<string, string>()).Select(kv => $"{kv.Key}={kv.Value}"));
+        informer.AddEventHandler(new ResourceEventHandler<V1ConfigMap>(
+            (o, _) => seen.Add($"add {Data(o)}"),
+            (old, o) => seen.Add($"update {Data(old)} -> {Data(o)}"),
+            o => seen.Add($"delete {Data(o)}")));
+        var cachedAfterList = new TaskCompletionSource<string>();
+        informer.AddEventHandler(new ResourceEventHandler<V1ConfigMap>((o, _) => cachedAfterList.TrySetResult(Data(informer.Store.List().Single()))));
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await Eventually.HoldsAsync(() => seen.Count == 3);
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal("keep=k", await cachedAfterList.Task);
+        Assert.Equal(["add keep=k", "update keep=k -> keep=k2", "delete "], seen);
+        Assert.Equal(3, transformed);
+        Assert.Empty(informer.Store.List());
+    }
+
+    [Fact]
+    public async Task A_list_whose_snapshot_expires_between_pages_is_read_whole_instead()
+    {
+        var client = new PagedClient { ExpireAfterFirstPage = true };
+        client.Lists.Enqueue(new ResourceList<V1ConfigMap>([Map("a", "5"), Map("b", "5"), Map("c", "5")], "5"));
+        var informer = new Informer<V1ConfigMap>(client);
+
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        await cts.CancelAsync();
+        await run;
+
+        Assert.Equal(["a", "b", "c"], informer.Store.List().Select(m => m.Metadata.Name).Order());
+        Assert.Equal("5", informer.LastResourceVersion);
+        Assert.Equal(1, client.PagesServed);
+        Assert.Equal(0, informer.FailureCount);
+    }
+
+    [Fact]
     public async Task Http_410_on_watch_start_also_relists()
     {
         var client = new ScriptedClient();
@@ -215,6 +274,46 @@ public sealed class InformerUnitTests
         public static Watch Fails(KubernetesException e) => new([], e, true);
 
         public static Watch Then(IReadOnlyList<(WatchEventType, V1ConfigMap)> events, Exception e) => new(events, e, false);
+    }
+
+    /// <summary>Serves one page, then answers the next page with 410 Expired, as a real server does once the list's snapshot is compacted.</summary>
+    private sealed class PagedClient : IResourceClient<V1ConfigMap>
+    {
+        public Queue<ResourceList<V1ConfigMap>> Lists { get; } = new();
+
+        public bool ExpireAfterFirstPage { get; init; }
+
+        public int PagesServed { get; private set; }
+
+        public string Resource => "configmaps";
+
+        public Task<ResourceList<V1ConfigMap>> ListAsync(CancellationToken cancellationToken) => Task.FromResult(Lists.Dequeue());
+
+        public async IAsyncEnumerable<ResourceList<V1ConfigMap>> ListPagesAsync(int limit, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            PagesServed++;
+            yield return new ResourceList<V1ConfigMap>([Map("a", "4")], "4");
+            if (ExpireAfterFirstPage)
+            {
+                throw new k8s.Autorest.HttpOperationException("expired")
+                {
+                    Response = new k8s.Autorest.HttpResponseMessageWrapper(new HttpResponseMessage(HttpStatusCode.Gone), string.Empty),
+                };
+            }
+        }
+
+        public async IAsyncEnumerable<(WatchEventType Type, V1ConfigMap Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            await Channel.CreateUnbounded<int>().Reader.ReadAsync(cancellationToken);
+            yield break;
+        }
+
+        public Task<V1ConfigMap?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => Task.FromResult<V1ConfigMap?>(null);
+
+        public Task<V1ConfigMap> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<V1ConfigMap> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 
     private sealed class ScriptedClient : IResourceClient<V1ConfigMap>

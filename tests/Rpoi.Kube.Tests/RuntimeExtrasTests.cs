@@ -40,6 +40,54 @@ public sealed class RuntimeExtrasTests
         await Eventually.HoldsAsync(() => nodes.Store.Get(new ObjectKey(null, "tpu-node-1"))?.Metadata.Labels["pool"] == "tpu-v5e");
     }
 
+    [SkippableFact]
+    public async Task The_hosts_shared_informer_caches_what_TransformCached_keeps_and_refuses_a_late_transform()
+    {
+        Skip.If(TestCluster.RealClusterConfigured, "creates a Node; a test must not add fake Nodes to a real cluster");
+        await using var cluster = await WidgetCluster.StartAsync();
+        var builder = new OperatorHostBuilder(cluster.Client, Metrics.NewCustomRegistry());
+        builder.TransformCached<V1Node>(n =>
+        {
+            n.Status = null;
+            return n;
+        });
+        var nodes = builder.Informer(ResourceClients.Nodes(cluster.Client));
+        Assert.Same(nodes, builder.Informer(ResourceClients.Nodes(cluster.Client)));
+        var late = Assert.Throws<InvalidOperationException>(() => builder.TransformCached<V1Node>(n => n));
+        Assert.Contains("call TransformCached<V1Node> first", late.Message, StringComparison.Ordinal);
+
+        await using var run = Background.Run(nodes.RunAsync);
+        await nodes.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        await cluster.Client.CoreV1.CreateNodeAsync(new V1Node
+        {
+            Metadata = new V1ObjectMeta { Name = "tpu-node-t" },
+            Status = new V1NodeStatus { Images = [new V1ContainerImage { Names = ["big/image:1"], SizeBytes = 1 }] },
+        });
+        await Eventually.HoldsAsync(() => nodes.Store.Get(new ObjectKey(null, "tpu-node-t")) is not null);
+
+        Assert.Null(nodes.Store.Get(new ObjectKey(null, "tpu-node-t"))!.Status);
+        // The server still has the whole object: the transform shapes the cache only.
+        Assert.Single((await cluster.Client.CoreV1.ReadNodeAsync("tpu-node-t")).Status.Images);
+    }
+
+    [SkippableFact]
+    public async Task An_informer_lists_in_pages_of_500_and_caches_every_object()
+    {
+        Skip.If(TestCluster.RealClusterConfigured, "counts the requests the test server logged");
+        await using var cluster = await WidgetCluster.StartAsync();
+        await Parallel.ForEachAsync(Enumerable.Range(0, 1_234), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => await cluster.CreateAsync($"w-{i:D4}"));
+        var informer = new Informer<Widget>(ResourceClients.Custom<Widget>(cluster.Client, WidgetCluster.Resource, cluster.Namespace));
+
+        await using var run = Background.Run(informer.RunAsync);
+        await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(1_234, informer.Store.Count);
+        var lists = cluster.Server.Requests.Where(q => q.Method == "GET" && q.Path.EndsWith("/" + WidgetCluster.Resource.Plural, StringComparison.Ordinal) && !q.Query.Contains("watch=true", StringComparison.Ordinal)).ToList();
+        Assert.True(lists.Count == 3, string.Join("\n", cluster.Server.Requests.Where(q => q.Method == "GET").Select(q => q.Path + "?" + q.Query).Take(10)));
+        Assert.All(lists, q => Assert.Contains("limit=500", q.Query, StringComparison.Ordinal));
+        Assert.Equal(2, lists.Count(q => q.Query.Contains("continue=", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public async Task Untyped_entities_cache_custom_objects_as_json()
     {

@@ -18,6 +18,7 @@ namespace Rpoi.Kube.Hosting;
 public sealed class OperatorHostBuilder
 {
     private readonly Dictionary<Type, IInformer> _informers = [];
+    private readonly Dictionary<Type, Delegate> _transforms = [];
     private readonly List<IController> _controllers = [];
     private readonly List<KubeEventRecorder> _recorders = [];
     private LeaderElectionOptions? _election;
@@ -54,9 +55,28 @@ public sealed class OperatorHostBuilder
             return (Informer<T>)existing;
         }
 
-        var informer = new Informer<T>(client, new InformerOptions { Time = Time, Logger = LoggerFactory.CreateLogger($"Informer.{client.Resource}") });
+        var informer = new Informer<T>(client, new InformerOptions { Time = Time, Logger = LoggerFactory.CreateLogger($"Informer.{client.Resource}") },
+            _transforms.TryGetValue(typeof(T), out var transform) ? (Func<T, T>)transform : null);
         _informers[typeof(T)] = informer;
         return informer;
+    }
+
+    /// <summary>
+    /// Sets what the shared cache of <typeparamref name="T"/> keeps of each object (see <see cref="Informer{T}"/>'s
+    /// transform). Call it before anything asks for that informer: a cache filled without it would hold whole objects.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The informer for <typeparamref name="T"/> exists already.</exception>
+    public OperatorHostBuilder TransformCached<T>(Func<T, T> transform)
+        where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        ArgumentNullException.ThrowIfNull(transform);
+        if (_informers.ContainsKey(typeof(T)))
+        {
+            throw new InvalidOperationException($"The {typeof(T).Name} informer was created before its transform was set; call TransformCached<{typeof(T).Name}> first.");
+        }
+
+        _transforms[typeof(T)] = transform;
+        return this;
     }
 
     /// <summary>Registers a controller for <typeparamref name="T"/>; configure finalizers and secondary watches on the result.</summary>

@@ -24,6 +24,17 @@ public interface IResourceClient<T>
     Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken);
 
     /// <summary>
+    /// Lists all objects in pages of at most <paramref name="limit"/> (<c>limit</c> and <c>continue</c>, as client-go's
+    /// reflector does with 500), so a big list never sits in memory whole: a reader can shrink each page before the next
+    /// arrives. Every page carries the resourceVersion of the same snapshot. When the server has dropped the snapshot
+    /// (410 Expired between pages) the error reaches the caller, which lists again. Clients that cannot page give one page.
+    /// </summary>
+    async IAsyncEnumerable<ResourceList<T>> ListPagesAsync(int limit, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        yield return await ListAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Watches from <paramref name="resourceVersion"/> with bookmarks (<c>allowWatchBookmarks=true</c>), asking the
     /// server to end the stream after <paramref name="timeoutSeconds"/> (<c>timeoutSeconds</c>; the stream then just
     /// ends, as every real API server ends every watch sooner or later). Server ERROR events (e.g. 410 Gone) and

@@ -58,7 +58,7 @@ public sealed record InformerOptions
 /// synthetic add/update/delete notifications; on a real failure (connect error, HTTP error status, an ERROR
 /// event, an unreadable event, a watch that ends within a second having delivered nothing) it retries after an
 /// exponential, jittered backoff. Cached objects are stripped of <c>managedFields</c> and the last-applied
-/// annotation to keep memory small.
+/// annotation to keep memory small, then rewritten by the optional transform (fields no controller reads).
 /// </summary>
 /// <typeparam name="T">The object type.</typeparam>
 public sealed class Informer<T> : IInformer
@@ -69,9 +69,13 @@ public sealed class Informer<T> : IInformer
     /// <summary>client-go's "very short watch": a stream that ends this soon having delivered nothing is a failure.</summary>
     private static readonly TimeSpan VeryShortWatch = TimeSpan.FromSeconds(1);
 
+    /// <summary>Objects per list page (client-go's reflector pages its lists by 500 too).</summary>
+    private const int ListPageSize = 500;
+
     private readonly IResourceClient<T> _client;
     private readonly InformerOptions _options;
     private readonly ILogger _log;
+    private readonly Func<T, T>? _transform;
     private readonly List<IResourceEventHandler<T>> _handlers = [];
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _running;
@@ -81,10 +85,19 @@ public sealed class Informer<T> : IInformer
     private long _failures;
 
     /// <summary>Creates an informer; call <see cref="RunAsync"/> to start it.</summary>
-    public Informer(IResourceClient<T> client, InformerOptions? options = null)
+    /// <param name="client">Lists and watches the resource.</param>
+    /// <param name="options">Timing and logging.</param>
+    /// <param name="transform">
+    /// Rewrites each object before it enters the cache and reaches handlers (client-go's <c>SetTransform</c>): keep what
+    /// the controllers read and drop the rest, so a cache of thousands of objects stays small. It gets an object the
+    /// informer owns and may change it in place. Whoever reads such a cache must then never write a cached object back
+    /// whole (PUT), only patch. Runs after <c>managedFields</c> and the last-applied annotation are stripped.
+    /// </param>
+    public Informer(IResourceClient<T> client, InformerOptions? options = null, Func<T, T>? transform = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         _client = client;
+        _transform = transform;
         _options = options ?? new InformerOptions();
         if (_options.MinWatchTimeout < TimeSpan.FromSeconds(1) || _options.MinWatchTimeout > TimeSpan.FromSeconds(int.MaxValue / 2))
         {
@@ -217,23 +230,43 @@ public sealed class Informer<T> : IInformer
 
     private async Task ListAndReplaceAsync(CancellationToken ct)
     {
-        var list = await _client.ListAsync(ct).ConfigureAwait(false);
-        Interlocked.Increment(ref _lists);
+        // Paged like client-go's reflector, and each page trimmed before the next is read, so the peak is a page of whole
+        // objects plus the cache, not the whole list twice.
         var initial = !HasSynced;
-        var seen = new HashSet<ObjectKey>();
-        foreach (var item in list.Items)
+        var pages = new List<T>();
+        string? resourceVersion = null;
+        try
         {
-            Strip(item);
-            var key = ObjectKey.Of(item);
+            await foreach (var page in _client.ListPagesAsync(ListPageSize, ct).ConfigureAwait(false))
+            {
+                pages.AddRange(page.Items.Select(Prepare));
+                // Every page of a real server's list is one snapshot; the first page's version is that snapshot's.
+                resourceVersion ??= page.ResourceVersion;
+            }
+        }
+        catch (Exception e) when (IsGone(e) && resourceVersion is not null)
+        {
+            // The snapshot expired between pages: one whole list instead (client-go's pager does the same).
+            var whole = await _client.ListAsync(ct).ConfigureAwait(false);
+            pages = [.. whole.Items.Select(Prepare)];
+            resourceVersion = whole.ResourceVersion;
+        }
+
+        var list = new ResourceList<T>(pages, resourceVersion ?? string.Empty);
+        Interlocked.Increment(ref _lists);
+        var seen = new HashSet<ObjectKey>();
+        foreach (var cached in list.Items)
+        {
+            var key = ObjectKey.Of(cached);
             seen.Add(key);
-            var old = Store.Upsert(item);
+            var old = Store.Upsert(cached);
             if (old is null)
             {
-                Notify(h => h.OnAdd(item, initial));
+                Notify(h => h.OnAdd(cached, initial));
             }
-            else if (old.Metadata.ResourceVersion != item.Metadata.ResourceVersion)
+            else if (old.Metadata.ResourceVersion != cached.Metadata.ResourceVersion)
             {
-                Notify(h => h.OnUpdate(old, item));
+                Notify(h => h.OnUpdate(old, cached));
             }
         }
 
@@ -347,15 +380,15 @@ public sealed class Informer<T> : IInformer
             case WatchEventType.Added:
             case WatchEventType.Modified:
                 {
-                    Strip(obj);
-                    var old = Store.Upsert(obj);
+                    var cached = Prepare(obj);
+                    var old = Store.Upsert(cached);
                     if (old is null)
                     {
-                        Notify(h => h.OnAdd(obj, false));
+                        Notify(h => h.OnAdd(cached, false));
                     }
                     else if (old.Metadata.ResourceVersion != rv)
                     {
-                        Notify(h => h.OnUpdate(old, obj));
+                        Notify(h => h.OnUpdate(old, cached));
                     }
 
                     break;
@@ -366,8 +399,8 @@ public sealed class Informer<T> : IInformer
                     var gone = Store.Remove(ObjectKey.Of(obj));
                     if (gone is not null)
                     {
-                        Strip(obj);
-                        Notify(h => h.OnDelete(obj));
+                        var last = Prepare(obj);
+                        Notify(h => h.OnDelete(last));
                     }
 
                     break;
@@ -422,14 +455,15 @@ public sealed class Informer<T> : IInformer
         _ => false,
     };
 
-    private static void Strip(T obj)
+    /// <summary>What the cache keeps of <paramref name="obj"/>: stripped of managedFields and the last-applied annotation, then the transform's result.</summary>
+    private T Prepare(T obj)
     {
-        if (obj.Metadata is null)
+        if (obj.Metadata is not null)
         {
-            return;
+            obj.Metadata.ManagedFields = null;
+            obj.Metadata.Annotations?.Remove(LastAppliedAnnotation);
         }
 
-        obj.Metadata.ManagedFields = null;
-        obj.Metadata.Annotations?.Remove(LastAppliedAnnotation);
+        return _transform is null ? obj : _transform(obj);
     }
 }

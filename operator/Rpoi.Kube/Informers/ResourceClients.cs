@@ -43,6 +43,11 @@ public static class ResourceClients
                 var list = await client.CoreV1.ListNodeAsync(cancellationToken: ct).ConfigureAwait(false);
                 return new ResourceList<V1Node>([.. list.Items], list.Metadata?.ResourceVersion ?? string.Empty);
             },
+            async (limit, next, ct) =>
+            {
+                var list = await client.CoreV1.ListNodeAsync(continueParameter: next, limit: limit, cancellationToken: ct).ConfigureAwait(false);
+                return (new ResourceList<V1Node>([.. list.Items], list.Metadata?.ResourceVersion ?? string.Empty), list.Metadata?.ContinueProperty);
+            },
             (rv, timeout, onError, ct) => client.CoreV1.WatchListNodeAsync(allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout, onError: onError, cancellationToken: ct),
             (key, ct) => client.CoreV1.ReadNodeAsync(key.Name, cancellationToken: ct),
             (key, patch, ct) => client.CoreV1.PatchNodeAsync(patch, key.Name, cancellationToken: ct),
@@ -62,12 +67,33 @@ public static class ResourceClients
                     : await client.CoreV1.ListNamespacedSecretAsync(@namespace, cancellationToken: ct).ConfigureAwait(false);
                 return new ResourceList<V1Secret>([.. list.Items], list.Metadata?.ResourceVersion ?? string.Empty);
             },
+            async (limit, next, ct) =>
+            {
+                var list = @namespace is null
+                    ? await client.CoreV1.ListSecretForAllNamespacesAsync(continueParameter: next, limit: limit, cancellationToken: ct).ConfigureAwait(false)
+                    : await client.CoreV1.ListNamespacedSecretAsync(@namespace, continueParameter: next, limit: limit, cancellationToken: ct).ConfigureAwait(false);
+                return (new ResourceList<V1Secret>([.. list.Items], list.Metadata?.ResourceVersion ?? string.Empty), list.Metadata?.ContinueProperty);
+            },
             (rv, timeout, onError, ct) => @namespace is null
                 ? client.CoreV1.WatchListSecretForAllNamespacesAsync(allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout, onError: onError, cancellationToken: ct)
                 : client.CoreV1.WatchListNamespacedSecretAsync(@namespace, allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout, onError: onError, cancellationToken: ct),
             (key, ct) => client.CoreV1.ReadNamespacedSecretAsync(key.Name, RequireNamespace(key), cancellationToken: ct),
             (key, patch, ct) => client.CoreV1.PatchNamespacedSecretAsync(patch, key.Name, RequireNamespace(key), cancellationToken: ct),
             null);
+    }
+
+    /// <summary>Pages of a list until the server gives no <c>continue</c> token.</summary>
+    private static async IAsyncEnumerable<ResourceList<T>> Pages<T>(int limit, Func<int, string?, CancellationToken, Task<(ResourceList<T> Page, string? Continue)>> page, [EnumeratorCancellation] CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        string? next = null;
+        do
+        {
+            var (items, more) = await page(limit, next, ct).ConfigureAwait(false);
+            yield return items;
+            next = more;
+        }
+        while (!string.IsNullOrEmpty(next));
     }
 
     internal static string RequireNamespace(ObjectKey key) =>
@@ -78,6 +104,7 @@ public static class ResourceClients
     private sealed class DelegateResourceClient<T>(
         string resource,
         Func<CancellationToken, Task<ResourceList<T>>> list,
+        Func<int, string?, CancellationToken, Task<(ResourceList<T> Page, string? Continue)>> listPage,
         Func<string, int, Action<Exception>, CancellationToken, IAsyncEnumerable<(WatchEventType, T)>> watch,
         Func<ObjectKey, CancellationToken, Task<T>> get,
         Func<ObjectKey, V1Patch, CancellationToken, Task<T>> patch,
@@ -87,6 +114,8 @@ public static class ResourceClients
         public string Resource => resource;
 
         public Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken) => list(cancellationToken);
+
+        public IAsyncEnumerable<ResourceList<T>> ListPagesAsync(int limit, CancellationToken cancellationToken) => Pages(limit, listPage, cancellationToken);
 
         public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken) =>
             watch(resourceVersion, timeoutSeconds, onError, cancellationToken);
@@ -116,15 +145,20 @@ public static class ResourceClients
     {
         public string Resource => $"{r.Plural}.{r.Group}";
 
-        public async Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken)
+        public async Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken) => (await ListPageAsync(null, null, cancellationToken).ConfigureAwait(false)).Page;
+
+        public IAsyncEnumerable<ResourceList<T>> ListPagesAsync(int limit, CancellationToken cancellationToken) => Pages(limit, (l, n, ct) => ListPageAsync(l, n, ct), cancellationToken);
+
+        private async Task<(ResourceList<T> Page, string? Continue)> ListPageAsync(int? limit, string? next, CancellationToken cancellationToken)
         {
             object raw = !r.Namespaced
-                ? await client.CustomObjects.ListClusterCustomObjectAsync(r.Group, r.Version, r.Plural, cancellationToken: cancellationToken).ConfigureAwait(false)
+                ? await client.CustomObjects.ListClusterCustomObjectAsync(r.Group, r.Version, r.Plural, continueParameter: next, limit: limit, cancellationToken: cancellationToken).ConfigureAwait(false)
                 : ns is null
-                    ? await client.CustomObjects.ListCustomObjectForAllNamespacesAsync(r.Group, r.Version, r.Plural, cancellationToken: cancellationToken).ConfigureAwait(false)
-                    : await client.CustomObjects.ListNamespacedCustomObjectAsync(r.Group, r.Version, ns, r.Plural, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    ? await client.CustomObjects.ListCustomObjectForAllNamespacesAsync(r.Group, r.Version, r.Plural, continueParameter: next, limit: limit, cancellationToken: cancellationToken).ConfigureAwait(false)
+                    : await client.CustomObjects.ListNamespacedCustomObjectAsync(r.Group, r.Version, ns, r.Plural, continueParameter: next, limit: limit, cancellationToken: cancellationToken).ConfigureAwait(false);
             var json = ToJson(raw);
             var rv = json.TryGetProperty("metadata", out var meta) && meta.TryGetProperty("resourceVersion", out var v) ? v.GetString() ?? string.Empty : string.Empty;
+            var more = meta.ValueKind == JsonValueKind.Object && meta.TryGetProperty("continue", out var c) && c.GetString() is { Length: > 0 } token ? token : null;
             var items = new List<T>();
             if (json.TryGetProperty("items", out var array) && array.ValueKind == JsonValueKind.Array)
             {
@@ -134,7 +168,7 @@ public static class ResourceClients
                 }
             }
 
-            return new ResourceList<T>(items, rv);
+            return (new ResourceList<T>(items, rv), more);
         }
 
         public async IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(

@@ -69,7 +69,9 @@ public sealed class PhaseOneController
         // Every phase-I write finishes its step in the same reconcile (waits are woken by the queue, expiry by a timer), so
         // the watch echo of such a write is skipped instead of reconciling the lease again (BENCHMARKS.md, phase I).
         var ownWrites = new OwnWrites<Lease>();
-        // The Node informer feeds both the wake-ups below and the provider's lookups (no node list per reconcile).
+        // The Node informer feeds both the wake-ups below and the provider's lookups (no node list per reconcile); it
+        // keeps only the fields those read (NodeCache.Trim), as GKE nodes are mostly image lists and node info.
+        builder.TransformCached<V1Node>(NodeCache.Trim);
         var nodes = builder.Informer(ResourceClients.Nodes(client));
         V1Node? NodeNamed(string name) => nodes.Store.Get(new ObjectKey(null, name));
         var provider = tpus ?? new GkeTpuProvider(client, builder.Time, builder.LoggerFactory.CreateLogger<GkeTpuProvider>(), nodes);

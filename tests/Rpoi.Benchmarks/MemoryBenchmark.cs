@@ -1,0 +1,395 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using k8s;
+using k8s.Models;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Rpoi.Escrow;
+using Rpoi.Escrow.Client;
+using Rpoi.Escrow.Storage;
+using Rpoi.Kube.ApiServer;
+using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Allocation;
+using Rpoi.Protocol.Keys;
+
+namespace Rpoi.Benchmarks;
+
+/// <summary>
+/// Issue 14 item 1: the resident memory of the shipped operator (Rpoi.Operator.dll run as its container runs it: phase I
+/// and II, discovery, metrics) with N Active Leases and N Nodes in its caches. The operator is a child process, so its RSS
+/// is its own: the API test server and π (Rpoi.Escrow on SQLite) run in this process. The Nodes look like GKE's
+/// (labels, conditions, images, node info), the Leases are brought to Active by the operator itself through the real π.
+/// Measured (VmRSS from /proc/&lt;pid&gt;/status, once the operator's CPU has been quiet for 3 s):
+/// A. the operator with the N Nodes cached and no Lease; B. after all N Leases went Active; C. a fresh operator
+/// process (restart) that lists everything into its caches; then C again with each GC setting of <see cref="Variants"/>.
+/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- memory [leases] [dir]</c> (default 10000). With a
+/// directory, the API objects and π's ledger are saved there after the burst; a later run with the same directory
+/// restores them (24 h leases, still Active) and measures only the C rows, so a change can be measured in minutes.
+/// </summary>
+internal static class MemoryBenchmark
+{
+    private const string Ns = "team-a";
+    private const string OperatorNs = "rpoi-system";
+
+    /// <summary>Environment variables of each restart after the default one (name=value; empty: defaults).</summary>
+    private static readonly (string Name, Dictionary<string, string> Env)[] Variants =
+    [
+        (".NET's defaults (background GC on, no conserve-memory)", new() { ["DOTNET_gcConcurrent"] = "1", ["DOTNET_GCConserveMemory"] = "0" }),
+        ("shipped + DOTNET_GCgen0size=0x400000 (4 MiB gen0 budget)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
+        ("shipped + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
+        ("shipped + DOTNET_GCHeapHardLimit=0x6000000 (96 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x6000000" }),
+        ("DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }),
+    ];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var count = args.Length > 0 ? int.Parse(args[0], NumberStyles.None, CultureInfo.InvariantCulture) : 10_000;
+        var keep = args.Length > 1 ? Path.GetFullPath(args[1]) : null;
+        var dir = keep ?? Directory.CreateTempSubdirectory("rpoi-memory-").FullName;
+        Directory.CreateDirectory(dir);
+        var snapshot = Path.Combine(dir, "api-objects.json");
+        var restored = keep is not null && File.Exists(snapshot);
+        Console.WriteLine($"memory benchmark: {count} Leases, {count} GKE-like v5e 2x2 Nodes; operator = Rpoi.Operator.dll as a child process; {Environment.ProcessorCount} cores; {DateTime.UtcNow:u}");
+        await using var api = await KubeApiServer.StartAsync(PhaseOneServer.ServerOptions() with
+        {
+            InitialNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease", OperatorNs, Ns],
+            RestoreFrom = restored ? snapshot : null,
+        });
+        foreach (var crd in Rpoi.Sandbox.Sandbox.LoadCrds())
+        {
+            api.RegisterCustomResourceDefinition(crd);
+        }
+
+        var kubeconfig = api.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), Ns);
+        using var client = new Kubernetes(new KubernetesClientConfiguration { Host = api.Url, AccessToken = api.Options.Token });
+        var clock = Stopwatch.StartNew();
+        if (!restored)
+        {
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
+            Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
+        }
+        else
+        {
+            Console.WriteLine($"setup: {api.RestoredObjects} API objects restored from {snapshot}");
+        }
+
+        // π on SQLite in this process, trusting β; the renter funded for every lease. Keys are kept with the snapshot.
+        var leaser = Keys(Path.Combine(dir, "leaser.key"), PartyRole.Leaser);
+        var escrowKeys = Keys(Path.Combine(dir, "escrow.key"), PartyRole.Escrow);
+        var renter = Keys(Path.Combine(dir, "renter.key"), PartyRole.Renter);
+        var store = new SqliteEscrowStore(Path.Combine(dir, "escrow.db"));
+        await store.InitializeAsync(CancellationToken.None);
+        await using var escrow = EscrowHost.Build(new EscrowOptions { Database = Path.Combine(dir, "escrow.db") },
+            new EscrowHostParts(store, escrowKeys, TimeProvider.System, [leaser.Identity], Encoding.UTF8.GetBytes("memory-admin")), "http://127.0.0.1:0", b => b.Logging.ClearProviders());
+        await escrow.StartAsync();
+        var escrowUrl = escrow.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/";
+        using var http = new HttpClient();
+        var admin = new EscrowClient(http, new EscrowClientOptions { BaseAddress = new Uri(escrowUrl), Credentials = EscrowCredentials.Admin("memory-admin") });
+        if (!restored)
+        {
+            await admin.DepositAsync(new DepositRequest("fund", renter.Identity.Address, new EscrowAmount((1_500_000L * count).ToString(CultureInfo.InvariantCulture), "uusd")));
+        }
+
+        string[] operatorArgs =
+        [
+            "run", "--leaser-key-file", Path.Combine(dir, "leaser.key"), "--escrow-url", escrowUrl, "--escrow-address", escrowKeys.Identity.Address,
+            "--cluster-server", api.Url, "--kubeconfig", kubeconfig, "--namespace", OperatorNs, "--leader-election", "false", "--metrics-port", "0",
+        ];
+        var rows = new List<(string What, long RssKb, long PeakKb, long AnonKb)>();
+
+        if (!restored)
+        {
+            using var op = OperatorProcess.Start(operatorArgs, new Dictionary<string, string>(), dir);
+            await op.QuietAsync();
+            rows.Add(("A. nodes cached, no lease", op.RssKb(), op.PeakKb(), op.AnonKb()));
+
+            clock.Restart();
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+                await client.CustomObjects.CreateNamespacedCustomObjectAsync(PhaseOneBenchmark.BuildLease(renter, leaser, escrowKeys, $"mem-{i:D5}", withFinalizer: true, ns: Ns, seconds: 86_400),
+                    Lease.Group, Lease.Version, Ns, Lease.Plural, cancellationToken: ct));
+            var active = 0;
+            while (active < count)
+            {
+                op.ThrowIfExited();
+                active = CountActive(api, count);
+                if (clock.Elapsed > TimeSpan.FromMinutes(30))
+                {
+                    throw new TimeoutException($"{active}/{count} Active after 30 min");
+                }
+
+                await Task.Delay(5000);
+            }
+
+            Console.WriteLine($"all {count} Leases Active {clock.Elapsed.TotalSeconds:0} s after the first create (real π on SQLite)");
+            await op.QuietAsync();
+            rows.Add(("B. after the burst, N Active", op.RssKb(), op.PeakKb(), op.AnonKb()));
+        }
+
+        if (keep is not null)
+        {
+            await api.SaveSnapshotAsync(snapshot);
+        }
+
+        var nowActive = CountActive(api, count);
+        if (nowActive != count)
+        {
+            throw new InvalidOperationException($"{nowActive}/{count} Leases are Active before the restarts; start with an empty directory");
+        }
+
+        foreach (var (name, env) in new[] { ("as shipped (Rpoi.Operator.runtimeconfig.json)", new Dictionary<string, string>()) }.Concat(Variants))
+        {
+            using var op = OperatorProcess.Start(operatorArgs, env, dir);
+            try
+            {
+                await op.QuietAsync();
+                rows.Add(($"C. restarted, {name}", op.RssKb(), op.PeakKb(), op.AnonKb()));
+            }
+            catch (InvalidOperationException e)
+            {
+                // A setting the operator cannot live with (a heap limit too small) is a result too.
+                rows.Add(($"C. restarted, {name}: {e.Message.Split('\n')[0]}", 0, 0, 0));
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"| operator process | RSS MB | of it anonymous MB | peak RSS MB | RSS KB per lease (over A) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        var a = rows.FirstOrDefault(r => r.What.StartsWith('A')).RssKb;
+        foreach (var (what, rss, peak, anon) in rows)
+        {
+            Console.WriteLine($"| {what} | {rss / 1024.0:0.0} | {anon / 1024.0:0.0} | {peak / 1024.0:0.0} | {(what.StartsWith('A') || a == 0 ? "" : ((rss - a) / (double)count).ToString("0.00", CultureInfo.InvariantCulture))} |");
+        }
+
+        if (keep is null)
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
+        return 0;
+    }
+
+    private static PartyKeyPair Keys(string path, PartyRole role)
+    {
+        if (!File.Exists(path))
+        {
+            KeyFile.Save(path, PartyKeyPair.Generate(role), DateTimeOffset.UtcNow);
+        }
+
+        return KeyFile.Load(path).Value.Keys;
+    }
+
+    private static int CountActive(KubeApiServer api, int count) =>
+        Enumerable.Range(0, count).Count(i => api.GetObject($"{Lease.Group}/{Lease.Version}", "Lease", Ns, $"mem-{i:D5}")?["status"]?["phase"]?.GetValue<string>() == "Active");
+
+    /// <summary>A Node as GKE writes one: its labels, taint, capacity, conditions, addresses, node info and cached images.</summary>
+    private static V1Node GkeNode(int i)
+    {
+        var name = $"gke-tpu-pool-{i / 64:D3}-{i:D5}";
+        var labels = new Dictionary<string, string>
+        {
+            [TpuLabels.Accelerator] = "tpu-v5-lite-podslice",
+            [TpuLabels.Topology] = "2x2",
+            [TpuLabels.NodePool] = $"tpu-pool-{i:D5}",
+            ["kubernetes.io/hostname"] = name,
+            ["kubernetes.io/os"] = "linux",
+            ["kubernetes.io/arch"] = "amd64",
+            ["beta.kubernetes.io/os"] = "linux",
+            ["beta.kubernetes.io/arch"] = "amd64",
+            ["beta.kubernetes.io/instance-type"] = "ct5lp-hightpu-4t",
+            ["node.kubernetes.io/instance-type"] = "ct5lp-hightpu-4t",
+            ["cloud.google.com/gke-boot-disk"] = "pd-balanced",
+            ["cloud.google.com/gke-container-runtime"] = "containerd",
+            ["cloud.google.com/gke-cpu-scaling-level"] = "224",
+            ["cloud.google.com/gke-logging-variant"] = "DEFAULT",
+            ["cloud.google.com/gke-max-pods-per-node"] = "110",
+            ["cloud.google.com/gke-nodepool"] = $"tpu-pool-{i:D5}",
+            ["cloud.google.com/gke-os-distribution"] = "cos",
+            ["cloud.google.com/gke-provisioning"] = "standard",
+            ["cloud.google.com/gke-stack-type"] = "IPV4",
+            ["cloud.google.com/machine-family"] = "ct5lp",
+            ["cloud.google.com/private-node"] = "false",
+            ["topology.gke.io/zone"] = "us-west4-a",
+            ["topology.kubernetes.io/region"] = "us-west4",
+            ["topology.kubernetes.io/zone"] = "us-west4-a",
+            ["failure-domain.beta.kubernetes.io/region"] = "us-west4",
+            ["failure-domain.beta.kubernetes.io/zone"] = "us-west4-a",
+        };
+        var resources = new Dictionary<string, ResourceQuantity>
+        {
+            [TpuLabels.TpuResource] = new("4"), ["cpu"] = new("224"), ["memory"] = new("198015032Ki"), ["pods"] = new("110"),
+            ["ephemeral-storage"] = new("98831908Ki"), ["hugepages-1Gi"] = new("0"), ["hugepages-2Mi"] = new("0"),
+        };
+        string[] conditions = ["FrequentContainerdRestart", "FrequentDockerRestart", "FrequentKubeletRestart", "FrequentUnregisterNetDevice", "KernelDeadlock", "ReadonlyFilesystem", "CorruptDockerOverlay2", "NetworkUnavailable", "MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+        var now = DateTime.UtcNow;
+        return new V1Node
+        {
+            Metadata = new V1ObjectMeta
+            {
+                Name = name,
+                Labels = labels,
+                Annotations = new Dictionary<string, string>
+                {
+                    ["container.googleapis.com/instance_id"] = (7_000_000_000_000_000_000UL + (ulong)i).ToString(CultureInfo.InvariantCulture),
+                    ["csi.volume.kubernetes.io/nodeid"] = $"{{\"pd.csi.storage.gke.io\":\"projects/p/zones/us-west4-a/instances/{name}\"}}",
+                    ["node.alpha.kubernetes.io/ttl"] = "0",
+                    ["node.gke.io/last-applied-node-labels"] = string.Join(',', labels.Take(12).Select(kv => $"{kv.Key}={kv.Value}")),
+                    ["volumes.kubernetes.io/controller-managed-attach-detach"] = "true",
+                },
+            },
+            Spec = new V1NodeSpec
+            {
+                PodCIDR = $"10.{i / 256 % 256}.{i % 256}.0/24",
+                ProviderID = $"gce://p/us-west4-a/{name}",
+                Taints = [new V1Taint { Key = TpuLabels.GkeTpuTaintKey, Value = TpuLabels.GkeTpuTaintValue, Effect = TpuLabels.NoSchedule }],
+            },
+            Status = new V1NodeStatus
+            {
+                Capacity = resources,
+                Allocatable = resources,
+                Addresses = [new V1NodeAddress { Address = "10.0.0.1", Type = "InternalIP" }, new V1NodeAddress { Address = "34.1.2.3", Type = "ExternalIP" }, new V1NodeAddress { Address = name, Type = "Hostname" }],
+                Conditions = [.. conditions.Select(c => new V1NodeCondition
+                {
+                    Type = c,
+                    Status = c == "Ready" ? "True" : "False",
+                    Reason = c == "Ready" ? "KubeletReady" : "No" + c,
+                    Message = c == "Ready" ? "kubelet is posting ready status" : $"node is functioning properly ({c})",
+                    LastHeartbeatTime = now,
+                    LastTransitionTime = now,
+                })],
+                DaemonEndpoints = new V1NodeDaemonEndpoints { KubeletEndpoint = new V1DaemonEndpoint { Port = 10250 } },
+                NodeInfo = new V1NodeSystemInfo
+                {
+                    Architecture = "amd64", BootID = Guid.NewGuid().ToString(), ContainerRuntimeVersion = "containerd://1.7.24", KernelVersion = "6.1.112+",
+                    KubeProxyVersion = "v1.32.2-gke.1182003", KubeletVersion = "v1.32.2-gke.1182003", MachineID = Guid.NewGuid().ToString("N"),
+                    OperatingSystem = "linux", OsImage = "Container-Optimized OS from Google", SystemUUID = Guid.NewGuid().ToString(),
+                },
+                Images = [.. Enumerable.Range(0, 12).Select(k => new V1ContainerImage
+                {
+                    Names = [$"us-docker.pkg.dev/cloud-tpu-images/jax-ai-image/tpu@sha256:{k:x4}{new string('a', 60)}", $"us-docker.pkg.dev/cloud-tpu-images/jax-ai-image/tpu:2025-{k:D2}"],
+                    SizeBytes = 1_000_000_000L + k,
+                })],
+            },
+        };
+    }
+
+    /// <summary>The shipped operator as a child process: <c>dotnet Rpoi.Operator.dll run …</c>, stopped with SIGTERM.</summary>
+    private sealed class OperatorProcess : IDisposable
+    {
+        private readonly Process process;
+        private readonly StringBuilder log = new();
+
+        private OperatorProcess(Process process)
+        {
+            this.process = process;
+        }
+
+        public static OperatorProcess Start(string[] args, Dictionary<string, string> env, string dir)
+        {
+            var dll = Path.Combine(AppContext.BaseDirectory, "Rpoi.Operator.dll");
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir };
+            start.ArgumentList.Add(dll);
+            foreach (var a in args)
+            {
+                start.ArgumentList.Add(a);
+            }
+
+            foreach (var (k, v) in env)
+            {
+                start.Environment[k] = v;
+            }
+
+            var op = new OperatorProcess(Process.Start(start)!);
+            op.process.OutputDataReceived += (_, e) => op.Append(e.Data);
+            op.process.ErrorDataReceived += (_, e) => op.Append(e.Data);
+            op.process.BeginOutputReadLine();
+            op.process.BeginErrorReadLine();
+            return op;
+        }
+
+        private void Append(string? line)
+        {
+            lock (log)
+            {
+                if (line is not null && log.Length < 20_000)
+                {
+                    log.AppendLine(line);
+                }
+            }
+        }
+
+        public void ThrowIfExited()
+        {
+            if (process.HasExited)
+            {
+                lock (log)
+                {
+                    throw new InvalidOperationException($"the operator exited with {process.ExitCode}:\n{log}");
+                }
+            }
+        }
+
+        private string[] Status() => File.ReadAllLines($"/proc/{process.Id}/status");
+
+        private long StatusKb(string field) =>
+            long.Parse(Status().Single(l => l.StartsWith(field + ":", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+
+        public long RssKb() => StatusKb("VmRSS");
+
+        public long PeakKb() => StatusKb("VmHWM");
+
+        /// <summary>The private part of RSS (heaps, JIT code); the rest is mapped files such as the framework's DLLs, shared with other .NET processes.</summary>
+        public long AnonKb() => StatusKb("RssAnon");
+
+        /// <summary>utime + stime of the child in clock ticks (1/100 s).</summary>
+        private long CpuTicks()
+        {
+            var stat = File.ReadAllText($"/proc/{process.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>Waits until the operator has started and then used under 3% of a core for 3 s running (its caches are synced, its work done).</summary>
+        public async Task QuietAsync()
+        {
+            var watch = Stopwatch.StartNew();
+            await Task.Delay(2000);
+            while (true)
+            {
+                ThrowIfExited();
+                var before = CpuTicks();
+                await Task.Delay(3000);
+                if (CpuTicks() - before <= 9)
+                {
+                    return;
+                }
+
+                if (watch.Elapsed > TimeSpan.FromMinutes(20))
+                {
+                    throw new TimeoutException("the operator did not go quiet within 20 min");
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!process.HasExited)
+            {
+                // SIGTERM, as the kubelet stops a container: the operator shuts down cleanly.
+                using var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
+                kill.WaitForExit();
+            }
+
+            process.WaitForExit(30_000);
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+
+            process.Dispose();
+        }
+    }
+}
