@@ -220,8 +220,13 @@ internal static class MemoryBenchmark
         };
         var resources = new Dictionary<string, ResourceQuantity>
         {
-            [TpuLabels.TpuResource] = new("4"), ["cpu"] = new("224"), ["memory"] = new("198015032Ki"), ["pods"] = new("110"),
-            ["ephemeral-storage"] = new("98831908Ki"), ["hugepages-1Gi"] = new("0"), ["hugepages-2Mi"] = new("0"),
+            [TpuLabels.TpuResource] = new("4"),
+            ["cpu"] = new("224"),
+            ["memory"] = new("198015032Ki"),
+            ["pods"] = new("110"),
+            ["ephemeral-storage"] = new("98831908Ki"),
+            ["hugepages-1Gi"] = new("0"),
+            ["hugepages-2Mi"] = new("0"),
         };
         string[] conditions = ["FrequentContainerdRestart", "FrequentDockerRestart", "FrequentKubeletRestart", "FrequentUnregisterNetDevice", "KernelDeadlock", "ReadonlyFilesystem", "CorruptDockerOverlay2", "NetworkUnavailable", "MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
         var now = DateTime.UtcNow;
@@ -263,9 +268,16 @@ internal static class MemoryBenchmark
                 DaemonEndpoints = new V1NodeDaemonEndpoints { KubeletEndpoint = new V1DaemonEndpoint { Port = 10250 } },
                 NodeInfo = new V1NodeSystemInfo
                 {
-                    Architecture = "amd64", BootID = Guid.NewGuid().ToString(), ContainerRuntimeVersion = "containerd://1.7.24", KernelVersion = "6.1.112+",
-                    KubeProxyVersion = "v1.32.2-gke.1182003", KubeletVersion = "v1.32.2-gke.1182003", MachineID = Guid.NewGuid().ToString("N"),
-                    OperatingSystem = "linux", OsImage = "Container-Optimized OS from Google", SystemUUID = Guid.NewGuid().ToString(),
+                    Architecture = "amd64",
+                    BootID = Guid.NewGuid().ToString(),
+                    ContainerRuntimeVersion = "containerd://1.7.24",
+                    KernelVersion = "6.1.112+",
+                    KubeProxyVersion = "v1.32.2-gke.1182003",
+                    KubeletVersion = "v1.32.2-gke.1182003",
+                    MachineID = Guid.NewGuid().ToString("N"),
+                    OperatingSystem = "linux",
+                    OsImage = "Container-Optimized OS from Google",
+                    SystemUUID = Guid.NewGuid().ToString(),
                 },
                 Images = [.. Enumerable.Range(0, 12).Select(k => new V1ContainerImage
                 {

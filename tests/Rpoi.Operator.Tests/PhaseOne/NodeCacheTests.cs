@@ -27,8 +27,12 @@ public sealed class NodeCacheTests
                 Uid = "node-uid",
                 Labels = new Dictionary<string, string>
                 {
-                    [TpuLabels.Accelerator] = "tpu-v5-lite-podslice", [TpuLabels.Topology] = "2x2", [TpuLabels.NodePool] = "pool-a",
-                    ["kubernetes.io/hostname"] = name, ["topology.kubernetes.io/zone"] = "us-west4-a", ["cloud.google.com/gke-os-distribution"] = "cos",
+                    [TpuLabels.Accelerator] = "tpu-v5-lite-podslice",
+                    [TpuLabels.Topology] = "2x2",
+                    [TpuLabels.NodePool] = "pool-a",
+                    ["kubernetes.io/hostname"] = name,
+                    ["topology.kubernetes.io/zone"] = "us-west4-a",
+                    ["cloud.google.com/gke-os-distribution"] = "cos",
                 },
                 Annotations = new Dictionary<string, string>
                 {
