@@ -133,16 +133,8 @@ public sealed class ListTests(ClusterFixture cluster) : IClassFixture<ClusterFix
         await RequestAsync(home, "list-kubectl");
 
         // kubectl finds plugins as executables named kubectl-<name> on PATH; this one runs the built CLI.
-        var bin = Directory.CreateDirectory(home.File("bin")).FullName;
-        var plugin = Path.Combine(bin, "kubectl-rpoi");
-        File.WriteAllText(plugin, $"#!/bin/sh\nexec dotnet \"{Path.Combine(AppContext.BaseDirectory, "kubectl-rpoi.dll")}\" \"$@\"\n");
-        File.SetUnixFileMode(plugin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var env = new Dictionary<string, string>
-        {
-            ["HOME"] = home.Path,
-            ["KUBECONFIG"] = cluster.Kubeconfig,
-            ["PATH"] = bin + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH"),
-        };
+        var env = home.PluginEnvironment();
+        env["KUBECONFIG"] = cluster.Kubeconfig;
 
         var list = await Processes.RunAsync("kubectl", ["rpoi", "list", "-o", "json"], home.Path, env);
         Assert.True(list.ExitCode == 0, list.ToString());

@@ -138,16 +138,8 @@ public sealed class ProofTests(ClusterFixture cluster) : IClassFixture<ClusterFi
     public async Task Kubectl_rpoi_proof_and_verify_run_through_the_real_kubectl_as_a_plugin()
     {
         await SettledByLeaserAsync("proof-kubectl");
-        var bin = Directory.CreateDirectory(home.File("bin")).FullName;
-        var plugin = Path.Combine(bin, "kubectl-rpoi");
-        File.WriteAllText(plugin, $"#!/bin/sh\nexec dotnet \"{Path.Combine(AppContext.BaseDirectory, "kubectl-rpoi.dll")}\" \"$@\"\n");
-        File.SetUnixFileMode(plugin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var env = new Dictionary<string, string>
-        {
-            ["HOME"] = home.Path,
-            ["KUBECONFIG"] = cluster.Kubeconfig,
-            ["PATH"] = bin + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH"),
-        };
+        var env = home.PluginEnvironment();
+        env["KUBECONFIG"] = cluster.Kubeconfig;
 
         var proof = await Processes.RunAsync("kubectl", ["rpoi", "proof", "proof-kubectl", "-n", "team-a", "--escrow-url", url, "-o", "bundle.json"], home.Path, env);
         Assert.True(proof.ExitCode == 0, proof.ToString());
