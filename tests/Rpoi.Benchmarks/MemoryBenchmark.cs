@@ -47,7 +47,7 @@ internal static class MemoryBenchmark
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var count = args.Length > 0 ? int.Parse(args[0], NumberStyles.None, CultureInfo.InvariantCulture) : 10_000;
+        var count = args.Length > 0 ? PhaseOneBenchmark.Positive(args[0], "leases (1st argument)") : 10_000;
         var keep = args.Length > 1 ? Path.GetFullPath(args[1]) : null;
         var dir = keep ?? Directory.CreateTempSubdirectory("rpoi-memory-").FullName;
         Directory.CreateDirectory(dir);

@@ -46,7 +46,7 @@ internal static class PhaseOneBenchmark
     private const int ChipsPerHost = 4;
     private static readonly CustomResource LeaseResource = new(Lease.Group, Lease.Version, Lease.Plural);
 
-    private static int Positive(string text, string what, int min = 1) =>
+    internal static int Positive(string text, string what, int min = 1) =>
         int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min
             ? n
             : throw new ArgumentException($"{what} must be a whole number of at least {min}, not '{text}'");

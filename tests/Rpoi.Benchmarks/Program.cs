@@ -31,7 +31,15 @@ if (args.Length > 0 && args[0] == "escrow")
 // Issue 14 item 1: RSS of the shipped operator with N Active Leases and N Nodes cached: ... -- memory [leases]
 if (args.Length > 0 && args[0] == "memory")
 {
-    return await MemoryBenchmark.RunAsync(args[1..]);
+    try
+    {
+        return await MemoryBenchmark.RunAsync(args[1..]);
+    }
+    catch (ArgumentException e)
+    {
+        await Console.Error.WriteLineAsync($"memory: {e.Message}");
+        return 2;
+    }
 }
 
 // Operator runtime throughput (Stopwatch runner, RuntimeBenchmark.cs): ... -- runtime [objects] [updates] [rounds]
