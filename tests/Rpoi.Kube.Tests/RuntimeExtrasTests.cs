@@ -159,6 +159,42 @@ public sealed class RuntimeExtrasTests
         Assert.Equal(0, host.Metrics.ReconcileTotal.WithLabels("widgets", "error").Value);
     }
 
+    [Fact]
+    public async Task A_finalizer_pass_for_an_object_already_gone_is_done_not_an_error()
+    {
+        await using var cluster = await WidgetCluster.StartAsync();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var builder = new OperatorHostBuilder(cluster.Client, Metrics.NewCustomRegistry(), time);
+        // Another pass (a late event the cache still held) already removed the last finalizer, so the object went
+        // before this pass's own removal is sent: the server answers 404.
+        var finalizer = new AlreadyRemovedFinalizer(cluster.Widgets, "example.test/cleanup");
+        builder.AddController("widgets", cluster.Widgets, new Noop()).AddFinalizer("example.test/cleanup", finalizer);
+        var host = builder.Build();
+        await using var run = Background.Run(host.RunAsync);
+        await cluster.CreateAsync("g", 1);
+        var key = new ObjectKey(cluster.Namespace, "g");
+        await Eventually.HoldsAsync(async () => (await cluster.Widgets.GetAsync(key, CancellationToken.None))?.Metadata.Finalizers?.Contains("example.test/cleanup") == true);
+
+        await cluster.DeleteAsync("g");
+        await Eventually.HoldsAsync(() => finalizer.Passes >= 1 && host.Metrics.ReconcileTotal.WithLabels("widgets", "success").Value + host.Metrics.ReconcileTotal.WithLabels("widgets", "error").Value >= 2);
+        Assert.Null(await cluster.Widgets.GetAsync(key, CancellationToken.None));
+        Assert.Equal(0, host.Metrics.ReconcileTotal.WithLabels("widgets", "error").Value);
+    }
+
+    private sealed class AlreadyRemovedFinalizer(IResourceClient<Widget> client, string name) : IFinalizer<Widget>
+    {
+        private int passes;
+
+        public int Passes => Volatile.Read(ref passes);
+
+        public async Task<ReconcileResult> FinalizeAsync(Widget entity, CancellationToken cancellationToken)
+        {
+            await Finalizers.RemoveAsync(client, entity, name, cancellationToken);
+            Interlocked.Increment(ref passes);
+            return ReconcileResult.Done;
+        }
+    }
+
     private sealed class StatusWritingFinalizer(IResourceClient<Widget> client) : IFinalizer<Widget>
     {
         private int writes;

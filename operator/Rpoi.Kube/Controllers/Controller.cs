@@ -303,8 +303,17 @@ public sealed class Controller<T> : IController
                 return result;
             }
 
-            // A finalizer that wrote the object (its status) hands the new version back; the cached entity is never edited.
-            entity = await Finalizers.RemoveAsync(_client, entity, name, done.ResourceVersion, ct).ConfigureAwait(false);
+            try
+            {
+                // A finalizer that wrote the object (its status) hands the new version back; the cached entity is never edited.
+                entity = await Finalizers.RemoveAsync(_client, entity, name, done.ResourceVersion, ct).ConfigureAwait(false);
+            }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response?.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                // The object is already gone: a late event for it (one the cache still held) ran this finalizer again
+                // after an earlier pass removed the last finalizer. Nothing is left to hold, so this is not an error.
+                return ReconcileResult.Done;
+            }
         }
 
         return ReconcileResult.Done;
