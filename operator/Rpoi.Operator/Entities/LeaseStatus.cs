@@ -136,6 +136,14 @@ public sealed class LeaseStatus
     [JsonPropertyName("nodeIncidentsDropped")]
     public long? NodeIncidentsDropped { get; set; }
 
+    /// <summary>
+    /// The Ratings accepted into this lease's settlement, by name, one per side. The operator records a rating here
+    /// before the Rating's status says accepted, and once the lease is Settling nothing is added, so m_final carries
+    /// exactly the ratings named here.
+    /// </summary>
+    [JsonPropertyName("acceptedRatings")]
+    public LeaseAcceptedRatings? AcceptedRatings { get; set; }
+
     /// <summary>The escrow's settlement of this lease.</summary>
     [JsonPropertyName("settlement")]
     public LeaseSettlement? Settlement { get; set; }
@@ -165,6 +173,21 @@ public enum RentOutcome
 
     /// <summary>ξ failed (no leaser rating): the rent went back to the renter.</summary>
     ReturnedToRenter,
+}
+
+/// <summary>The Ratings accepted into a lease's settlement, one name per side.</summary>
+public sealed class LeaseAcceptedRatings
+{
+    /// <summary>Name of the accepted Rating with rater Renter (Ra_R, signed by the renter as E(m'')).</summary>
+    [JsonPropertyName("renter")]
+    public string? Renter { get; set; }
+
+    /// <summary>Name of the accepted Rating with rater Leaser (Ra_β, signed by β into m''' at settlement).</summary>
+    [JsonPropertyName("leaser")]
+    public string? Leaser { get; set; }
+
+    /// <summary>The name recorded for <paramref name="rater"/>, or null.</summary>
+    public string? Of(Rater rater) => rater == Rater.Renter ? Renter : Leaser;
 }
 
 /// <summary>The escrow's settlement: the decision-table row it applied and its signed receipt.</summary>

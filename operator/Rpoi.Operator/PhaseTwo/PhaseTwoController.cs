@@ -85,7 +85,7 @@ public sealed class PhaseTwoController
         finalizingController?.Watch(ratingInformer, rating => LeaseOf(rating));
 
         // One worker: of two ratings of one side decided at once, only the older may be accepted (RatingVerification).
-        var reconciler = new RatingReconciler(new RatingReconcilerDependencies(ratings, ratingInformer.Store, leaseInformer.Store, recorder, metrics, options, builder.Time,
+        var reconciler = new RatingReconciler(new RatingReconcilerDependencies(ratings, leases, ratingInformer.Store, leaseInformer.Store, recorder, metrics, options, builder.Time,
             builder.LoggerFactory.CreateLogger<RatingReconciler>()));
         var ratingController = builder.AddController(RatingControllerName, ratings, reconciler, workers: 1)
             .Watch(leaseInformer, lease => RatingIndexes.RatingsOf(ratingInformer.Store, lease).Select(ObjectKey.Of))

@@ -5,11 +5,13 @@ using Rpoi.Kube.Controllers;
 using Rpoi.Kube.Events;
 using Rpoi.Kube.Informers;
 using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Leases;
 
 namespace Rpoi.Operator.PhaseTwo;
 
 /// <summary>The collaborators of <see cref="RatingReconciler"/>.</summary>
 /// <param name="Ratings">API access to Ratings (status patches).</param>
+/// <param name="Leases">API access to Leases: a decision is checked against the Lease as the API server has it, and an acceptance is recorded in its status.</param>
 /// <param name="RatingCache">The Rating informer's cache, with the <see cref="RatingIndexes.ByLease"/> index.</param>
 /// <param name="LeaseCache">The Lease informer's cache.</param>
 /// <param name="Events">Kubernetes events.</param>
@@ -19,6 +21,7 @@ namespace Rpoi.Operator.PhaseTwo;
 /// <param name="Logger">Logger; silent when null.</param>
 public sealed record RatingReconcilerDependencies(
     IResourceClient<Rating> Ratings,
+    IResourceClient<Lease> Leases,
     Store<Rating> RatingCache,
     Store<Lease> LeaseCache,
     IEventRecorder Events,
@@ -57,9 +60,43 @@ public sealed class RatingReconciler : IReconciler<Rating>
         }
 
         var leaseName = entity.Spec?.LeaseRef?.Name ?? string.Empty;
-        var lease = leaseName.Length == 0 ? null : d.LeaseCache.Get(new ObjectKey(entity.Metadata.NamespaceProperty, leaseName));
+        var leaseKey = new ObjectKey(entity.Metadata.NamespaceProperty, leaseName);
+        var lease = leaseName.Length == 0 ? null : d.LeaseCache.Get(leaseKey);
         var siblings = RatingIndexes.RatingsOf(d.RatingCache, entity.Metadata.NamespaceProperty, leaseName);
         var verdict = RatingVerification.Decide(entity, lease, siblings, d.Time.GetUtcNow(), d.Options.DefaultRatingWindow);
+        if (verdict.Kind != RatingVerdictKind.Pending && lease is not null)
+        {
+            // A decision is final, so it is made against the Lease as the API server has it now: the cache may lag a
+            // Settling written a moment ago (then the rating is late) or an acceptance recorded before a crash.
+            lease = await d.Leases.GetAsync(leaseKey, cancellationToken).ConfigureAwait(false);
+            verdict = RatingVerification.Decide(entity, lease, siblings, d.Time.GetUtcNow(), d.Options.DefaultRatingWindow);
+        }
+
+        if (verdict.Kind == RatingVerdictKind.Accepted && lease!.Status?.AcceptedRatings?.Of(entity.Spec!.Rater) is null)
+        {
+            // The Lease is where acceptance and settlement meet: the record is written with the resourceVersion just
+            // read, so it fails (409, decided again) if the settlement wrote Settling meanwhile, and the settlement's own
+            // Settling write fails if this record came first. m_final then carries exactly the recorded ratings.
+            var leaseStatus = LeaseStatusWriter.Clone(lease.Status);
+            leaseStatus.AcceptedRatings ??= new LeaseAcceptedRatings();
+            if (entity.Spec!.Rater == Rater.Renter)
+            {
+                leaseStatus.AcceptedRatings.Renter = entity.Metadata.Name;
+            }
+            else
+            {
+                leaseStatus.AcceptedRatings.Leaser = entity.Metadata.Name;
+            }
+
+            try
+            {
+                await new LeaseStatusWriter(d.Leases).WriteAsync(lease, leaseStatus, cancellationToken).ConfigureAwait(false);
+            }
+            catch (k8s.Autorest.HttpOperationException e) when (Conflicts.IsConflict(e))
+            {
+                return ReconcileResult.Requeue;
+            }
+        }
 
         var status = entity.Status is null ? new RatingStatus() : KubernetesJson.Deserialize<RatingStatus>(KubernetesJson.Serialize(entity.Status));
         status.Accepted = verdict.Kind switch

@@ -58,6 +58,15 @@ public static class RatingVerification
             return RatingVerdict.Wait(PhaseTwoReasons.LeaseNotFound, $"spec.leaseRef.name: Lease {ns}/{leaseName} does not exist; the rating is decided once it does (ratings must be in their Lease's namespace)");
         }
 
+        // The Lease's record is the decision: it is written first (RatingReconciler), so a crash before the Rating's
+        // status is written, or a window that closed meanwhile, cannot turn a rating the settlement carries into a refusal.
+        if (rating.Spec?.Rater is { } side && lease.Status?.AcceptedRatings?.Of(side) is { } recorded)
+        {
+            return recorded == rating.Metadata.Name
+                ? RatingVerdict.Accept($"recorded in status.acceptedRatings.{(side == Rater.Renter ? "renter" : "leaser")} of Lease {ns}/{leaseName}; it is part of the settlement")
+                : RatingVerdict.Reject(PhaseTwoReasons.Duplicate, $"Rating {recorded} already carries the {side} rating of Lease {ns}/{leaseName}; each side rates once and an accepted rating cannot be replaced");
+        }
+
         var phase = lease.Status?.Phase;
         switch (phase)
         {

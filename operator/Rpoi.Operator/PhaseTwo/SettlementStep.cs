@@ -154,7 +154,7 @@ public sealed class SettlementStep
         status.Conditions ??= [];
         var now = d.Time.GetUtcNow();
         var deadline = DeadlineOf(lease, d.Options.DefaultRatingWindow);
-        var (renter, leaser) = AcceptedRatings(RatingIndexes.RatingsOf(d.RatingCache, lease));
+        var (renter, leaser) = Recorded(lease, RatingIndexes.RatingsOf(d.RatingCache, lease));
         var due = status.Phase == LeasePhase.Settling || now >= deadline || (renter is not null && leaser is not null);
         if (!due)
         {
@@ -181,24 +181,20 @@ public sealed class SettlementStep
             settlement = await d.Escrow.GetSettlementAsync(h.Hex, ct).ConfigureAwait(false);
             if (settlement is null)
             {
-                var fresh = await FreshRatingsAsync(lease, ct).ConfigureAwait(false);
-                if (status.Phase != LeasePhase.Settling && now < deadline && (fresh.Renter is null || fresh.Leaser is null))
-                {
-                    // The cache said both sides rated, the API server no longer does (a Rating was deleted): keep waiting.
-                    return (ReconcileResult.RequeueAfter(deadline - now), false);
-                }
-
                 if (status.Phase != LeasePhase.Settling)
                 {
                     status.Phase = LeasePhase.Settling;
                     SetSettled(status, lease, null, PhaseTwoReasons.Submitting,
-                        $"submitting m_final to escrow {d.Options.EscrowAddress}: renter rating {Describe(fresh.Renter?.Resource)}, leaser rating {Describe(fresh.Leaser)}");
-                    // Written before the submit: a crash after it resumes here and re-submits, and π answers with the first receipt.
+                        $"submitting m_final to escrow {d.Options.EscrowAddress}: renter rating {Describe(renter)}, leaser rating {Describe(leaser)}");
+                    // Written before the submit, guarded by the resourceVersion read: a crash after it resumes here and
+                    // re-submits (π answers with the first receipt), and a rating recorded on the Lease meanwhile makes
+                    // it fail with 409 so the retry settles with that rating. From here on no rating is recorded.
                     lease = await writer.WriteAsync(lease, status, ct).ConfigureAwait(false);
                     await d.Events.RecordAsync(lease, EventTypes.Normal, "Settling", "Settle",
-                        $"rating window {(now >= deadline ? "closed" : "complete")}; submitting m_final for H {h.Hex} with renter rating {Describe(fresh.Renter?.Resource)} and leaser rating {Describe(fresh.Leaser)}", ct).ConfigureAwait(false);
+                        $"rating window {(now >= deadline ? "closed" : "complete")}; submitting m_final for H {h.Hex} with renter rating {Describe(renter)} and leaser rating {Describe(leaser)}", ct).ConfigureAwait(false);
                 }
 
+                var fresh = await FreshRatingsAsync(lease, ct).ConfigureAwait(false);
                 var (digest, _) = GrantDigests.Of(lease);
                 digest ??= fresh.Renter?.Signed.Payload.GrantDigest ?? GrantDigests.NoGrant;
                 var final = RpoiEquations.SealFinal(em, digest, fresh.Renter?.Signed, LeaserRatingOf(fresh.Leaser, lease.Status), d.Options.Leaser, pi);
@@ -279,32 +275,32 @@ public sealed class SettlementStep
         }
     }
 
-    /// <summary>The oldest accepted rating of each side (there is at most one unless two were decided at once).</summary>
-    private static (RatingResource? Renter, RatingResource? Leaser) AcceptedRatings(IEnumerable<RatingResource> ratings)
+    /// <summary>
+    /// The rating of each side that m_final carries: the one named in <c>status.acceptedRatings</c>. A side with no
+    /// record falls back to the oldest Rating whose status says accepted, which only a Lease rated by an operator
+    /// version from before the record was kept can have (this version records on the Lease first).
+    /// </summary>
+    private static (string? Renter, string? Leaser) Recorded(Lease lease, IEnumerable<RatingResource> ratings)
     {
+        var record = lease.Status?.AcceptedRatings;
         var accepted = ratings.Where(r => r.Status?.Accepted == true && r.Metadata.DeletionTimestamp is null).ToList();
         accepted.Sort(RatingIndexes.CompareAge);
-        return (accepted.FirstOrDefault(r => r.Spec.Rater == Rater.Renter), accepted.FirstOrDefault(r => r.Spec.Rater == Rater.Leaser));
+        return (record?.Renter ?? accepted.FirstOrDefault(r => r.Spec.Rater == Rater.Renter)?.Metadata.Name,
+            record?.Leaser ?? accepted.FirstOrDefault(r => r.Spec.Rater == Rater.Leaser)?.Metadata.Name);
     }
 
     private sealed record RenterPart(RatingResource Resource, Signed<RenterRating> Signed);
 
     /// <summary>
-    /// The accepted ratings as the API server has them now (the cache may lag a decision made just before the deadline),
-    /// with the renter's E(m'') verified once more against the Lease so m_final never carries a piece π would refuse.
+    /// The ratings m_final carries, read from the API server by the names <see cref="Recorded"/> gives for the Lease as
+    /// written at Settling (the cache may lag, and the record is frozen from then on), with the renter's E(m'')
+    /// verified once more against the Lease so m_final never carries a piece π would refuse.
     /// </summary>
     private async Task<(RenterPart? Renter, RatingResource? Leaser)> FreshRatingsAsync(Lease lease, CancellationToken ct)
     {
-        var fresh = new List<RatingResource>();
-        foreach (var cached in RatingIndexes.RatingsOf(d.RatingCache, lease))
-        {
-            if (await d.Ratings.GetAsync(ObjectKey.Of(cached), ct).ConfigureAwait(false) is { } current)
-            {
-                fresh.Add(current);
-            }
-        }
-
-        var (renter, leaser) = AcceptedRatings(fresh);
+        var (renterName, leaserName) = Recorded(lease, RatingIndexes.RatingsOf(d.RatingCache, lease));
+        var renter = await ReadAsync(renterName).ConfigureAwait(false);
+        var leaser = await ReadAsync(leaserName).ConfigureAwait(false);
         RenterPart? renterPart = null;
         if (renter is not null)
         {
@@ -320,6 +316,22 @@ public sealed class SettlementStep
         }
 
         return (renterPart, leaser);
+
+        async Task<RatingResource?> ReadAsync(string? name)
+        {
+            if (name is null)
+            {
+                return null;
+            }
+
+            var current = await d.Ratings.GetAsync(new ObjectKey(lease.Metadata.NamespaceProperty, name), ct).ConfigureAwait(false);
+            if (current is null)
+            {
+                log.LogWarning("Accepted Rating {Namespace}/{Rating} of Lease {Lease} was deleted; settling without it", lease.Metadata.NamespaceProperty, name, ObjectKey.Of(lease));
+            }
+
+            return current;
+        }
     }
 
     /// <summary>Ra_β as β signs it into m''': the platform team's score and comment with the lease's node incidents appended (<see cref="LeaserRatingFacts"/>), timed at the Rating's creation (stable across re-submits).</summary>
@@ -368,8 +380,7 @@ public sealed class SettlementStep
         };
     }
 
-    private static string Describe(RatingResource? rating) =>
-        rating is null ? "missing" : $"{rating.Metadata.Name} (score {rating.Spec.Score})";
+    private static string Describe(string? rating) => rating ?? "missing";
 
     private static DateTimeOffset Utc(DateTime t) => new(DateTime.SpecifyKind(t, DateTimeKind.Utc));
 }
