@@ -168,8 +168,29 @@ internal sealed class Renter(IKubernetes client, PartyKeyPair renter, string lea
         }
 
         outcome.Final = await WaitAsync(outcome, "Settled or Failed", IsTerminal, ct).ConfigureAwait(false);
-        outcome.RenterRatingAccepted = outcome.RenterRatingPosted ? (await Api.GetRatingAsync(client, ns, plan.Name + "-renter", ct).ConfigureAwait(false))?.Status?.Accepted : null;
-        outcome.LeaserRatingAccepted = outcome.LeaserRatingPosted ? (await Api.GetRatingAsync(client, ns, plan.Name + "-leaser", ct).ConfigureAwait(false))?.Status?.Accepted : null;
+        // The Lease records an accepted rating before the Rating's status says so, so a Lease can be Settled a moment
+        // before its Ratings are marked: wait for each posted Rating's decision rather than read a half-written pair.
+        outcome.RenterRatingAccepted = outcome.RenterRatingPosted ? await DecisionAsync(outcome, plan.Name + "-renter", ct).ConfigureAwait(false) : null;
+        outcome.LeaserRatingAccepted = outcome.LeaserRatingPosted ? await DecisionAsync(outcome, plan.Name + "-leaser", ct).ConfigureAwait(false) : null;
+    }
+
+    private async Task<bool?> DecisionAsync(LeaseOutcome outcome, string rating, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + stepTimeout;
+        bool? accepted = null;
+        while (DateTimeOffset.UtcNow < deadline)
+        {
+            accepted = (await Api.GetRatingAsync(client, ns, rating, ct).ConfigureAwait(false))?.Status?.Accepted;
+            if (accepted is not null)
+            {
+                return accepted;
+            }
+
+            await Task.Delay(250, ct).ConfigureAwait(false);
+        }
+
+        outcome.Stuck ??= $"Rating {rating} not decided within {stepTimeout.TotalSeconds:0} s of the lease ending";
+        return accepted;
     }
 
     public static bool IsTerminal(Lease lease) => lease.Status?.Phase is LeasePhase.Settled or LeasePhase.Failed;
