@@ -181,7 +181,7 @@ internal sealed class ChaosCluster : IAsyncDisposable
     }
 
     /// <summary>Creates the run's fake TPU Nodes (named after the run, labelled with it).</summary>
-    public async Task CreateNodesAsync(IReadOnlyList<Sandbox.SimulatedNodePool> pools, CancellationToken ct)
+    public async Task CreateNodesAsync(IReadOnlyList<Sandbox.SimulatedNodePool> pools, TextWriter log, CancellationToken ct)
     {
         foreach (var node in Sandbox.SandboxNodes.Create(pools))
         {
@@ -199,7 +199,7 @@ internal sealed class ChaosCluster : IAsyncDisposable
         {
             // No kubelet posts for these nodes, so a real node-lifecycle controller would mark them Ready=Unknown after
             // its grace period (40 s) and the operator would stop using them; the harness posts the heartbeat instead.
-            heartbeat = Task.Run(() => HeartbeatAsync(stopHeartbeat.Token), CancellationToken.None);
+            heartbeat = Task.Run(() => HeartbeatAsync(log, stopHeartbeat.Token), CancellationToken.None);
         }
     }
 
@@ -266,13 +266,14 @@ internal sealed class ChaosCluster : IAsyncDisposable
         }
     }
 
-    private async Task HeartbeatAsync(CancellationToken ct)
+    private async Task HeartbeatAsync(TextWriter log, CancellationToken ct)
     {
+        var since = DateTime.UtcNow;
+        var failures = 0;
         while (!ct.IsCancellationRequested)
         {
-            var now = DateTime.UtcNow;
             var patch = new V1Patch(
-                KubernetesJson.Serialize(new { status = new { conditions = new[] { new { type = "Ready", status = "True", reason = "ChaosHeartbeat", message = "posted by the chaos harness", lastHeartbeatTime = now, lastTransitionTime = now } } } }),
+                KubernetesJson.Serialize(new { status = new { conditions = new[] { new { type = "Ready", status = "True", reason = "ChaosHeartbeat", message = "posted by the chaos harness", lastHeartbeatTime = DateTime.UtcNow, lastTransitionTime = since } } } }),
                 V1Patch.PatchType.StrategicMergePatch);
             foreach (var name in createdNodes)
             {
@@ -282,7 +283,11 @@ internal sealed class ChaosCluster : IAsyncDisposable
                 }
                 catch (Exception e) when (e is HttpRequestException or HttpOperationException or IOException && !ct.IsCancellationRequested)
                 {
-                    // The next beat tries again; the grace period is four beats long.
+                    // The next beat tries again (the grace period is four beats long); say so, but only the first few times.
+                    if (++failures <= 3)
+                    {
+                        log.WriteLine($"[chaos] node heartbeat of {name} failed: {e.Message}");
+                    }
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {

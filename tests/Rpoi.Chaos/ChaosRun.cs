@@ -122,7 +122,7 @@ public static class ChaosRun
         var client = cluster.Client;
         await cluster.PrepareAsync(ct).ConfigureAwait(false);
         await cluster.CreateNodesAsync([new Sandbox.SimulatedNodePool("chaos-v5e-2x2", Renter.ServedAccelerator, "2x2", 4, options.Nodes),
-            new Sandbox.SimulatedNodePool("chaos-v6e-2x2", Renter.QueuedAccelerator, "2x2", 4, 1)], ct).ConfigureAwait(false);
+            new Sandbox.SimulatedNodePool("chaos-v6e-2x2", Renter.QueuedAccelerator, "2x2", 4, 1)], log, ct).ConfigureAwait(false);
         var kubeconfig = cluster.KubeconfigPath;
         // π's own schema of the PostgreSQL, dropped at the end unless the run failed or --keep asks to keep it.
         var schema = options.Store == ChaosStore.Postgres ? $"chaos_{options.Seed}_{Guid.NewGuid():N}" : null;

@@ -16,6 +16,7 @@ public sealed class RealClusterTests(ITestOutputHelper output)
     {
         await using var api = await ApiProcess.StartAsync();
         var log = new StringWriter();
+        var heartbeats = 0;
         var report = await ChaosRun.RunAsync(new ChaosOptions
         {
             Seed = 22,
@@ -27,10 +28,18 @@ public sealed class RealClusterTests(ITestOutputHelper output)
             LeaderLeaseSeconds = 4,
             Kubeconfig = api.Kubeconfig,
             Log = TextWriter.Synchronized(log),
+            // Not sabotage: before the end checks, see that the harness kept its kubelet-less nodes Ready.
+            Sabotage = async (kube, _, _) =>
+            {
+                var nodes = (await kube.CoreV1.ListNodeAsync(labelSelector: ChaosCluster.RunLabel)).Items;
+                heartbeats = nodes.Count(n => n.Status?.Conditions?.Any(c => c is { Type: "Ready", Status: "True", Reason: "ChaosHeartbeat" }) == true);
+            },
         });
         output.WriteLine(log.ToString());
         output.WriteLine(report.Summary());
         Assert.True(report.Problems.Count == 0, report.Summary());
+        Assert.Equal(6 + 1, heartbeats);
+        Assert.DoesNotContain("heartbeat", log.ToString(), StringComparison.Ordinal);
         Assert.Equal(20 + 1, report.Settled);
         Assert.Equal(3, report.OperatorKills);
         Assert.True(report.LeaderKills >= 1 && report.LeaderTransitions >= 1, report.Summary());
