@@ -85,7 +85,7 @@ public sealed class SettingsTests
         {
             Assert.Equal(TimeSpan.FromHours(72), settings.RatingWindow);
             Assert.True(settings.LeaderElection);
-            // The chart's default is the operator's own (15 s); config/ leaves it to the operator.
+            // The chart and config/ give the operator its own default (15 s).
             Assert.Equal(new OperatorSettings().LeaderElectionLeaseDuration, settings.LeaderElectionLeaseDuration);
             Assert.Equal(OperatorSettings.DefaultLeaseUserClusterRole, settings.LeaseUserClusterRole);
         }
