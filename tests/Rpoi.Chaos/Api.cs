@@ -89,8 +89,8 @@ internal static class Api
                 new V1Patch("{\"spec\":{\"returnRequested\":true}}", V1Patch.PatchType.MergePatch), Lease.Group, Lease.Version, ns, Lease.Plural, name, cancellationToken: ct),
             ct);
 
-    public static Task<V1NodeList> NodesAsync(IKubernetes client, CancellationToken ct) =>
-        RetryAsync(() => client.CoreV1.ListNodeAsync(cancellationToken: ct), ct);
+    public static Task<V1NodeList> NodesAsync(IKubernetes client, string labelSelector, CancellationToken ct) =>
+        RetryAsync(() => client.CoreV1.ListNodeAsync(labelSelector: labelSelector, cancellationToken: ct), ct);
 
     private static bool IsTransient(Exception e) => e switch
     {

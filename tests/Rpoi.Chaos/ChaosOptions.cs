@@ -40,6 +40,15 @@ public sealed record ChaosOptions
     /// </summary>
     public int LeaderLeaseSeconds { get; init; } = 15;
 
+    /// <summary>
+    /// Run against the cluster of this kubeconfig instead of the in-process API test server (<c>RPOI_TEST_KUBECONFIG</c>
+    /// or <c>--kubeconfig</c>): no server-side faults or watch cuts; operator kills and π restarts still apply.
+    /// </summary>
+    public string? Kubeconfig { get; init; }
+
+    /// <summary>Keep π's PostgreSQL schema after a passing run (a failed run always keeps it); its name is printed.</summary>
+    public bool Keep { get; init; }
+
     /// <summary>Inject API errors (409/429/500) and cut watches (off against a real cluster).</summary>
     public bool ApiFaults { get; init; } = true;
 

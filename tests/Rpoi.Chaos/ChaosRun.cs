@@ -71,9 +71,44 @@ public static class ChaosRun
         var clock = Stopwatch.StartNew();
         var random = new Random(options.Seed);
         var plans = LeasePlan.Draw(random, options.Leases).Append(LeasePlan.Blocker).ToList();
+        // A kubeconfig's cluster is checked before anything is made, here or there.
+        var external = options.Kubeconfig is { } kubeconfigFile ? await ChaosCluster.ConnectAsync(kubeconfigFile, options.Seed, ct).ConfigureAwait(false) : null;
         var dir = Directory.CreateTempSubdirectory($"rpoi-chaos-{options.Seed}-").FullName;
-        var problems = new List<string>();
+        await using var cluster = external ?? await ChaosCluster.StartInProcessAsync(dir, options.Seed, Ns, OperatorNs, ct).ConfigureAwait(false);
+        var apiFaults = options.ApiFaults && cluster.Faults is not null;
+        log.WriteLine(cluster.IsExternal
+            ? $"[chaos] real-cluster mode: {cluster.ServerUrl} from kubeconfig {cluster.KubeconfigPath}; run {cluster.RunId} in namespaces {cluster.RenterNamespace} and {cluster.OperatorNamespace}, nodes labelled {cluster.NodeSelector}. No server-side fault injection and no watch cuts (the cluster's own API server answers); operator SIGKILLs and π restarts as usual"
+            : $"[chaos] in-process API test server {cluster.ServerUrl}; API faults {(apiFaults ? "on" : "off")}");
+        try
+        {
+            return await RunOnAsync(options, cluster, apiFaults, dir, plans, random, clock, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            var left = await cluster.CleanupAsync(CancellationToken.None).ConfigureAwait(false);
+            if (cluster.IsExternal)
+            {
+                log.WriteLine(left.Count == 0
+                    ? $"[chaos] cleaned up run {cluster.RunId}: its nodes and namespaces are deleted"
+                    : $"[chaos] cleanup of run {cluster.RunId} left: {string.Join("; ", left)}");
+            }
 
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static async Task<ChaosReport> RunOnAsync(ChaosOptions options, ChaosCluster cluster, bool apiFaults, string dir, List<LeasePlan> plans, Random random, Stopwatch clock, CancellationToken ct)
+    {
+        var log = options.Log;
+        var problems = new List<string>();
+        var ns = cluster.RenterNamespace;
+        var operatorNs = cluster.OperatorNamespace;
         var renterKeys = PartyKeyPair.Generate(PartyRole.Renter);
         var leaserKeys = PartyKeyPair.Generate(PartyRole.Leaser);
         var escrowKeys = PartyKeyPair.Generate(PartyRole.Escrow);
@@ -84,31 +119,13 @@ public static class ChaosRun
         KeyFile.Save(escrowKeyFile, escrowKeys, DateTimeOffset.UtcNow);
         await File.WriteAllTextAsync(leaserIdentityFile, leaserKeys.Identity.ToJson(), ct).ConfigureAwait(false);
 
-        await using var server = await KubeApiServer.StartAsync(
-            new KubeApiServerOptions
-            {
-                BookmarkInterval = TimeSpan.FromSeconds(1),
-                WatchHistorySize = 500_000,
-                WatchQueueCapacity = 100_000,
-                ApplySchemaDefaults = true,
-                // Watches end on their own too, as a real server ends them after --min-request-timeout.
-                MinRequestTimeout = TimeSpan.FromSeconds(20),
-                InitialNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease", OperatorNs, Ns],
-            },
-            ct).ConfigureAwait(false);
-        foreach (var crd in Sandbox.Sandbox.LoadCrds())
-        {
-            server.RegisterCustomResourceDefinition(crd);
-        }
-
-        using var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Options.Token });
-        foreach (var node in Sandbox.SandboxNodes.Create([new Sandbox.SimulatedNodePool("chaos-v5e-2x2", Renter.ServedAccelerator, "2x2", 4, options.Nodes),
-            new Sandbox.SimulatedNodePool("chaos-v6e-2x2", Renter.QueuedAccelerator, "2x2", 4, 1)]))
-        {
-            await Api.RetryAsync(() => client.CoreV1.CreateNodeAsync(node, cancellationToken: ct), ct).ConfigureAwait(false);
-        }
-
-        var kubeconfig = server.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), OperatorNs);
+        var client = cluster.Client;
+        await cluster.PrepareAsync(ct).ConfigureAwait(false);
+        await cluster.CreateNodesAsync([new Sandbox.SimulatedNodePool("chaos-v5e-2x2", Renter.ServedAccelerator, "2x2", 4, options.Nodes),
+            new Sandbox.SimulatedNodePool("chaos-v6e-2x2", Renter.QueuedAccelerator, "2x2", 4, 1)], log, ct).ConfigureAwait(false);
+        var kubeconfig = cluster.KubeconfigPath;
+        // π's own schema of the PostgreSQL, dropped at the end unless the run failed or --keep asks to keep it.
+        var schema = options.Store == ChaosStore.Postgres ? $"chaos_{options.Seed}_{Guid.NewGuid():N}" : null;
         var escrowPort = FreePort();
         var escrowUrl = new Uri($"http://127.0.0.1:{escrowPort}/");
         var escrowEnv = new Dictionary<string, string>
@@ -120,7 +137,7 @@ public static class ChaosRun
             ["Escrow__LeaserIdentityFiles__0"] = leaserIdentityFile,
             [options.Store == ChaosStore.Sqlite ? "Escrow__Database" : "Escrow__ConnectionString"] = options.Store == ChaosStore.Sqlite
                 ? Path.Combine(dir, "escrow.db")
-                : PostgresConnection(options.Seed),
+                : PostgresConnection(schema!),
         };
         var escrowDll = Outputs.Dll("Rpoi.Escrow");
         var operatorDll = Outputs.Dll("Rpoi.Operator");
@@ -128,175 +145,187 @@ public static class ChaosRun
         using var http = new HttpClient();
         var admin = new EscrowClient(http, new EscrowClientOptions { BaseAddress = escrowUrl, Credentials = EscrowCredentials.Admin(AdminToken) });
         var anyone = new EscrowClient(http, new EscrowClientOptions { BaseAddress = escrowUrl, Credentials = EscrowCredentials.None });
-        var escrow = await StartEscrowAsync(escrowDll, escrowEnv, dir, log, anyone, ct).ConfigureAwait(false);
-        var funds = plans.Sum(p => p.Deposit + p.Rent) + 1_000_000;
-        await admin.DepositAsync(new DepositRequest("chaos-fund", renterKeys.Identity.Address, new EscrowAmount(funds.ToString(CultureInfo.InvariantCulture), "uusd")), ct).ConfigureAwait(false);
-
-        string[] OperatorArgs() =>
-        [
-            "run", "--leaser-key-file", leaserKeyFile, "--escrow-url", escrowUrl.ToString(), "--escrow-address", escrowKeys.Identity.Address,
-            "--cluster-server", server.Url, "--kubeconfig", kubeconfig, "--namespace", OperatorNs, "--metrics-port", "-1", "--workers", "4",
-            "--rating-window", "5s", "--leader-election-lease-duration", $"{options.LeaderLeaseSeconds}s",
-        ];
-        var noEnv = new Dictionary<string, string>();
-        var replicas = new[] { "operator-a", "operator-b" }.Select(n => ChildProcess.Start(n, operatorDll, OperatorArgs(), noEnv, dir, log)).ToArray();
-
-        await WaitForLeaderAsync(client, replicas, ct).ConfigureAwait(false);
-        var claims = new NodeClaims(client);
-        using var stopWatchers = new CancellationTokenSource();
-        var claimWatch = Task.Run(() => claims.RunAsync(stopWatchers.Token), CancellationToken.None);
-
-        var renter = new Renter(client, renterKeys, leaserKeys.Identity.Address, escrowKeys.Identity.Address, Ns, options.StepTimeout);
-        var outcomes = plans.Select(p => new LeaseOutcome(p, renter.Sign(p))).ToArray();
-
-        // The chaos schedule, drawn from the seed: at which lease count each kill and π restart happens.
-        var killAt = Thresholds(random, options.Kills, options.Leases);
-        var escrowAt = Thresholds(random, Math.Max(1, options.EscrowRestarts), options.Leases);
-        var chaosRandom = new Random(random.Next());
-        var started = 0;
-        int kills = 0, leaderKills = 0, escrowRestarts = 0, faultsArmed = 0, watchesCut = 0;
-        var chaosGate = new SemaphoreSlim(1, 1);
-
-        async Task ChaosAtAsync(int leaseIndex)
-        {
-            await chaosGate.WaitAsync(ct).ConfigureAwait(false);
-            try
-            {
-                while (kills < killAt.Count && killAt[kills] <= leaseIndex)
-                {
-                    // The first kill always hits the leader, so a take-over by the other replica is certain.
-                    var holder = await LeaderHolderAsync(client, ct).ConfigureAwait(false);
-                    var leader = Array.FindIndex(replicas, r => r.LeaderIdentity is not null && r.LeaderIdentity == holder && !r.HasExited);
-                    var victim = leader >= 0 && (kills == 0 || chaosRandom.Next(2) == 0) ? leader : chaosRandom.Next(replicas.Length);
-                    if (victim == leader)
-                    {
-                        leaderKills++;
-                    }
-
-                    await replicas[victim].KillAsync().ConfigureAwait(false);
-                    await replicas[victim].DisposeAsync().ConfigureAwait(false);
-                    replicas[victim] = ChildProcess.Start(replicas[victim].Name, operatorDll, OperatorArgs(), noEnv, dir, log);
-                    kills++;
-                    log.WriteLine($"[chaos] SIGKILL {replicas[victim].Name}{(victim == leader ? " (leader)" : string.Empty)} at lease {leaseIndex}, restarted ({kills}/{killAt.Count})");
-                }
-
-                while (escrowRestarts < escrowAt.Count && escrowAt[escrowRestarts] <= leaseIndex)
-                {
-                    await escrow.KillAsync().ConfigureAwait(false);
-                    await escrow.DisposeAsync().ConfigureAwait(false);
-                    escrow = await StartEscrowAsync(escrowDll, escrowEnv, dir, log, anyone, ct).ConfigureAwait(false);
-                    escrowRestarts++;
-                    log.WriteLine($"[chaos] SIGKILL π at lease {leaseIndex}, restarted on the same {options.Store} ledger");
-                }
-
-                if (options.ApiFaults)
-                {
-                    var n = chaosRandom.Next(1, 4);
-                    server.Faults.FailNext(n, FaultCodes[chaosRandom.Next(FaultCodes.Length)], FaultVerbs[chaosRandom.Next(FaultVerbs.Length)], FaultResources[chaosRandom.Next(FaultResources.Length)]);
-                    faultsArmed += n;
-                    if (chaosRandom.Next(5) == 0)
-                    {
-                        watchesCut += server.Faults.CutWatches();
-                    }
-                }
-            }
-            finally
-            {
-                chaosGate.Release();
-            }
-        }
-
-        // The blocker takes the queued shape's one node first and gives it back after every other lease has ended.
-        var blocker = outcomes.Single(o => o.Plan == LeasePlan.Blocker);
-        var othersDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var blockerRun = Task.Run(() => renter.RunAsync(blocker, ct, othersDone.Task), CancellationToken.None);
-        await Api.RetryAsync(
-            async () =>
-            {
-                while ((await Api.GetLeaseAsync(client, Ns, blocker.Plan.Name, ct).ConfigureAwait(false))?.Status?.ActiveSince is null && !blockerRun.IsCompleted)
-                {
-                    await Task.Delay(100, ct).ConfigureAwait(false);
-                }
-
-                return true;
-            },
-            ct).ConfigureAwait(false);
-        using (var slots = new SemaphoreSlim(options.Concurrency))
-        {
-            var tasks = new List<Task>(outcomes.Length);
-            foreach (var outcome in outcomes.Where(o => o != blocker))
-            {
-                await slots.WaitAsync(ct).ConfigureAwait(false);
-                var index = Interlocked.Increment(ref started);
-                await ChaosAtAsync(index).ConfigureAwait(false);
-                if (index % 50 == 0)
-                {
-                    log.WriteLine($"[renter] {index}/{outcomes.Length} leases started, {clock.Elapsed.TotalSeconds:0} s");
-                }
-
-                tasks.Add(Task.Run(
-                    async () =>
-                    {
-                        try
-                        {
-                            await renter.RunAsync(outcome, ct).ConfigureAwait(false);
-                        }
-                        finally
-                        {
-                            slots.Release();
-                        }
-                    },
-                    CancellationToken.None));
-            }
-
-            await Task.WhenAll(tasks).ConfigureAwait(false);
-        }
-
-        othersDone.SetResult();
-        await blockerRun.ConfigureAwait(false);
-
-        // The end checks run against a quiet system: no more faults, both replicas and π up.
-        server.Faults.Clear();
-        var injected = server.Faults.Injected;
-        await stopWatchers.CancelAsync().ConfigureAwait(false);
-        await claimWatch.ConfigureAwait(false);
-        var leaderTransitions = await LeaderTransitionsAsync(client, ct).ConfigureAwait(false);
-        if (options.Sabotage is { } sabotage)
-        {
-            await sabotage(client, admin, renterKeys.Identity.Address).ConfigureAwait(false);
-        }
-
-        var report = await CheckAsync(options, outcomes, client, anyone, claims, renterKeys, leaserKeys, escrowKeys, funds, problems, ct).ConfigureAwait(false);
-        foreach (var r in replicas)
-        {
-            await r.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await escrow.DisposeAsync().ConfigureAwait(false);
+        // The children die with the run, also when it throws: an operator left running would keep writing to the cluster
+        // while it is cleaned up.
+        ChildProcess? escrow = null;
+        ChildProcess[] replicas = [];
+        var passed = false;
         try
         {
-            Directory.Delete(dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+            escrow = await StartEscrowAsync(escrowDll, escrowEnv, dir, log, anyone, ct).ConfigureAwait(false);
+            var funds = plans.Sum(p => p.Deposit + p.Rent) + 1_000_000;
+            await admin.DepositAsync(new DepositRequest("chaos-fund", renterKeys.Identity.Address, new EscrowAmount(funds.ToString(CultureInfo.InvariantCulture), "uusd")), ct).ConfigureAwait(false);
 
-        return report with
+            string[] OperatorArgs() =>
+            [
+                "run", "--leaser-key-file", leaserKeyFile, "--escrow-url", escrowUrl.ToString(), "--escrow-address", escrowKeys.Identity.Address,
+                "--cluster-server", cluster.ServerUrl, "--kubeconfig", kubeconfig, "--namespace", operatorNs, "--metrics-port", "-1", "--workers", "4",
+                "--rating-window", "5s", "--leader-election-lease-duration", $"{options.LeaderLeaseSeconds}s",
+            ];
+            var noEnv = new Dictionary<string, string>();
+            replicas = new[] { "operator-a", "operator-b" }.Select(n => ChildProcess.Start(n, operatorDll, OperatorArgs(), noEnv, dir, log)).ToArray();
+
+            await WaitForLeaderAsync(client, operatorNs, replicas, ct).ConfigureAwait(false);
+            var claims = new NodeClaims(client, cluster.NodeSelector);
+            using var stopWatchers = new CancellationTokenSource();
+            var claimWatch = Task.Run(() => claims.RunAsync(stopWatchers.Token), CancellationToken.None);
+
+            var renter = new Renter(client, renterKeys, leaserKeys.Identity.Address, escrowKeys.Identity.Address, ns, options.StepTimeout);
+            var outcomes = plans.Select(p => new LeaseOutcome(p, renter.Sign(p))).ToArray();
+
+            // The chaos schedule, drawn from the seed: at which lease count each kill and π restart happens.
+            var killAt = Thresholds(random, options.Kills, options.Leases);
+            var escrowAt = Thresholds(random, Math.Max(1, options.EscrowRestarts), options.Leases);
+            var chaosRandom = new Random(random.Next());
+            var started = 0;
+            int kills = 0, leaderKills = 0, escrowRestarts = 0, faultsArmed = 0, watchesCut = 0;
+            var chaosGate = new SemaphoreSlim(1, 1);
+
+            async Task ChaosAtAsync(int leaseIndex)
+            {
+                await chaosGate.WaitAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    while (kills < killAt.Count && killAt[kills] <= leaseIndex)
+                    {
+                        // The first kill always hits the leader, so a take-over by the other replica is certain.
+                        var holder = await LeaderHolderAsync(client, operatorNs, ct).ConfigureAwait(false);
+                        var leader = Array.FindIndex(replicas, r => r.LeaderIdentity is not null && r.LeaderIdentity == holder && !r.HasExited);
+                        var victim = leader >= 0 && (kills == 0 || chaosRandom.Next(2) == 0) ? leader : chaosRandom.Next(replicas.Length);
+                        if (victim == leader)
+                        {
+                            leaderKills++;
+                        }
+
+                        await replicas[victim].KillAsync().ConfigureAwait(false);
+                        await replicas[victim].DisposeAsync().ConfigureAwait(false);
+                        replicas[victim] = ChildProcess.Start(replicas[victim].Name, operatorDll, OperatorArgs(), noEnv, dir, log);
+                        kills++;
+                        log.WriteLine($"[chaos] SIGKILL {replicas[victim].Name}{(victim == leader ? " (leader)" : string.Empty)} at lease {leaseIndex}, restarted ({kills}/{killAt.Count})");
+                    }
+
+                    while (escrowRestarts < escrowAt.Count && escrowAt[escrowRestarts] <= leaseIndex)
+                    {
+                        await escrow.KillAsync().ConfigureAwait(false);
+                        await escrow.DisposeAsync().ConfigureAwait(false);
+                        escrow = await StartEscrowAsync(escrowDll, escrowEnv, dir, log, anyone, ct).ConfigureAwait(false);
+                        escrowRestarts++;
+                        log.WriteLine($"[chaos] SIGKILL π at lease {leaseIndex}, restarted on the same {options.Store} ledger");
+                    }
+
+                    if (apiFaults && cluster.Faults is { } faults)
+                    {
+                        var n = chaosRandom.Next(1, 4);
+                        faults.FailNext(n, FaultCodes[chaosRandom.Next(FaultCodes.Length)], FaultVerbs[chaosRandom.Next(FaultVerbs.Length)], FaultResources[chaosRandom.Next(FaultResources.Length)]);
+                        faultsArmed += n;
+                        if (chaosRandom.Next(5) == 0)
+                        {
+                            watchesCut += faults.CutWatches();
+                        }
+                    }
+                }
+                finally
+                {
+                    chaosGate.Release();
+                }
+            }
+
+            // The blocker takes the queued shape's one node first and gives it back after every other lease has ended.
+            var blocker = outcomes.Single(o => o.Plan == LeasePlan.Blocker);
+            var othersDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var blockerRun = Task.Run(() => renter.RunAsync(blocker, ct, othersDone.Task), CancellationToken.None);
+            await Api.RetryAsync(
+                async () =>
+                {
+                    while ((await Api.GetLeaseAsync(client, ns, blocker.Plan.Name, ct).ConfigureAwait(false))?.Status?.ActiveSince is null && !blockerRun.IsCompleted)
+                    {
+                        await Task.Delay(100, ct).ConfigureAwait(false);
+                    }
+
+                    return true;
+                },
+                ct).ConfigureAwait(false);
+            using (var slots = new SemaphoreSlim(options.Concurrency))
+            {
+                var tasks = new List<Task>(outcomes.Length);
+                foreach (var outcome in outcomes.Where(o => o != blocker))
+                {
+                    await slots.WaitAsync(ct).ConfigureAwait(false);
+                    var index = Interlocked.Increment(ref started);
+                    await ChaosAtAsync(index).ConfigureAwait(false);
+                    if (index % 50 == 0)
+                    {
+                        log.WriteLine($"[renter] {index}/{outcomes.Length} leases started, {clock.Elapsed.TotalSeconds:0} s");
+                    }
+
+                    tasks.Add(Task.Run(
+                        async () =>
+                        {
+                            try
+                            {
+                                await renter.RunAsync(outcome, ct).ConfigureAwait(false);
+                            }
+                            finally
+                            {
+                                slots.Release();
+                            }
+                        },
+                        CancellationToken.None));
+                }
+
+                await Task.WhenAll(tasks).ConfigureAwait(false);
+            }
+
+            othersDone.SetResult();
+            await blockerRun.ConfigureAwait(false);
+
+            // The end checks run against a quiet system: no more faults, both replicas and π up.
+            cluster.Faults?.Clear();
+            var injected = cluster.Faults?.Injected ?? new Dictionary<int, int>();
+            await stopWatchers.CancelAsync().ConfigureAwait(false);
+            await claimWatch.ConfigureAwait(false);
+            var leaderTransitions = await LeaderTransitionsAsync(client, operatorNs, ct).ConfigureAwait(false);
+            if (options.Sabotage is { } sabotage)
+            {
+                await sabotage(client, admin, renterKeys.Identity.Address).ConfigureAwait(false);
+            }
+
+            var report = await CheckAsync(options, cluster, outcomes, client, anyone, claims, renterKeys, leaserKeys, escrowKeys, funds, problems, ct).ConfigureAwait(false);
+            passed = report.Problems.Count == 0;
+            return report with
+            {
+                OperatorKills = kills,
+                LeaderKills = leaderKills,
+                LeaderTransitions = leaderTransitions,
+                EscrowRestarts = escrowRestarts,
+                FaultsArmed = faultsArmed,
+                FaultsFired = injected.Values.Sum(),
+                FaultsByCode = injected,
+                WatchesCut = watchesCut,
+                Duration = clock.Elapsed,
+            };
+        }
+        finally
         {
-            OperatorKills = kills,
-            LeaderKills = leaderKills,
-            LeaderTransitions = leaderTransitions,
-            EscrowRestarts = escrowRestarts,
-            FaultsArmed = faultsArmed,
-            FaultsFired = injected.Values.Sum(),
-            FaultsByCode = injected,
-            WatchesCut = watchesCut,
-            Duration = clock.Elapsed,
-        };
+            foreach (var r in replicas)
+            {
+                await r.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (escrow is not null)
+            {
+                await escrow.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (schema is not null)
+            {
+                await DropOrKeepSchemaAsync(schema, keep: options.Keep || !passed, log).ConfigureAwait(false);
+            }
+        }
     }
 
     private static async Task<ChaosReport> CheckAsync(
-        ChaosOptions options, LeaseOutcome[] outcomes, Kubernetes client, EscrowClient pi, NodeClaims claims, PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow,
+        ChaosOptions options, ChaosCluster cluster, LeaseOutcome[] outcomes, Kubernetes client, EscrowClient pi, NodeClaims claims, PartyKeyPair renter, PartyKeyPair leaser, PartyKeyPair escrow,
         long funds, List<string> problems, CancellationToken ct)
     {
         var byOutcome = new Dictionary<string, int>();
@@ -328,7 +357,7 @@ public static class ChaosRun
         foreach (var o in outcomes)
         {
             var name = o.Plan.Name;
-            var lease = await Api.GetLeaseAsync(client, Ns, name, ct).ConfigureAwait(false) ?? o.Final;
+            var lease = await Api.GetLeaseAsync(client, cluster.RenterNamespace, name, ct).ConfigureAwait(false) ?? o.Final;
             o.Final = lease;
             var phase = lease?.Status?.Phase;
             if (phase == LeasePhase.Settled)
@@ -460,7 +489,7 @@ public static class ChaosRun
             problems.Add($"node watch: {claims.Gaps} gap(s) where the watch history no longer reached back; claim counts may be short");
         }
 
-        foreach (var node in (await Api.NodesAsync(client, ct).ConfigureAwait(false)).Items)
+        foreach (var node in (await Api.NodesAsync(client, cluster.NodeSelector, ct).ConfigureAwait(false)).Items)
         {
             var marks = (node.Metadata.Labels?.Keys ?? []).Concat(node.Metadata.Annotations?.Keys ?? []).Where(k => k.StartsWith("rpoi.io/", StringComparison.Ordinal))
                 .Concat((node.Spec?.Taints ?? []).Where(t => t.Key == TpuLabels.LeaseTaintKey).Select(t => "taint " + t.Key)).ToList();
@@ -471,13 +500,13 @@ public static class ChaosRun
         }
 
         // Access: no Secret, ServiceAccount or RoleBinding left for an ended lease.
-        var secrets = await Api.RetryAsync(() => client.CoreV1.ListNamespacedSecretAsync(Ns, cancellationToken: ct), ct).ConfigureAwait(false);
+        var secrets = await Api.RetryAsync(() => client.CoreV1.ListNamespacedSecretAsync(cluster.RenterNamespace, cancellationToken: ct), ct).ConfigureAwait(false);
         foreach (var s in secrets.Items.Where(s => s.Type == "rpoi.io/access"))
         {
             problems.Add($"secret {s.Metadata.Name}: access Secret left after its lease ended");
         }
 
-        var accounts = await Api.RetryAsync(() => client.CoreV1.ListNamespacedServiceAccountAsync(Ns, cancellationToken: ct), ct).ConfigureAwait(false);
+        var accounts = await Api.RetryAsync(() => client.CoreV1.ListNamespacedServiceAccountAsync(cluster.RenterNamespace, cancellationToken: ct), ct).ConfigureAwait(false);
         foreach (var a in accounts.Items.Where(a => a.Metadata.Name.StartsWith("rpoi-", StringComparison.Ordinal)))
         {
             problems.Add($"serviceaccount {a.Metadata.Name}: left after its lease ended");
@@ -515,11 +544,11 @@ public static class ChaosRun
         }
     }
 
-    private static async Task<string?> LeaderHolderAsync(Kubernetes client, CancellationToken ct)
+    private static async Task<string?> LeaderHolderAsync(Kubernetes client, string operatorNs, CancellationToken ct)
     {
         try
         {
-            var lease = await Api.RetryAsync(() => client.CoordinationV1.ReadNamespacedLeaseAsync("rpoi-operator-leader", OperatorNs, cancellationToken: ct), ct).ConfigureAwait(false);
+            var lease = await Api.RetryAsync(() => client.CoordinationV1.ReadNamespacedLeaseAsync("rpoi-operator-leader", operatorNs, cancellationToken: ct), ct).ConfigureAwait(false);
             return lease.Spec?.HolderIdentity;
         }
         catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
@@ -529,12 +558,12 @@ public static class ChaosRun
     }
 
     /// <summary>Waits until one replica leads, so the first kill can hit the leader.</summary>
-    private static async Task WaitForLeaderAsync(Kubernetes client, ChildProcess[] replicas, CancellationToken ct)
+    private static async Task WaitForLeaderAsync(Kubernetes client, string operatorNs, ChildProcess[] replicas, CancellationToken ct)
     {
         var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(90);
         while (true)
         {
-            var holder = await LeaderHolderAsync(client, ct).ConfigureAwait(false);
+            var holder = await LeaderHolderAsync(client, operatorNs, ct).ConfigureAwait(false);
             if (holder is not null && replicas.Any(r => r.LeaderIdentity == holder))
             {
                 return;
@@ -549,9 +578,9 @@ public static class ChaosRun
         }
     }
 
-    private static async Task<int> LeaderTransitionsAsync(Kubernetes client, CancellationToken ct)
+    private static async Task<int> LeaderTransitionsAsync(Kubernetes client, string operatorNs, CancellationToken ct)
     {
-        var lease = await Api.RetryAsync(() => client.CoordinationV1.ReadNamespacedLeaseAsync("rpoi-operator-leader", OperatorNs, cancellationToken: ct), ct).ConfigureAwait(false);
+        var lease = await Api.RetryAsync(() => client.CoordinationV1.ReadNamespacedLeaseAsync("rpoi-operator-leader", operatorNs, cancellationToken: ct), ct).ConfigureAwait(false);
         return lease.Spec?.LeaseTransitions ?? 0;
     }
 
@@ -575,14 +604,37 @@ public static class ChaosRun
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private static string PostgresConnection(int seed)
+    private static string PostgresConnection(string schema) =>
+        new Npgsql.NpgsqlConnectionStringBuilder(PostgresBase()) { SearchPath = schema }.ToString();
+
+    private static string PostgresBase()
     {
         var baseConnection = Environment.GetEnvironmentVariable("RPOI_TEST_POSTGRES");
-        if (string.IsNullOrWhiteSpace(baseConnection))
+        return string.IsNullOrWhiteSpace(baseConnection)
+            ? throw new ChaosSetupException("RPOI_TEST_POSTGRES is not set, so π cannot run on PostgreSQL; run 'bash .ci/install-tools && source .ci/env' (it starts PostgreSQL and sets RPOI_TEST_POSTGRES), or use --store sqlite")
+            : baseConnection;
+    }
+
+    /// <summary>Drops the run's schema (π is stopped by now), or keeps it and says which, to look into a failure.</summary>
+    internal static async Task DropOrKeepSchemaAsync(string schema, bool keep, TextWriter log)
+    {
+        if (keep)
         {
-            throw new InvalidOperationException("RPOI_TEST_POSTGRES is not set, so π cannot run on PostgreSQL; run 'bash .ci/install-tools && source .ci/env' (it starts PostgreSQL and sets RPOI_TEST_POSTGRES), or use --store sqlite");
+            log.WriteLine($"[chaos] kept π's PostgreSQL schema {schema} (search path of RPOI_TEST_POSTGRES' database)");
+            return;
         }
 
-        return new Npgsql.NpgsqlConnectionStringBuilder(baseConnection) { SearchPath = $"chaos_{seed}_{Guid.NewGuid():N}" }.ToString();
+        try
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(PostgresBase());
+            await connection.OpenAsync().ConfigureAwait(false);
+            await using var drop = new Npgsql.NpgsqlCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE", connection);
+            await drop.ExecuteNonQueryAsync().ConfigureAwait(false);
+            log.WriteLine($"[chaos] dropped π's PostgreSQL schema {schema}");
+        }
+        catch (Npgsql.NpgsqlException e)
+        {
+            log.WriteLine($"[chaos] could not drop π's PostgreSQL schema {schema}: {e.Message}");
+        }
     }
 }

@@ -5,12 +5,12 @@ using Rpoi.Operator.PhaseOne.Allocation;
 namespace Rpoi.Chaos;
 
 /// <summary>
-/// Watches the Nodes for the whole run and counts, per (lease UID, node), how often the claim appeared and went away.
+/// Watches the run's Nodes (those matching its <c>key=value</c> node selector) for the whole run and counts, per (lease UID, node), how often the claim appeared and went away.
 /// A released claim that comes back, or one that never goes, shows up as a count other than one. Watches that end
 /// (cut by the injector, timed out) resume from the last resourceVersion, so no transition is missed; if the history
 /// no longer reaches back (410), the gap is counted and reported.
 /// </summary>
-internal sealed class NodeClaims(IKubernetes client)
+internal sealed class NodeClaims(IKubernetes client, string nodeSelector)
 {
     private readonly Dictionary<string, string?> current = [];
     private readonly Dictionary<(string Uid, string Node), (int Claims, int Releases)> counts = [];
@@ -41,7 +41,7 @@ internal sealed class NodeClaims(IKubernetes client)
             {
                 if (rv is null)
                 {
-                    var list = await Api.NodesAsync(client, ct).ConfigureAwait(false);
+                    var list = await Api.NodesAsync(client, nodeSelector, ct).ConfigureAwait(false);
                     foreach (var node in list.Items)
                     {
                         Observe(node, deleted: false);
@@ -89,6 +89,13 @@ internal sealed class NodeClaims(IKubernetes client)
 
     private void Observe(V1Node node, bool deleted)
     {
+        // The watch sees every Node (the label selector would turn a label change into a DELETED); count only the run's own.
+        var (key, value) = (nodeSelector.Split('=')[0], nodeSelector.Split('=')[1]);
+        if (node.Metadata.Labels is null || !node.Metadata.Labels.TryGetValue(key, out var run) || run != value)
+        {
+            return;
+        }
+
         var name = node.Metadata.Name;
         string? uid = null;
         if (!deleted)

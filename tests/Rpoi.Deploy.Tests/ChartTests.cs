@@ -83,6 +83,8 @@ public sealed class ChartTests
         Assert.NotNull(container.Resources.Limits["memory"]);
 
         Assert.Equal("true", Env(container, "RPOI_Operator__LeaderElection"));
+        // The operator's own default (OperatorSettings.LeaderElectionLeaseDuration), as a duration it parses.
+        Assert.Equal("15s", Env(container, "RPOI_Operator__LeaderElectionLeaseDuration"));
         Assert.Equal("http://rpoi-operator-escrow.rpoi-system.svc:8080", Env(container, "RPOI_Operator__EscrowUrl"));
         Assert.Equal("rpoi-operator-lease-user", Env(container, "RPOI_Operator__LeaseUserClusterRole"));
         Assert.Equal("72h", Env(container, "RPOI_Operator__RatingWindow"));

@@ -28,6 +28,7 @@ public sealed class SettingsTests
             "operator.jsonLogs=false",
             "operator.leasePodImage=registry.example.com/jax:1",
             "operator.leaderElection.enabled=false",
+            "operator.leaderElection.leaseDurationSeconds=40",
             "operator.replicaCount=1",
             "fullnameOverride=tpu-broker"),
         _ => Kustomize.Default,
@@ -74,6 +75,7 @@ public sealed class SettingsTests
         {
             Assert.Equal(TimeSpan.FromSeconds(90061), settings.RatingWindow);
             Assert.Equal((8, false, false), (settings.Workers, settings.JsonLogs, settings.LeaderElection));
+            Assert.Equal(TimeSpan.FromSeconds(40), settings.LeaderElectionLeaseDuration);
             Assert.Equal(("https://34.1.2.3", null), (settings.ClusterServer, settings.ClusterCaFile));
             Assert.Equal("registry.example.com/jax:1", settings.PodImage);
             Assert.Equal("rpoi1abcdefghijklmnop", settings.EscrowAddress);
@@ -83,6 +85,8 @@ public sealed class SettingsTests
         {
             Assert.Equal(TimeSpan.FromHours(72), settings.RatingWindow);
             Assert.True(settings.LeaderElection);
+            // The chart and config/ give the operator its own default (15 s).
+            Assert.Equal(new OperatorSettings().LeaderElectionLeaseDuration, settings.LeaderElectionLeaseDuration);
             Assert.Equal(OperatorSettings.DefaultLeaseUserClusterRole, settings.LeaseUserClusterRole);
         }
     }
