@@ -495,6 +495,25 @@ public sealed class GkeTpuProvider : ITpuProvider
         return cache.Store.ByIndex(OwnerIndex, uid).Any(n => !owners.TryGetValue(n.Metadata.Name, out var owner) || owner == uid);
     }
 
+    /// <summary>The free-slice index this provider claims from (null without a cache); tests compare it with a full scan.</summary>
+    internal TpuSliceIndex? SliceIndex => slices;
+
+    /// <summary>
+    /// Test hook: what a claim of <paramref name="shape"/> by <paramref name="uid"/> would read now, once through the slice
+    /// index and once by grouping the same view of the cache plus own copies (the scan claims made before the index):
+    /// the keys of the free, usable slices in claim order and of the slices the lease touches.
+    /// </summary>
+    internal ((IReadOnlyList<string> Free, IReadOnlyList<string> Touched) Indexed, (IReadOnlyList<string> Free, IReadOnlyList<string> Touched) Scanned) CompareSources(TpuShape shape, string uid)
+    {
+        var view = View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape) && FreeOrHeldBy(n, uid))
+            ?? throw new InvalidOperationException("the node cache has not synced");
+        var scanned = Scanned(shape, uid, view, []);
+        var indexed = Indexed(shape, uid);
+        static (IReadOnlyList<string>, IReadOnlyList<string>) Keys(SliceSource source) =>
+            (source.Free(_ => true, 0, int.MaxValue).Select(s => s.Key).ToList(), source.Touched.Select(s => s.Key).ToList());
+        return (Keys(indexed), Keys(scanned));
+    }
+
     /// <summary>Test hook: called by the owner look-up between its copy of this process's writes and its read of the cache.</summary>
     internal Action? BetweenOverlayAndCacheReads { get; set; }
 
