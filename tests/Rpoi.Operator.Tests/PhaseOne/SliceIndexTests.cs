@@ -46,6 +46,17 @@ public sealed class SliceIndexTests : IAsyncLifetime
 
     private static void AssertAgrees(IEnumerable<V1Node> nodes, TpuSliceIndex index, string when)
     {
+        // The room check's sums: every slice of each shape grouped from all its hosts, as the capacity summary does.
+        foreach (var group in nodes.Select(n => (Node: n, At: TpuSliceIndex.Locate(n))).Where(x => x.At is not null).GroupBy(x => x.At!.Value.ShapeKey))
+        {
+            var shape = group.First().At!.Value.Shape;
+            var all = TpuSlices.Group(shape, group.Select(x => x.Node));
+            var usable = all.Where(s => s.Usable).ToList();
+            var expectedRoom = new TpuRoom(all.Count, usable.Count, usable.Sum(s => s.Chips), usable.Count(s => s.IsFree), usable.Where(s => s.IsFree).Sum(s => s.Chips));
+            var actualRoom = index.RoomOf(group.Key, new Dictionary<TpuSliceId, TpuSlice?>());
+            Assert.True(actualRoom is { } r && r.Room == expectedRoom && r.HostsPerSlice == (usable.FirstOrDefault()?.Nodes.Count ?? 0), $"{when}: room {actualRoom} but a full scan gives {expectedRoom}");
+        }
+
         var expected = FullScan(nodes);
         var actual = index.Snapshot();
         Assert.True(
@@ -355,6 +366,8 @@ public sealed class SliceIndexTests : IAsyncLifetime
                     },
                     $"seed {seed}, step {step}: index and scan agree for {shape}; index {string.Join(",", provider.CompareSources(shape, id.Uid).Indexed.Free)}, scan {string.Join(",", provider.CompareSources(shape, id.Uid).Scanned.Free)}",
                     timeout: TimeSpan.FromSeconds(5));
+                var (indexedRoom, scannedRoom) = await provider.CompareCapacityAsync(shape);
+                Assert.Equal((step, scannedRoom), (step, indexedRoom));
                 var outcome = await provider.ClaimAsync(new TpuClaimRequest(id, shape, chips), CancellationToken.None);
                 var truth = (await env.Client.CoreV1.ListNodeAsync()).Items;
                 if (outcome is TpuClaimOutcome.Claimed { Claim: var claim })

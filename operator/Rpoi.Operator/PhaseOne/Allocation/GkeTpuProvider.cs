@@ -130,6 +130,16 @@ public sealed class GkeTpuProvider : ITpuProvider
             return null;
         }
 
+        if (!fresh && nodeCache is { HasSynced: true } && slices is { } index)
+        {
+            // Asked for every new request: read the index's sums, with the slices our own copies touch judged again,
+            // instead of grouping every node of the shape.
+            var (affected, hostsOf) = OwnSlices(ShapeKey(shape), OwnCopies());
+            var replaced = affected.ToDictionary(id => id, id => TpuSliceIndex.SliceOf(shape, hostsOf(id)));
+            return index.RoomOf(ShapeKey(shape), replaced) is not var (room, hosts) ? null
+                : new TpuCapacity(shape, hosts, room.UsableChips, room.FreeChips, room.FreeSlices, room.Slices - room.UsableSlices);
+        }
+
         var nodes = (fresh ? null : View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape))) ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
         return nodes.Count == 0 ? null : CapacityOf(shape, nodes);
     }
@@ -332,6 +342,69 @@ public sealed class GkeTpuProvider : ITpuProvider
     /// </summary>
     private sealed record SliceSource(IReadOnlyList<TpuSlice> Touched, Func<Func<TpuSlice, bool>, int, int, List<TpuSlice>> Free);
 
+    /// <summary>
+    /// The slices of a shape that have a host in this process's own copies (where the cache's copy sits, and where ours
+    /// does), and a slice's hosts as this process sees them: the cache's, each replaced by our newer copy, plus copies that
+    /// moved in. Only nodes the cache still holds count, as in <see cref="View"/>.
+    /// </summary>
+    private (HashSet<TpuSliceId> Affected, Func<TpuSliceId, List<V1Node>> HostsOf) OwnSlices(string shapeKey, Dictionary<string, V1Node> mine)
+    {
+        var index = slices!;
+        var store = nodeCache!.Store;
+        var affected = new HashSet<TpuSliceId>();
+        var mineAt = new Dictionary<TpuSliceId, List<V1Node>>();
+        foreach (var (name, node) in mine)
+        {
+            if (store.Get(ObjectKey.Of(node)) is null)
+            {
+                continue;
+            }
+
+            if (index.WhereIs(name) is { } cached && cached.ShapeKey == shapeKey)
+            {
+                affected.Add(cached.Id);
+            }
+
+            if (TpuSliceIndex.Locate(node) is { } at && at.ShapeKey == shapeKey)
+            {
+                affected.Add(at.Id);
+                if (!mineAt.TryGetValue(at.Id, out var list))
+                {
+                    mineAt[at.Id] = list = [];
+                }
+
+                list.Add(node);
+            }
+        }
+
+        List<V1Node> HostsOf(TpuSliceId id)
+        {
+            var hosts = new List<V1Node>();
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var cached in index.Hosts(shapeKey, id))
+            {
+                // Our copy decides where such a node sits; it is added below if it is still in this slice.
+                if (!mine.ContainsKey(cached.Metadata.Name))
+                {
+                    names.Add(cached.Metadata.Name);
+                    hosts.Add(cached);
+                }
+            }
+
+            foreach (var node in mineAt.GetValueOrDefault(id) ?? [])
+            {
+                if (names.Add(node.Metadata.Name))
+                {
+                    hosts.Add(node);
+                }
+            }
+
+            return hosts;
+        }
+
+        return (affected, HostsOf);
+    }
+
     /// <summary>Without a synced cache: groups the listed nodes of the shape (free ones and the lease's own).</summary>
     private static SliceSource Scanned(TpuShape shape, string uid, IList<V1Node> nodes, HashSet<string> unserved)
     {
@@ -369,34 +442,13 @@ public sealed class GkeTpuProvider : ITpuProvider
         var shapeKey = ShapeKey(shape);
         // Our copies first, then the cache (as View reads them).
         var mine = OwnCopies();
-        var affected = new HashSet<TpuSliceId>();
-        var mineAt = new Dictionary<TpuSliceId, List<V1Node>>();
+        var (affected, hostsOf) = OwnSlices(shapeKey, mine);
         var touchedIds = new HashSet<TpuSliceId>();
-        foreach (var (name, node) in mine)
+        foreach (var node in mine.Values)
         {
-            if (store.Get(ObjectKey.Of(node)) is null)
+            if (TpuSlices.OwnerOf(node) == uid && store.Get(ObjectKey.Of(node)) is not null && TpuSliceIndex.Locate(node) is { } at && at.ShapeKey == shapeKey)
             {
-                continue; // A view holds only nodes the cache still has.
-            }
-
-            if (index.WhereIs(name) is { } cached && cached.ShapeKey == shapeKey)
-            {
-                affected.Add(cached.Id);
-            }
-
-            if (TpuSliceIndex.Locate(node) is { } at && at.ShapeKey == shapeKey)
-            {
-                affected.Add(at.Id);
-                if (!mineAt.TryGetValue(at.Id, out var list))
-                {
-                    mineAt[at.Id] = list = [];
-                }
-
-                list.Add(node);
-                if (TpuSlices.OwnerOf(node) == uid)
-                {
-                    touchedIds.Add(at.Id);
-                }
+                touchedIds.Add(at.Id);
             }
         }
 
@@ -409,44 +461,17 @@ public sealed class GkeTpuProvider : ITpuProvider
             }
         }
 
-        // A slice's hosts as this process sees them: the cache's, each replaced by our newer copy, plus copies that moved in.
-        List<V1Node> HostsOf(TpuSliceId id)
-        {
-            var hosts = new List<V1Node>();
-            var names = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var cached in index.Hosts(shapeKey, id))
-            {
-                if (mine.TryGetValue(cached.Metadata.Name, out var current))
-                {
-                    continue; // Our copy decides where it sits; added below if still in this slice.
-                }
-
-                names.Add(cached.Metadata.Name);
-                hosts.Add(cached);
-            }
-
-            foreach (var node in mineAt.GetValueOrDefault(id) ?? [])
-            {
-                if (names.Add(node.Metadata.Name))
-                {
-                    hosts.Add(node);
-                }
-            }
-
-            return hosts;
-        }
-
         var touched = new List<TpuSlice>();
         foreach (var id in touchedIds)
         {
-            touched.AddRange(TpuSlices.Group(shape, HostsOf(id).Where(n => FreeOrHeldBy(n, uid))).Where(s => s.IsTouchedBy(uid)));
+            touched.AddRange(TpuSlices.Group(shape, hostsOf(id).Where(n => FreeOrHeldBy(n, uid))).Where(s => s.IsTouchedBy(uid)));
         }
 
         touched.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
         var extra = new List<(TpuSliceId Id, TpuSlice Slice)>();
         foreach (var id in affected)
         {
-            if (!touchedIds.Contains(id) && TpuSliceIndex.FreeSliceOf(shape, HostsOf(id)) is { } slice)
+            if (!touchedIds.Contains(id) && TpuSliceIndex.FreeSliceOf(shape, hostsOf(id)) is { } slice)
             {
                 extra.Add((id, slice));
             }
@@ -512,6 +537,14 @@ public sealed class GkeTpuProvider : ITpuProvider
         static (IReadOnlyList<string>, IReadOnlyList<string>) Keys(SliceSource source) =>
             (source.Free(_ => true, 0, int.MaxValue).Select(s => s.Key).ToList(), source.Touched.Select(s => s.Key).ToList());
         return (Keys(indexed), Keys(scanned));
+    }
+
+    /// <summary>Test hook: a shape's capacity from the slice index and from grouping the same view (as before the index).</summary>
+    internal async Task<(TpuCapacity? Indexed, TpuCapacity? Scanned)> CompareCapacityAsync(TpuShape shape)
+    {
+        var view = View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? throw new InvalidOperationException("the node cache has not synced");
+        var indexed = await GetCapacityAsync(shape, fresh: false, CancellationToken.None).ConfigureAwait(false);
+        return (indexed, view.Count == 0 ? null : CapacityOf(shape, view));
     }
 
     /// <summary>Test hook: called by the owner look-up between its copy of this process's writes and its read of the cache.</summary>

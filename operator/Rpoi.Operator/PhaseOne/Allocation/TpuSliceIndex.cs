@@ -34,6 +34,13 @@ internal sealed class TpuSliceIndex
 
         // The free, usable slices, in the order claims take them.
         public SortedDictionary<TpuSliceId, TpuSlice> Free { get; } = new(TpuSliceId.Order);
+
+        // Every slice grouped from all its hosts (the room check's view), the usable ones in key order, and their sums.
+        public Dictionary<TpuSliceId, TpuSlice> All { get; } = [];
+
+        public SortedSet<TpuSliceId> Usable { get; } = new(TpuSliceId.Order);
+
+        public TpuRoom Room { get; set; }
     }
 
     private readonly Lock gate = new();
@@ -79,6 +86,63 @@ internal sealed class TpuSliceIndex
 
         var slices = TpuSlices.Group(shape, free);
         return slices.Count == 1 && slices[0] is { Usable: true, IsFree: true } slice ? slice : null;
+    }
+
+    /// <summary>The slice all of <paramref name="hosts"/> make (one slice id's hosts), or null when there are none.</summary>
+    public static TpuSlice? SliceOf(TpuShape shape, IEnumerable<V1Node> hosts)
+    {
+        var slices = TpuSlices.Group(shape, hosts);
+        return slices.Count == 1 ? slices[0] : null;
+    }
+
+    /// <summary>
+    /// A shape's room (what the room check groups every node of the shape for), with the slices in
+    /// <paramref name="replaced"/> judged by the caller from newer copies (null: no such slice now). Costs the
+    /// replacements, not the shape's size; null when the shape has no slice at all.
+    /// </summary>
+    public (TpuRoom Room, int HostsPerSlice)? RoomOf(string shapeKey, IReadOnlyDictionary<TpuSliceId, TpuSlice?> replaced)
+    {
+        ArgumentNullException.ThrowIfNull(replaced);
+        lock (gate)
+        {
+            var found = shapes.TryGetValue(shapeKey, out var s);
+            var room = found ? s!.Room : default;
+            TpuSliceId? first = null;
+            foreach (var (id, slice) in replaced)
+            {
+                if (found && s!.All.TryGetValue(id, out var was))
+                {
+                    room -= TpuRoom.Of(was);
+                }
+
+                if (slice is not null)
+                {
+                    room += TpuRoom.Of(slice);
+                    if (slice.Usable && (first is null || TpuSliceId.Order.Compare(id, first.Value) < 0))
+                    {
+                        first = id;
+                    }
+                }
+            }
+
+            // Hosts per slice as the scan gives them: those of the first usable slice by key.
+            foreach (var id in found ? s!.Usable : [])
+            {
+                if (first is { } mine && TpuSliceId.Order.Compare(mine, id) < 0)
+                {
+                    break;
+                }
+
+                if (!replaced.ContainsKey(id))
+                {
+                    first = id;
+                    break;
+                }
+            }
+
+            var hosts = first is { } at ? (replaced.TryGetValue(at, out var newer) ? newer! : s!.All[at]).Nodes.Count : 0;
+            return room.Slices == 0 ? null : (room, hosts);
+        }
     }
 
     /// <summary>
@@ -265,11 +329,27 @@ internal sealed class TpuSliceIndex
 
     private static void JudgeLocked(ShapeSlices s, TpuSliceId id)
     {
+        if (s.All.Remove(id, out var was))
+        {
+            s.Room -= TpuRoom.Of(was);
+            s.Usable.Remove(id);
+        }
+
         if (!s.Members.TryGetValue(id, out var members) || members.Count == 0)
         {
             s.Members.Remove(id);
             s.Free.Remove(id);
             return;
+        }
+
+        if (SliceOf(s.Shape, members.Values) is { } whole)
+        {
+            s.All[id] = whole;
+            s.Room += TpuRoom.Of(whole);
+            if (whole.Usable)
+            {
+                s.Usable.Add(id);
+            }
         }
 
         if (FreeSliceOf(s.Shape, members.Values) is { } slice)
@@ -281,4 +361,18 @@ internal sealed class TpuSliceIndex
             s.Free.Remove(id);
         }
     }
+}
+
+/// <summary>Sums over a shape's slices: all of them, the usable ones and their chips, the free usable ones and their chips.</summary>
+internal readonly record struct TpuRoom(int Slices, int UsableSlices, int UsableChips, int FreeSlices, int FreeChips)
+{
+    public static TpuRoom Of(TpuSlice slice) => slice.Usable
+        ? new TpuRoom(1, 1, slice.Chips, slice.IsFree ? 1 : 0, slice.IsFree ? slice.Chips : 0)
+        : new TpuRoom(1, 0, 0, 0, 0);
+
+    public static TpuRoom operator +(TpuRoom a, TpuRoom b) =>
+        new(a.Slices + b.Slices, a.UsableSlices + b.UsableSlices, a.UsableChips + b.UsableChips, a.FreeSlices + b.FreeSlices, a.FreeChips + b.FreeChips);
+
+    public static TpuRoom operator -(TpuRoom a, TpuRoom b) =>
+        new(a.Slices - b.Slices, a.UsableSlices - b.UsableSlices, a.UsableChips - b.UsableChips, a.FreeSlices - b.FreeSlices, a.FreeChips - b.FreeChips);
 }
