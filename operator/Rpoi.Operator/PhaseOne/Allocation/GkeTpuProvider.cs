@@ -34,6 +34,8 @@ public sealed class GkeTpuProvider : ITpuProvider
     private readonly TimeProvider time;
     private readonly ILogger<GkeTpuProvider> logger;
     private readonly Informer<V1Node>? nodeCache;
+    // The cache's free slices by shape, in claim order (null without a cache).
+    private readonly TpuSliceIndex? slices;
     private readonly Lock gate = new();
     // Node name → the node as this process last wrote or read it, until the cache delivers that resourceVersion.
     private readonly Dictionary<string, (V1Node Node, DateTimeOffset At)> overlay = new(StringComparer.Ordinal);
@@ -55,18 +57,23 @@ public sealed class GkeTpuProvider : ITpuProvider
         this.nodeCache = nodeCache;
         if (nodeCache is not null)
         {
+            // The slice index hears of a node before the overlay entry of that version is dropped (handlers run in order),
+            // so no claim reads a node as neither our copy nor the index's.
+            var index = new TpuSliceIndex();
+            nodeCache.AddEventHandler(new ResourceEventHandler<V1Node>((n, _) => index.Upsert(n), (_, n) => index.Upsert(n), n => index.Remove(n.Metadata.Name)));
+            // Whatever the cache already holds (a provider made after the informer synced); events from here on follow.
+            index.Rebuild(nodeCache.Store.List);
+            slices = index;
             nodeCache.AddEventHandler(new ResourceEventHandler<V1Node>((n, _) => CacheCaughtUp(n), (_, n) => CacheCaughtUp(n), Deleted));
             // Look-ups by shape and by owner read an index instead of scanning every node of the cluster.
             TryAddIndex(nodeCache.Store, ShapeIndex, n => ShapeKeyOf(n) is { } key ? [key] : []);
             TryAddIndex(nodeCache.Store, OwnerIndex, n => TpuSlices.OwnerOf(n) is { } uid ? [uid] : []);
-            TryAddIndex(nodeCache.Store, FreeIndex, n => TpuSlices.OwnerOf(n) is null && ShapeKeyOf(n) is { } key ? [key] : []);
             TryAddIndex(nodeCache.Store, LeaseKeyIndex, n => LeaseKeyOf(n) is { } key ? [key] : []);
         }
     }
 
     private const string ShapeIndex = "rpoi.io/tpu-shape";
     private const string OwnerIndex = "rpoi.io/lease-uid";
-    private const string FreeIndex = "rpoi.io/free-tpu-shape";
     private const string LeaseKeyIndex = "rpoi.io/lease-key";
 
     private static string? LeaseKeyOf(V1Node node) =>
@@ -123,6 +130,16 @@ public sealed class GkeTpuProvider : ITpuProvider
             return null;
         }
 
+        if (!fresh && nodeCache is { HasSynced: true } && slices is { } index)
+        {
+            // Asked for every new request: read the index's sums, with the slices our own copies touch judged again,
+            // instead of grouping every node of the shape.
+            var (affected, hostsOf) = OwnSlices(ShapeKey(shape), OwnCopies());
+            var replaced = affected.ToDictionary(id => id, id => TpuSliceIndex.SliceOf(shape, hostsOf(id)));
+            return index.RoomOf(ShapeKey(shape), replaced) is not var (room, hosts) ? null
+                : new TpuCapacity(shape, hosts, room.UsableChips, room.FreeChips, room.FreeSlices, room.Slices - room.UsableSlices);
+        }
+
         var nodes = (fresh ? null : View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape))) ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
         return nodes.Count == 0 ? null : CapacityOf(shape, nodes);
     }
@@ -156,10 +173,10 @@ public sealed class GkeTpuProvider : ITpuProvider
         var lostRaces = 0;
         for (var round = 0; round < MaxRounds; round++)
         {
-            // A claim only ever takes free nodes or completes its own, so it reads just those (not every node of the shape).
-            var nodes = View([(FreeIndex, ShapeKey(shape)), (OwnerIndex, uid)], n => IsOfShape(n, shape) && FreeOrHeldBy(n, uid))
-                ?? await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
-            var pick = Pick(request, nodes);
+            // With a synced cache a claim reads the slice index (the free slices it takes and its own); otherwise it lists
+            // the shape's nodes and scans them.
+            var listed = nodeCache is { HasSynced: true } && slices is not null ? null : await ListShapeAsync(shape, cancellationToken).ConfigureAwait(false);
+            var pick = Pick(request, listed);
             try
             {
                 // Marks of ours on slices we will not keep (unusable now, lost to someone else, or surplus) go first.
@@ -212,16 +229,16 @@ public sealed class GkeTpuProvider : ITpuProvider
     /// <summary>
     /// Chooses the nodes to mark, atomically with respect to other claims in this process: slices the lease already
     /// holds or partly holds first, then free slices nobody has reserved, leaving room for the unserved leases ahead.
-    /// The chosen nodes are reserved for the lease until <see cref="Unreserve"/>.
+    /// The chosen nodes are reserved for the lease until <see cref="Unreserve"/>. With <paramref name="listed"/> (no synced
+    /// cache) the shape's listed nodes are scanned; otherwise the slice index and this process's own writes are read, so
+    /// the cost is the slices taken (and those passed over as reserved or kept for older leases), not the free nodes.
     /// </summary>
-    private Picked Pick(TpuClaimRequest request, IList<V1Node> nodes)
+    private Picked Pick(TpuClaimRequest request, IList<V1Node>? listed)
     {
         var uid = request.Lease.Uid;
         var shape = request.Shape;
         var need = request.Chips / shape.ChipsPerSlice;
-        // Only free nodes and our own can end up in a claim; a multi-host slice with another lease's host in it groups
-        // short of hosts and so is unusable, exactly as it is not free. Grouping is done outside the lock.
-        // Older leases ahead that already hold nodes need nothing more; the rest are found by elimination while scanning.
+        // Older leases ahead that already hold nodes need nothing more; without a cache the rest are found by elimination while scanning.
         var unserved = new HashSet<string>(StringComparer.Ordinal);
         foreach (var ahead in request.Ahead ?? [])
         {
@@ -231,21 +248,9 @@ public sealed class GkeTpuProvider : ITpuProvider
             }
         }
 
-        var candidates = new List<V1Node>(nodes.Count);
-        foreach (var node in nodes)
-        {
-            var owner = TpuSlices.OwnerOf(node);
-            if (owner is null || owner == uid)
-            {
-                candidates.Add(node);
-            }
-            else if (unserved.Count > 0)
-            {
-                unserved.Remove(owner);
-            }
-        }
-
-        var slices = TpuSlices.Group(shape, candidates);
+        // Read outside the lock: the slices this lease touches, and how to read the free ones in claim order.
+        var source = listed is null ? Indexed(shape, uid) : Scanned(shape, uid, listed, unserved);
+        var touched = source.Touched;
         lock (gate)
         {
             // A node another claim marked after our view was read: its reservation is gone, but the newest copy we know
@@ -262,11 +267,11 @@ public sealed class GkeTpuProvider : ITpuProvider
                 return newest is not null && newest.Metadata.ResourceVersion != n.Metadata.ResourceVersion
                     && TpuSlices.OwnerOf(newest) is { } owner && owner != uid;
             });
-            var held = slices.Where(s => s.Usable && s.IsHeldWhollyBy(uid)).ToList();
-            var partial = slices.Where(s => s.Usable && s.IsTouchedBy(uid) && !s.IsHeldWhollyBy(uid) && s.IsCompletableBy(uid) && !ReservedByOther(s)).ToList();
+            var held = touched.Where(s => s.Usable && s.IsHeldWhollyBy(uid)).ToList();
+            var partial = touched.Where(s => s.Usable && s.IsTouchedBy(uid) && !s.IsHeldWhollyBy(uid) && s.IsCompletableBy(uid) && !ReservedByOther(s)).ToList();
             // Lazy: the reservation/staleness check (a cache read per host) runs only until enough free slices are found,
-            // not for every free node of the shape on each claim; the count is taken in full only when short.
-            var free = slices.Where(s => s.Usable && s.IsFree && !ReservedByOther(s));
+            // not for every free slice of the shape on each claim; the count is taken in full only when short.
+            List<TpuSlice> Free(int skip, int take) => source.Free(s => !ReservedByOther(s), skip, take);
 
             // Strict FIFO: an older lease that holds and reserves nothing yet still needs its slices from the free ones,
             // unless it asks for more than the shape's usable slices hold (room it cannot use is not kept from others).
@@ -286,27 +291,27 @@ public sealed class GkeTpuProvider : ITpuProvider
 
             var keptForOlder = KeptForOlder(int.MaxValue);
             var ours = held.Concat(partial).Take(need).ToList();
-            var chosen = ours.Concat(free.Skip(keptForOlder).Take(need - ours.Count)).ToList();
+            var chosen = ours.Concat(Free(keptForOlder, need - ours.Count)).ToList();
             // Every slice of the shape, read only when short (the message, and the room older leases can use, need it).
             IReadOnlyList<TpuSlice>? all = null;
             if (chosen.Count < need && keptForOlder > 0)
             {
-                all = TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? nodes);
+                all = TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? listed ?? []);
                 var usable = KeptForOlder(all.Where(s => s.Usable).Sum(s => s.Chips));
                 if (usable < keptForOlder)
                 {
                     keptForOlder = usable;
-                    chosen = ours.Concat(free.Skip(keptForOlder).Take(need - ours.Count)).ToList();
+                    chosen = ours.Concat(Free(keptForOlder, need - ours.Count)).ToList();
                 }
             }
 
-            var freeCount = chosen.Count < need ? free.Count() : 0;
-            var stray = slices.Where(s => s.IsTouchedBy(uid) && !chosen.Contains(s)).SelectMany(s => s.Nodes).ToList();
+            var freeCount = chosen.Count < need ? Free(0, int.MaxValue).Count : 0;
+            var stray = touched.Where(s => s.IsTouchedBy(uid) && !chosen.Contains(s)).SelectMany(s => s.Nodes).ToList();
             if (chosen.Count < need)
             {
                 var room = Math.Max(0, freeCount - keptForOlder);
                 var available = Math.Min(room, need) * shape.ChipsPerSlice;
-                all ??= TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? nodes);
+                all ??= TpuSlices.Group(shape, View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? listed ?? []);
                 var hosts = all.FirstOrDefault(s => s.Usable)?.Nodes.Count ?? 0;
                 var sliceWord = hosts > 1 ? $"{hosts}-host {shape.Topology} slices" : $"{shape.Topology} slices";
                 var forOlder = keptForOlder > 0 ? $", {keptForOlder} more kept for older leases ahead in the queue" : string.Empty;
@@ -329,6 +334,152 @@ public sealed class GkeTpuProvider : ITpuProvider
 
             return new Picked(chosenNodes, stray, null);
         }
+    }
+
+    /// <summary>
+    /// What a claim reads: the slices the lease touches (sorted by key) and the free, usable slices in claim order, of
+    /// which <c>Free(accept, skip, take)</c> passes over the first <c>skip</c> accepted and returns at most <c>take</c>.
+    /// </summary>
+    private sealed record SliceSource(IReadOnlyList<TpuSlice> Touched, Func<Func<TpuSlice, bool>, int, int, List<TpuSlice>> Free);
+
+    /// <summary>
+    /// The slices of a shape that have a host in this process's own copies (where the cache's copy sits, and where ours
+    /// does), and a slice's hosts as this process sees them: the cache's, each replaced by our newer copy, plus copies that
+    /// moved in. Only nodes the cache still holds count, as in <see cref="View"/>.
+    /// </summary>
+    private (HashSet<TpuSliceId> Affected, Func<TpuSliceId, List<V1Node>> HostsOf) OwnSlices(string shapeKey, Dictionary<string, V1Node> mine)
+    {
+        var index = slices!;
+        var store = nodeCache!.Store;
+        var affected = new HashSet<TpuSliceId>();
+        var mineAt = new Dictionary<TpuSliceId, List<V1Node>>();
+        foreach (var (name, node) in mine)
+        {
+            if (store.Get(ObjectKey.Of(node)) is null)
+            {
+                continue;
+            }
+
+            if (index.WhereIs(name) is { } cached && cached.ShapeKey == shapeKey)
+            {
+                affected.Add(cached.Id);
+            }
+
+            if (TpuSliceIndex.Locate(node) is { } at && at.ShapeKey == shapeKey)
+            {
+                affected.Add(at.Id);
+                if (!mineAt.TryGetValue(at.Id, out var list))
+                {
+                    mineAt[at.Id] = list = [];
+                }
+
+                list.Add(node);
+            }
+        }
+
+        List<V1Node> HostsOf(TpuSliceId id)
+        {
+            var hosts = new List<V1Node>();
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var cached in index.Hosts(shapeKey, id))
+            {
+                // Our copy decides where such a node sits; it is added below if it is still in this slice.
+                if (!mine.ContainsKey(cached.Metadata.Name))
+                {
+                    names.Add(cached.Metadata.Name);
+                    hosts.Add(cached);
+                }
+            }
+
+            foreach (var node in mineAt.GetValueOrDefault(id) ?? [])
+            {
+                if (names.Add(node.Metadata.Name))
+                {
+                    hosts.Add(node);
+                }
+            }
+
+            return hosts;
+        }
+
+        return (affected, HostsOf);
+    }
+
+    /// <summary>Without a synced cache: groups the listed nodes of the shape (free ones and the lease's own).</summary>
+    private static SliceSource Scanned(TpuShape shape, string uid, IList<V1Node> nodes, HashSet<string> unserved)
+    {
+        // Only free nodes and our own can end up in a claim; a multi-host slice with another lease's host in it groups
+        // short of hosts and so is unusable, exactly as it is not free.
+        var candidates = new List<V1Node>(nodes.Count);
+        foreach (var node in nodes)
+        {
+            var owner = TpuSlices.OwnerOf(node);
+            if (owner is null || owner == uid)
+            {
+                candidates.Add(node);
+            }
+            else if (unserved.Count > 0)
+            {
+                unserved.Remove(owner);
+            }
+        }
+
+        var slices = TpuSlices.Group(shape, candidates);
+        return new SliceSource(
+            slices.Where(s => s.IsTouchedBy(uid)).ToList(),
+            (accept, skip, take) => take <= 0 ? [] : slices.Where(s => s.Usable && s.IsFree && accept(s)).Skip(skip).Take(take).ToList());
+    }
+
+    /// <summary>
+    /// With a synced cache: the slice index, with every slice that has a host in this process's own copies (a node it
+    /// wrote or re-read that the cache has not caught up with) judged again from the newest copies, so the result is what
+    /// grouping the free nodes of the shape in <see cref="View"/> would give, at the cost of the slices read.
+    /// </summary>
+    private SliceSource Indexed(TpuShape shape, string uid)
+    {
+        var index = slices!;
+        var store = nodeCache!.Store;
+        var shapeKey = ShapeKey(shape);
+        // Our copies first, then the cache (as View reads them).
+        var mine = OwnCopies();
+        var (affected, hostsOf) = OwnSlices(shapeKey, mine);
+        var touchedIds = new HashSet<TpuSliceId>();
+        foreach (var node in mine.Values)
+        {
+            if (TpuSlices.OwnerOf(node) == uid && store.Get(ObjectKey.Of(node)) is not null && TpuSliceIndex.Locate(node) is { } at && at.ShapeKey == shapeKey)
+            {
+                touchedIds.Add(at.Id);
+            }
+        }
+
+        foreach (var cached in store.ByIndex(OwnerIndex, uid))
+        {
+            var current = mine.GetValueOrDefault(cached.Metadata.Name) ?? cached;
+            if (TpuSlices.OwnerOf(current) == uid && TpuSliceIndex.Locate(current) is { } at && at.ShapeKey == shapeKey)
+            {
+                touchedIds.Add(at.Id);
+            }
+        }
+
+        var touched = new List<TpuSlice>();
+        foreach (var id in touchedIds)
+        {
+            touched.AddRange(TpuSlices.Group(shape, hostsOf(id).Where(n => FreeOrHeldBy(n, uid))).Where(s => s.IsTouchedBy(uid)));
+        }
+
+        touched.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+        var extra = new List<(TpuSliceId Id, TpuSlice Slice)>();
+        foreach (var id in affected)
+        {
+            if (!touchedIds.Contains(id) && TpuSliceIndex.FreeSliceOf(shape, hostsOf(id)) is { } slice)
+            {
+                extra.Add((id, slice));
+            }
+        }
+
+        extra.Sort((a, b) => TpuSliceId.Order.Compare(a.Id, b.Id));
+        affected.UnionWith(touchedIds);
+        return new SliceSource(touched, (accept, skip, take) => index.TakeFree(shapeKey, affected, extra, accept, skip, take));
     }
 
     /// <summary>
@@ -367,6 +518,33 @@ public sealed class GkeTpuProvider : ITpuProvider
 
         // Held by the cache's account, unless this process has since seen that node change hands.
         return cache.Store.ByIndex(OwnerIndex, uid).Any(n => !owners.TryGetValue(n.Metadata.Name, out var owner) || owner == uid);
+    }
+
+    /// <summary>The free-slice index this provider claims from (null without a cache); tests compare it with a full scan.</summary>
+    internal TpuSliceIndex? SliceIndex => slices;
+
+    /// <summary>
+    /// Test hook: what a claim of <paramref name="shape"/> by <paramref name="uid"/> would read now, once through the slice
+    /// index and once by grouping the same view of the cache plus own copies (the scan claims made before the index):
+    /// the keys of the free, usable slices in claim order and of the slices the lease touches.
+    /// </summary>
+    internal ((IReadOnlyList<string> Free, IReadOnlyList<string> Touched) Indexed, (IReadOnlyList<string> Free, IReadOnlyList<string> Touched) Scanned) CompareSources(TpuShape shape, string uid)
+    {
+        var view = View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape) && FreeOrHeldBy(n, uid))
+            ?? throw new InvalidOperationException("the node cache has not synced");
+        var scanned = Scanned(shape, uid, view, []);
+        var indexed = Indexed(shape, uid);
+        static (IReadOnlyList<string>, IReadOnlyList<string>) Keys(SliceSource source) =>
+            (source.Free(_ => true, 0, int.MaxValue).Select(s => s.Key).ToList(), source.Touched.Select(s => s.Key).ToList());
+        return (Keys(indexed), Keys(scanned));
+    }
+
+    /// <summary>Test hook: a shape's capacity from the slice index and from grouping the same view (as before the index).</summary>
+    internal async Task<(TpuCapacity? Indexed, TpuCapacity? Scanned)> CompareCapacityAsync(TpuShape shape)
+    {
+        var view = View([(ShapeIndex, ShapeKey(shape))], n => IsOfShape(n, shape)) ?? throw new InvalidOperationException("the node cache has not synced");
+        var indexed = await GetCapacityAsync(shape, fresh: false, CancellationToken.None).ConfigureAwait(false);
+        return (indexed, view.Count == 0 ? null : CapacityOf(shape, view));
     }
 
     /// <summary>Test hook: called by the owner look-up between its copy of this process's writes and its read of the cache.</summary>
@@ -491,30 +669,7 @@ public sealed class GkeTpuProvider : ITpuProvider
 
         // Copy our own writes first, then read the cache: CacheCaughtUp drops an entry only after the cache holds its
         // version, so whatever interleaves, each node is seen at least as new as this process's last write.
-        var now = time.GetUtcNow();
-        Dictionary<string, V1Node> mine;
-        lock (gate)
-        {
-            mine = new Dictionary<string, V1Node>(overlay.Count, StringComparer.Ordinal);
-            List<string>? expired = null;
-            foreach (var (name, entry) in overlay)
-            {
-                if (now - entry.At < OverlayLifetime)
-                {
-                    mine[name] = entry.Node;
-                }
-                else
-                {
-                    (expired ??= []).Add(name);
-                }
-            }
-
-            foreach (var name in expired ?? [])
-            {
-                overlay.Remove(name);
-            }
-        }
-
+        var mine = OwnCopies();
         IReadOnlyList<V1Node> cached = sources is null ? cache.Store.List()
             : sources.Count == 1 ? cache.Store.ByIndex(sources[0].Index, sources[0].Value)
             : sources.SelectMany(source => cache.Store.ByIndex(source.Index, source.Value)).DistinctBy(n => n.Metadata.Name, StringComparer.Ordinal).ToList();
@@ -544,6 +699,36 @@ public sealed class GkeTpuProvider : ITpuProvider
         }
 
         return result;
+    }
+
+    /// <summary>This process's own copies of nodes (written or re-read) that have not expired, dropping the expired ones.</summary>
+    private Dictionary<string, V1Node> OwnCopies()
+    {
+        var now = time.GetUtcNow();
+        Dictionary<string, V1Node> mine;
+        lock (gate)
+        {
+            mine = new Dictionary<string, V1Node>(overlay.Count, StringComparer.Ordinal);
+            List<string>? expired = null;
+            foreach (var (name, entry) in overlay)
+            {
+                if (now - entry.At < OverlayLifetime)
+                {
+                    mine[name] = entry.Node;
+                }
+                else
+                {
+                    (expired ??= []).Add(name);
+                }
+            }
+
+            foreach (var name in expired ?? [])
+            {
+                overlay.Remove(name);
+            }
+        }
+
+        return mine;
     }
 
     /// <summary>Keeps a node as this process just wrote or read it, until the cache shows that version.</summary>

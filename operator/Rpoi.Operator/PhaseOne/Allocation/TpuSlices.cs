@@ -136,6 +136,8 @@ internal static class TpuSlices
 
         foreach (var (pool, members) in multiHost)
         {
+            // Sorted first so the hosts a slice wants never depend on the order the nodes came in (an index and a scan agree).
+            members.Sort((a, b) => string.CompareOrdinal(a.Metadata.Name, b.Metadata.Name));
             var hostsWanted = HostsPerSlice(shape, ChipsOn(members[0]));
             // Without a pool label hosts cannot be grouped into a slice safely; the empty key makes it unusable.
             slices.Add(Make(shape, pool, members, pool.Length == 0 ? -1 : hostsWanted));
