@@ -102,6 +102,9 @@ public abstract class SqlEscrowStore : IEscrowStore
     /// </summary>
     protected abstract Task MigrateAsync(DbConnection connection, DbTransaction tx, CancellationToken ct);
 
+    /// <summary>Runs first in the schema transaction: PostgreSQL serialises replicas that start together here.</summary>
+    protected virtual Task BeforeSchemaAsync(DbConnection connection, DbTransaction tx, CancellationToken ct) => Task.CompletedTask;
+
     /// <summary>Dialect-specific schema (append-only triggers), run after <see cref="CommonSchema"/>.</summary>
     protected abstract string DialectSchema { get; }
 
@@ -134,6 +137,7 @@ public abstract class SqlEscrowStore : IEscrowStore
     {
         await using var connection = await OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        await BeforeSchemaAsync(connection, tx, ct);
         await Exec(connection, tx, CommonSchema, ct);
         await MigrateAsync(connection, tx, ct);
         await Exec(connection, tx, ReplaySchema, ct);
