@@ -68,7 +68,8 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()
     {
-        await _dataSource.DisposeAsync();
+        // The writer finishes its queue first: it still needs connections.
         await base.DisposeAsync();
+        await _dataSource.DisposeAsync();
     }
 }
