@@ -22,7 +22,7 @@ if (args.Length > 0 && args[0] == PhaseOneServer.Subcommand)
     return await PhaseOneServer.RunAsync();
 }
 
-// Escrow settlements/s with full verification (Stopwatch runner, EscrowBenchmark.cs): ... -- escrow [settlements] [concurrency]
+// Escrow settlements/s with full verification (Stopwatch runner, EscrowBenchmark.cs): ... -- escrow [settlements,settlements] [concurrency]
 if (args.Length > 0 && args[0] == "escrow")
 {
     return await EscrowBenchmark.RunAsync(args[1..]);

@@ -126,6 +126,23 @@ public sealed class EscrowEnvironment : IAsyncDisposable
         Anyone = ClientFor(EscrowCredentials.None);
     }
 
+    /// <summary>
+    /// A second π on the same database, keys and clock (another replica of one Deployment): its own store, pool and
+    /// Kestrel server. Its store is initialised while a third store on the same database initialises too, as replicas
+    /// starting together do.
+    /// </summary>
+    public async Task<EscrowReplica> StartReplicaAsync()
+    {
+        var store = _provider.Reopen(Store);
+        await using (var concurrent = _provider.Reopen(Store))
+        {
+            await Task.WhenAll(store.InitializeAsync(), concurrent.InitializeAsync());
+        }
+
+        var (app, address) = await StartAppAsync(store, Time, Options, Pi, Leaser);
+        return new EscrowReplica(app, store, address, this);
+    }
+
     /// <summary>Credits <paramref name="amount"/> uusd to <paramref name="address"/> through the admin on-ramp.</summary>
     public Task<DepositReceipt> FundAsync(string address, long amount) =>
         Admin.DepositAsync(new DepositRequest("dep-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), address, new EscrowAmount(amount.ToString(System.Globalization.CultureInfo.InvariantCulture), "uusd")));
@@ -157,4 +174,31 @@ public sealed class EscrowEnvironment : IAsyncDisposable
 
     /// <summary>Runs raw SQL on this test's database, bypassing π.</summary>
     public Task ExecuteRawAsync(string sql) => _provider.ExecuteRawAsync(Store, sql);
+}
+
+/// <summary>Another π replica over the same database as its <see cref="EscrowEnvironment"/>.</summary>
+public sealed class EscrowReplica : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly IEscrowStore _store;
+
+    internal EscrowReplica(WebApplication app, IEscrowStore store, Uri baseAddress, EscrowEnvironment env)
+    {
+        _app = app;
+        _store = store;
+        var options = new EscrowClientOptions { BaseAddress = baseAddress, Credentials = EscrowCredentials.Leaser(env.Leaser), Time = env.Time, MaxAttempts = 1 };
+        Operator = new EscrowClient(env.Http, options);
+        Anyone = new EscrowClient(env.Http, new EscrowClientOptions { BaseAddress = baseAddress, Credentials = EscrowCredentials.None, Time = env.Time, MaxAttempts = 1 });
+    }
+
+    public IEscrowClient Operator { get; }
+
+    public IEscrowClient Anyone { get; }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        await _store.DisposeAsync();
+    }
 }

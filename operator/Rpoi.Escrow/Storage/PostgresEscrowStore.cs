@@ -35,15 +35,19 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
         Exec(connection, tx, "ALTER TABLE settlements ADD COLUMN IF NOT EXISTS leaser_final TEXT NULL", ct);
 
     /// <inheritdoc />
-    public override async Task InitializeAsync(CancellationToken ct = default)
+    /// <remarks>
+    /// Replicas of π that start together would otherwise run CREATE SCHEMA / TABLE IF NOT EXISTS and CREATE OR REPLACE
+    /// FUNCTION at the same time, and PostgreSQL refuses the loser ("duplicate key value violates unique constraint
+    /// pg_namespace…", "tuple concurrently updated"): a transaction-scoped advisory lock on the schema's name makes them
+    /// take turns, and the second finds everything in place.
+    /// </remarks>
+    protected override async Task BeforeSchemaAsync(DbConnection connection, DbTransaction tx, CancellationToken ct)
     {
+        await Exec(connection, tx, "SELECT pg_advisory_xact_lock(hashtext(@s))", ct, ("s", "rpoi-escrow-schema:" + (_schema ?? "public")));
         if (_schema is not null)
         {
-            await using var connection = await OpenAsync(ct);
-            await Exec(connection, null, $"CREATE SCHEMA IF NOT EXISTS \"{_schema.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", ct);
+            await Exec(connection, tx, $"CREATE SCHEMA IF NOT EXISTS \"{_schema.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", ct);
         }
-
-        await base.InitializeAsync(ct);
     }
 
     /// <inheritdoc />
@@ -64,7 +68,8 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()
     {
-        await _dataSource.DisposeAsync();
+        // The writer finishes its queue first: it still needs connections.
         await base.DisposeAsync();
+        await _dataSource.DisposeAsync();
     }
 }

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using System.Threading.Channels;
 using Rpoi.Escrow.Client;
 using Rpoi.Protocol.Checks;
 using Rpoi.Protocol.Messages;
@@ -102,6 +103,9 @@ public abstract class SqlEscrowStore : IEscrowStore
     /// </summary>
     protected abstract Task MigrateAsync(DbConnection connection, DbTransaction tx, CancellationToken ct);
 
+    /// <summary>Runs first in the schema transaction: PostgreSQL serialises replicas that start together here.</summary>
+    protected virtual Task BeforeSchemaAsync(DbConnection connection, DbTransaction tx, CancellationToken ct) => Task.CompletedTask;
+
     /// <summary>Dialect-specific schema (append-only triggers), run after <see cref="CommonSchema"/>.</summary>
     protected abstract string DialectSchema { get; }
 
@@ -117,16 +121,153 @@ public abstract class SqlEscrowStore : IEscrowStore
     /// <summary>Begins a read-only transaction that sees one consistent snapshot.</summary>
     protected abstract ValueTask<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken ct);
 
-    /// <summary>Runs a write transaction; SQLite overrides it to queue writers in-process instead of spinning on the file lock.</summary>
+    /// <summary>Most writes committed together in one transaction (each under its own savepoint).</summary>
+    private const int MaxGroup = 32;
+
+    private readonly Channel<QueuedWrite> _queue = Channel.CreateUnbounded<QueuedWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _writerStart = new();
+    private Task? _writer;
+
+    /// <summary>
+    /// Runs a write transaction. Writes are queued to one writer per store, which commits whatever is waiting together
+    /// (group commit, up to <see cref="MaxGroup"/>): each write runs under its own savepoint, so a refused or failed one
+    /// rolls back alone and the others still commit; one COMMIT (one fsync on SQLite, one WAL flush on PostgreSQL) then
+    /// makes them all durable, and only after it does any caller get its answer. If the group cannot commit, every
+    /// write in it fails and nothing of it is kept. The chain needs serial writers anyway, so the queue costs no
+    /// parallelism, and it saves the per-commit sync and page writes that bound a durable store.
+    /// </summary>
     protected virtual async Task<T> WriteAsync<T>(Func<WriteScope, Task<T>> body, CancellationToken ct)
     {
-        await using var connection = await OpenAsync(ct);
-        await using var tx = await BeginWriteAsync(connection, ct);
-        var scope = new WriteScope(connection, tx, HeadQuery);
-        var result = await body(scope);
-        await scope.FlushAsync(ct);
-        await tx.CommitAsync(ct);
-        return result;
+        ct.ThrowIfCancellationRequested();
+        var write = new QueuedWrite<T>(body, ct);
+        StartWriter();
+        if (!_queue.Writer.TryWrite(write))
+        {
+            throw new ObjectDisposedException(GetType().Name, "the store is closed");
+        }
+
+        return await write.Result;
+    }
+
+    private void StartWriter()
+    {
+        if (_writer is not null)
+        {
+            return;
+        }
+
+        lock (_writerStart)
+        {
+            _writer ??= Task.Run(WriterLoopAsync);
+        }
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        var group = new List<QueuedWrite>(MaxGroup);
+        while (await _queue.Reader.WaitToReadAsync())
+        {
+            group.Clear();
+            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var write))
+            {
+                if (write.Cancellation.IsCancellationRequested)
+                {
+                    write.Fail(new OperationCanceledException(write.Cancellation));
+                }
+                else
+                {
+                    group.Add(write);
+                }
+            }
+
+            if (group.Count > 0)
+            {
+                await CommitGroupAsync(group);
+            }
+        }
+    }
+
+    private async Task CommitGroupAsync(List<QueuedWrite> group)
+    {
+        var ran = new List<QueuedWrite>(group.Count);
+        try
+        {
+            await using var connection = await OpenAsync(CancellationToken.None);
+            await using var tx = await BeginWriteAsync(connection, CancellationToken.None);
+            foreach (var write in group)
+            {
+                if (group.Count == 1)
+                {
+                    // Alone in its transaction: a failure rolls back the whole of it, no savepoint needed.
+                    await write.RunAsync(new WriteScope(connection, tx, HeadQuery));
+                    ran.Add(write);
+                    continue;
+                }
+
+                await tx.SaveAsync("w", CancellationToken.None);
+                try
+                {
+                    await write.RunAsync(new WriteScope(connection, tx, HeadQuery));
+                    await tx.ReleaseAsync("w", CancellationToken.None);
+                    ran.Add(write);
+                }
+                catch (Exception failure)
+                {
+                    // Undo this write only. If even that fails (SQLite rolls back the whole transaction on some
+                    // errors), the group is lost: the outer handler fails every write in it.
+                    await tx.RollbackAsync("w", CancellationToken.None);
+                    await tx.ReleaseAsync("w", CancellationToken.None);
+                    write.Fail(failure);
+                }
+            }
+
+            await tx.CommitAsync(CancellationToken.None);
+        }
+        catch (Exception failure)
+        {
+            // Nothing of this group was committed: everyone still waiting hears so (and may retry; writes are idempotent).
+            foreach (var write in group)
+            {
+                write.Fail(failure);
+            }
+
+            return;
+        }
+
+        foreach (var write in ran)
+        {
+            write.Complete();
+        }
+    }
+
+    /// <summary>A write waiting for the writer: its body, and the caller's answer once its group committed.</summary>
+    private abstract class QueuedWrite(CancellationToken cancellation)
+    {
+        public CancellationToken Cancellation { get; } = cancellation;
+
+        public abstract Task RunAsync(WriteScope scope);
+
+        public abstract void Complete();
+
+        public abstract void Fail(Exception failure);
+    }
+
+    private sealed class QueuedWrite<T>(Func<WriteScope, Task<T>> body, CancellationToken cancellation) : QueuedWrite(cancellation)
+    {
+        private readonly TaskCompletionSource<T> _answer = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _value;
+
+        public Task<T> Result => _answer.Task;
+
+        public override async Task RunAsync(WriteScope scope)
+        {
+            _value = await body(scope);
+            await scope.FlushAsync(Cancellation);
+        }
+
+        public override void Complete() => _answer.TrySetResult(_value!);
+
+        public override void Fail(Exception failure) => _answer.TrySetException(failure);
     }
 
     /// <inheritdoc />
@@ -134,6 +275,7 @@ public abstract class SqlEscrowStore : IEscrowStore
     {
         await using var connection = await OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        await BeforeSchemaAsync(connection, tx, ct);
         await Exec(connection, tx, CommonSchema, ct);
         await MigrateAsync(connection, tx, ct);
         await Exec(connection, tx, ReplaySchema, ct);
@@ -552,10 +694,16 @@ public abstract class SqlEscrowStore : IEscrowStore
     }
 
     /// <inheritdoc />
-    public virtual ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
+        // Queued writes still run and commit; later ones are refused.
+        _queue.Writer.TryComplete();
+        if (_writer is not null)
+        {
+            await _writer;
+        }
+
         GC.SuppressFinalize(this);
-        return ValueTask.CompletedTask;
     }
 
     /// <summary>Checked 64-bit addition of non-negative amounts: false instead of an overflow.</summary>
