@@ -51,8 +51,9 @@ internal static class PhaseOneBenchmark
             ? n
             : throw new ArgumentException($"{what} must be a whole number of at least {min}, not '{text}'");
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(string[] all)
     {
+        var (flags, args) = PhaseOneFlags.Parse(all);
         var leases = args.Length > 0 ? Positive(args[0], "leases (1st argument)") : 1000;
         var idle = TimeSpan.FromSeconds(args.Length > 2 ? Positive(args[2], "idleSeconds (3rd argument)", min: 0) : 20);
         var workerSettings = args.Length > 1
@@ -79,13 +80,19 @@ internal static class PhaseOneBenchmark
                     break;
                 default:
                     throw new ArgumentException($"after [leases] [workers,workers] [idleSeconds] [limitMinutes] come words: 'burst' (all creates at once through the API, the default) or 'kubectl' (one 'kubectl apply -f' of a file holding them all); "
-                        + $"'finalizer' (the default) or 'bare' (manifests without the finalizer); 'inprocess' (the default) or 'split' (the API server in a child process, CPU measured per side); not '{word}'");
+                        + $"'finalizer' (the default) or 'bare' (manifests without the finalizer); 'inprocess' (the default) or 'split' (the API server in a child process, CPU measured per side); not '{word}'; {PhaseOneFlags.Usage}");
             }
         }
 
+        if (split && flags.Kubeconfig is not null)
+        {
+            throw new ArgumentException("'split' starts an in-repo API server in a child process; with --kubeconfig the API server is the cluster's, so leave 'split' out");
+        }
+
+        var target = flags.Kubeconfig is null ? (split ? "API server in a child process" : "API server in this process") : $"the cluster of {flags.Kubeconfig}{(flags.FakeNodes ? ", fake nodes made by the benchmark" : ", its own v5e 2x2 nodes")}";
         Console.WriteLine($"phase I benchmark: {leases} leases, {leases} v5e {Topology} nodes, idle window {idle.TotalSeconds:0} s, workers {string.Join(", ", workerSettings)}, "
             + $"applied by {(apply == "burst" ? "concurrent API creates" : "one kubectl apply -f")}, {(withFinalizer ? "manifests with the finalizer (as kubectl rpoi request writes them)" : "bare manifests (the operator adds the finalizer)")}, "
-            + $"{(split ? "API server in a child process" : "API server in this process")}");
+            + $"{target}, π: {flags.Escrow}; {Environment.ProcessorCount} cores, load average {LoadAverage()}, {DateTime.UtcNow:u}");
         await using var child = split ? ApiServerProcess.Start() : null;
         if (child is not null)
         {
@@ -93,25 +100,211 @@ internal static class PhaseOneBenchmark
         }
 
         var ok = true;
-        foreach (var workers in workerSettings)
+        var rounds = new List<RoundResult>();
+        for (var r = 0; r < workerSettings.Length; r++)
         {
-            ok &= await RunOnceAsync(leases, workers, idle, limit, apply == "kubectl", withFinalizer, child);
+            // Round 1 of a process pays for JIT compilation (operator, client, server): it is the cold round; the others are warm.
+            var result = await RunOnceAsync(new Round(leases, workerSettings[r], idle, limit, apply == "kubectl", withFinalizer, child, flags, r == 0 ? "cold" : "warm", null, r + 1));
+            ok &= result.Finished;
+            rounds.Add(result);
+        }
+
+        if (flags.Duration is { } seconds)
+        {
+            // Capacity: leases per second the last burst round brought to Active; the steady round arrives at half of it unless told.
+            var capacity = rounds[^1].LeasesPerSecond;
+            var rate = flags.Rate ?? capacity / 2;
+            var count = Math.Max(1, (int)Math.Round(rate * seconds));
+            Console.WriteLine();
+            Console.WriteLine($"steady round: {rate:0.0} leases/s for {seconds} s = {count} leases ({(flags.Rate is null ? "50%" : $"{rate / capacity:P0}")} of the {capacity:0.0} leases/s the last burst round reached)");
+            var steady = await RunOnceAsync(new Round(count, workerSettings[^1], idle, limit, false, withFinalizer, child, flags, "warm", rate, rounds.Count + 1));
+            ok &= steady.Finished;
+            rounds.Add(steady);
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("| round | leases | arrival | last Active (ms) | p50 (ms) | p99 (ms) | raw writes/s | writes/lease | API floor (ms) | ratio to floor |");
+        Console.WriteLine("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var x in rounds)
+        {
+            Console.WriteLine(FormattableString.Invariant($"| {x.Number} ({x.Temperature}) | {x.Leases} | {x.Arrival} | {x.WallMs:0} | {x.P50:0} | {x.P99:0} | {x.RawWritesPerSecond:0} | {x.WritesPerLease:0.00} | {x.FloorMs:0} | {(x.Arrival == "burst" ? $"{x.WallMs / x.FloorMs:0.00}" : "n/a")} |"));
+        }
+
+        // Goals (issue 14): burst <= 2x the API floor, cold and warm; steady arrivals at 50% of capacity p99 <= 250 ms.
+        foreach (var x in rounds)
+        {
+            Console.WriteLine(x.Arrival == "burst"
+                ? $"goal round {x.Number} ({x.Temperature} burst): {x.WallMs / x.FloorMs:0.00}x the floor, goal <= 2x: {(x.Finished && x.WallMs <= 2 * x.FloorMs ? "MET" : "NOT MET")}"
+                : $"goal round {x.Number} (steady): p99 {x.P99:0} ms, goal <= 250 ms: {(x.Finished && x.P99 <= 250 ? "MET" : "NOT MET")}");
         }
 
         return ok ? 0 : 1;
     }
 
-    private static async Task<bool> RunOnceAsync(int count, int workers, TimeSpan idle, TimeSpan limit, bool byKubectl, bool withFinalizer, ApiServerProcess? child)
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
+
+    /// <summary>One round's settings: a burst (<paramref name="Rate"/> null) or steady arrivals at <paramref name="Rate"/> leases/s.</summary>
+    private sealed record Round(int Count, int Workers, TimeSpan Idle, TimeSpan Limit, bool ByKubectl, bool WithFinalizer, ApiServerProcess? Child, PhaseOneFlags Flags, string Temperature, double? Rate, int Number);
+
+    /// <summary>A round's figures for the summary table.</summary>
+    private sealed record RoundResult(int Number, string Temperature, int Leases, string Arrival, bool Finished, double WallMs, double P50, double P99, double RawWritesPerSecond, double WritesPerLease, double FloorMs)
     {
-        await using var server = await RoundServer.StartAsync(child);
-        using var client = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Token });
-        var crdFile = Path.Combine(FindRoot(), "crds", "rpoi.io_leases.yaml");
-        await client.ApiextensionsV1.CreateCustomResourceDefinitionAsync(KubernetesYaml.Deserialize<V1CustomResourceDefinition>(await File.ReadAllTextAsync(crdFile)));
-        await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = Ns } });
+        public double LeasesPerSecond => Leases / (WallMs / 1000);
+    }
+
+    private static async Task<RoundResult> RunOnceAsync(Round round)
+    {
+        var (count, workers, idle, limit, byKubectl, withFinalizer, child, flags, _, rate, number) = round;
+        var runId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+
+        // Against a cluster the round works in a namespace of its own (and fake nodes of its own, when asked) and removes them afterwards.
+        var ns = flags.Kubeconfig is null ? Ns : $"rpoi-bench-{runId}";
+        await using var server = await RoundServer.StartAsync(child, flags.Kubeconfig);
+        using var client = new Kubernetes(server.Config());
+        var made = new Made(ns, flags.Kubeconfig is not null);
+        try
+        {
+            return await RunOnceInAsync(round, runId, ns, server, client, made);
+        }
+        finally
+        {
+            if (made.Cleanup)
+            {
+                await CleanUpAsync(client, made);
+            }
+        }
+    }
+
+    /// <summary>What a round made on a cluster, so that it can remove exactly that.</summary>
+    private sealed class Made(string ns, bool cleanup)
+    {
+        public string Namespace { get; } = ns;
+
+        public bool Cleanup { get; } = cleanup;
+
+        public bool MadeNamespace { get; set; }
+
+        public ConcurrentBag<string> Nodes { get; } = [];
+    }
+
+    private static async Task CleanUpAsync(Kubernetes client, Made made)
+    {
+        var clock = Stopwatch.StartNew();
+        if (made.MadeNamespace)
+        {
+            // Phase II owns the finalizer (it settles on delete); the benchmark's leases were never used, so it takes the finalizer off itself.
+            var list = await client.CustomObjects.ListNamespacedCustomObjectAsync<System.Text.Json.JsonElement>(Lease.Group, Lease.Version, made.Namespace, Lease.Plural);
+            var names = list.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("metadata").GetProperty("name").GetString()!).ToList();
+            await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (name, ct) =>
+            {
+                await client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch("{\"metadata\":{\"finalizers\":null}}", V1Patch.PatchType.MergePatch), Lease.Group, Lease.Version, made.Namespace, Lease.Plural, name, cancellationToken: ct);
+                await IgnoreNotFound(client.CustomObjects.DeleteNamespacedCustomObjectAsync(Lease.Group, Lease.Version, made.Namespace, Lease.Plural, name, cancellationToken: ct));
+            });
+
+            // Nodes of the cluster's own that the operator claimed for these leases get their marks taken off.
+            var claimed = await client.CoreV1.ListNodeAsync(labelSelector: $"{TpuLabels.LeaseNamespaceLabel}={made.Namespace}");
+            foreach (var node in claimed.Items.Where(n => !made.Nodes.Contains(n.Metadata.Name)))
+            {
+                var kept = node.Spec?.Taints?.Where(t => t.Key != TpuLabels.LeaseTaintKey).ToList() ?? [];
+                var body = new JsonObject
+                {
+                    ["metadata"] = new JsonObject
+                    {
+                        ["labels"] = new JsonObject { [TpuLabels.LeaseNamespaceLabel] = null, [TpuLabels.LeaseNameLabel] = null },
+                        ["annotations"] = new JsonObject { [TpuLabels.LeaseUidAnnotation] = null, [TpuLabels.ClaimedAtAnnotation] = null },
+                    },
+                    ["spec"] = new JsonObject { ["taints"] = kept.Count == 0 ? null : JsonNode.Parse(KubernetesJson.Serialize(kept)) },
+                };
+                await client.CoreV1.PatchNodeAsync(new V1Patch(body.ToJsonString(), V1Patch.PatchType.MergePatch), node.Metadata.Name);
+            }
+
+            await IgnoreNotFound(client.CoreV1.DeleteNamespaceAsync(made.Namespace));
+        }
+
+        await Parallel.ForEachAsync(made.Nodes, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (name, ct) => await IgnoreNotFound(client.CoreV1.DeleteNodeAsync(name, cancellationToken: ct)));
+        Console.WriteLine($"cleanup: namespace {made.Namespace}{(made.MadeNamespace ? " deleted" : " (not made)")}, {made.Nodes.Count} fake nodes deleted, in {clock.ElapsedMilliseconds} ms");
+    }
+
+    private static async Task IgnoreNotFound(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+    }
+
+    /// <summary>
+    /// The API server's raw write ceiling, measured in the round: <paramref name="n"/> creates of ConfigMaps as large as
+    /// a Lease, 16 at a time (as many as the burst's client keeps busy per core here), with the operator running. The
+    /// API floor of a burst is its writes ÷ this rate.
+    /// </summary>
+    private static async Task<double> RawWriteCeilingAsync(Kubernetes client, string ns, int n, int bytes, string runId)
+    {
+        var data = new string('x', bytes);
+        var names = new ConcurrentBag<string>();
+        var clock = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, n), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+        {
+            var name = $"raw-write-{runId}-{i:D5}";
+            await client.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = name }, Data = new Dictionary<string, string> { ["payload"] = data } }, ns, cancellationToken: ct);
+            names.Add(name);
+        });
+        var perSecond = n / clock.Elapsed.TotalSeconds;
+        await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (name, ct) => await IgnoreNotFound(client.CoreV1.DeleteNamespacedConfigMapAsync(name, ns, cancellationToken: ct)));
+        return perSecond;
+    }
+
+    private static async Task<RoundResult> RunOnceInAsync(Round round, string runId, string ns, RoundServer server, Kubernetes client, Made made)
+    {
+        var (count, workers, idle, limit, byKubectl, withFinalizer, child, flags, temperature, rate, number) = round;
+        var onCluster = flags.Kubeconfig is not null;
+        if (onCluster)
+        {
+            try
+            {
+                await client.ApiextensionsV1.ReadCustomResourceDefinitionAsync($"{Lease.Plural}.{Lease.Group}");
+            }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                throw new ArgumentException($"--kubeconfig: the cluster has no CRD {Lease.Plural}.{Lease.Group}; install the CRDs first (kubectl apply -f crds/ or the Helm chart)");
+            }
+        }
+        else
+        {
+            var crdFile = Path.Combine(FindRoot(), "crds", "rpoi.io_leases.yaml");
+            await client.ApiextensionsV1.CreateCustomResourceDefinitionAsync(KubernetesYaml.Deserialize<V1CustomResourceDefinition>(await File.ReadAllTextAsync(crdFile)));
+        }
+
+        await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = ns } });
+        made.MadeNamespace = true;
         var setupCpu = Process.GetCurrentProcess().TotalProcessorTime;
         var setupChildCpu = child?.TotalProcessorTime;
         var setupClock = Stopwatch.StartNew();
-        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await CreateNodeAsync(client, i, ct));
+        if (!onCluster || flags.FakeNodes)
+        {
+            var prefix = onCluster ? $"rpoi-bench-{runId}" : "gke-bench";
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+            {
+                made.Nodes.Add($"{prefix}-{i:D4}");
+                await CreateNodeAsync(client, prefix, i, ct);
+            });
+            if (!onCluster)
+            {
+                made.Nodes.Clear();
+            }
+        }
+        else
+        {
+            var own = await client.CoreV1.ListNodeAsync(labelSelector: $"{TpuLabels.Accelerator}={Accelerator},{TpuLabels.Topology}={Topology}");
+            if (own.Items.Count < count)
+            {
+                throw new ArgumentException($"--kubeconfig: the cluster has {own.Items.Count} nodes labelled {Accelerator} {Topology}, fewer than the {count} leases; ask for fewer leases or pass --fake-nodes");
+            }
+        }
+
         var setupCpuPerNode = (Process.GetCurrentProcess().TotalProcessorTime - setupCpu).TotalMilliseconds / count;
         Console.WriteLine(child is null
             ? $"setup: {count} node creates in {setupClock.ElapsedMilliseconds} ms, {setupCpuPerNode:0.000} ms CPU per node create (server and client, no watchers yet)"
@@ -121,15 +314,15 @@ internal static class PhaseOneBenchmark
         var renter = PartyKeyPair.Generate(PartyRole.Renter);
         var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
         var escrowKeys = PartyKeyPair.Generate(PartyRole.Escrow);
-        var escrow = new InMemoryEscrow(escrowKeys, TimeProvider.System);
-        await escrow.DepositAsync(new DepositRequest("fund-renter", renter.Identity.Address, new EscrowAmount("100000000000", "uusd")));
+        await using var escrow = await BenchEscrow.StartAsync(flags.Escrow, escrowKeys, leaser, renter, count);
+        Console.WriteLine($"π: {escrow.Describe}");
 
         // The operator talks through its own client, whose handler counts every request it sends.
         var counter = new CountingHandler();
-        using var operatorClient = new Kubernetes(new KubernetesClientConfiguration { Host = server.Url, AccessToken = server.Token }, counter);
+        using var operatorClient = new Kubernetes(server.Config(), counter);
         var builder = new OperatorHostBuilder(operatorClient, Prometheus.Metrics.NewCustomRegistry(), TimeProvider.System);
         var options = new PhaseOneOptions { Leaser = leaser, EscrowAddress = escrowKeys.Identity.Address, Cluster = new ClusterEndpointOptions(server.Url, null) };
-        var controller = PhaseOneController.Register(builder, options, escrow, workers: workers);
+        var controller = PhaseOneController.Register(builder, options, escrow.Client, workers: workers);
         var host = builder.Build();
         using var stop = new CancellationTokenSource();
         var hostTask = Task.Run(() => host.RunAsync(stop.Token));
@@ -138,7 +331,7 @@ internal static class PhaseOneBenchmark
         var sent = new long[count];
         var active = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         var allActive = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var watcher = new Informer<Lease>(ResourceClients.Custom<Lease>(client, LeaseResource));
+        var watcher = new Informer<Lease>(ResourceClients.Custom<Lease>(client, LeaseResource, ns));
         var added = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         void Seen(Lease l)
         {
@@ -163,13 +356,15 @@ internal static class PhaseOneBenchmark
         }
 
         // Signed just before the burst so the request's age window holds; signing is not part of the measurement.
-        var objects = Enumerable.Range(0, count).Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}", withFinalizer)).ToArray();
+        var objects = Enumerable.Range(0, count).Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}", withFinalizer, ns: ns)).ToArray();
+        var leaseBytes = KubernetesJson.Serialize(objects[0]).Length;
+        Console.WriteLine($"lease size: {leaseBytes} bytes of JSON, spec {KubernetesJson.Serialize(objects[0].Spec).Length} bytes");
         string? manifest = null;
         string? kubeconfig = null;
         if (byKubectl)
         {
             var dir = Directory.CreateTempSubdirectory("rpoi-bench-").FullName;
-            kubeconfig = await server.WriteKubeconfigAsync(Path.Combine(dir, "kubeconfig"), Ns);
+            kubeconfig = await server.WriteKubeconfigAsync(Path.Combine(dir, "kubeconfig"), ns);
             manifest = Path.Combine(dir, "leases.yaml");
             await File.WriteAllTextAsync(manifest, string.Join("\n", objects.Select(o => KubernetesJson.Serialize(o))));
         }
@@ -187,12 +382,34 @@ internal static class PhaseOneBenchmark
             // sends them one after another, so each lease's clock starts when the benchmark's watch first sees it.
             await RunKubectlAsync(kubeconfig!, "apply", "-f", manifest!);
         }
+        else if (rate is { } perSecond)
+        {
+            // Steady arrivals: lease i is created at start + i/rate (not after the previous create returns, so a slow answer does not slow the arrivals).
+            var creates = new List<Task>(count);
+            for (var i = 0; i < count; i++)
+            {
+                var due = TimeSpan.FromSeconds(i / perSecond) - Stopwatch.GetElapsedTime(start);
+                if (due > TimeSpan.Zero)
+                {
+                    await Task.Delay(due);
+                }
+
+                var k = i;
+                creates.Add(Task.Run(async () =>
+                {
+                    sent[k] = Stopwatch.GetTimestamp();
+                    await client.CustomObjects.CreateNamespacedCustomObjectAsync(objects[k], Lease.Group, Lease.Version, ns, Lease.Plural);
+                }));
+            }
+
+            await Task.WhenAll(creates);
+        }
         else
         {
             await Task.WhenAll(objects.Select(async (lease, i) =>
             {
                 sent[i] = Stopwatch.GetTimestamp();
-                await client.CustomObjects.CreateNamespacedCustomObjectAsync(lease, Lease.Group, Lease.Version, Ns, Lease.Plural);
+                await client.CustomObjects.CreateNamespacedCustomObjectAsync(lease, Lease.Group, Lease.Version, ns, Lease.Plural);
             }));
         }
 
@@ -217,7 +434,14 @@ internal static class PhaseOneBenchmark
         await Task.Delay(idle);
         var idleElapsed = idleClock.Elapsed;
         var idleRequests = counter.Snapshot().Skip(idleStart).ToList();
-        var serverIdle = await server.SinceAsync(serverBefore);
+        var serverIdle = serverBefore is null ? null : await server.SinceAsync(serverBefore);
+
+        // The floor, measured on the same server in the same round, after the burst so that the cold round's operator
+        // is measured cold while the server's ceiling is not made to look low by its own first requests.
+        var rawWrites = flags.RawWrites ?? Math.Max(500, count);
+        var ceiling = await RawWriteCeilingAsync(client, ns, rawWrites, leaseBytes, runId);
+        var writesPerLease = 1 + ((double)during.Count(c => c.IsWrite) / count);
+        var floorMs = count * writesPerLease / ceiling * 1000;
 
         var latencies = Enumerable.Range(0, count)
             .Where(i => active.ContainsKey($"lease-{i:D4}"))
@@ -225,11 +449,14 @@ internal static class PhaseOneBenchmark
             .Order()
             .ToArray();
         Console.WriteLine();
-        Console.WriteLine($"== workers {workers}: {active.Count}/{count} Active{(finished ? string.Empty : $" (TIMED OUT after {limit.TotalMinutes:0} min)")}, {(byKubectl ? "kubectl apply took" : "creates sent in")} {appliedIn.TotalMilliseconds:0} ms, last Active after {wall.TotalMilliseconds:0} ms");
+        Console.WriteLine($"== round {number} ({temperature}{(rate is null ? string.Empty : $", steady {rate:0.0}/s")}), workers {workers}: {active.Count}/{count} Active{(finished ? string.Empty : $" (TIMED OUT after {limit.TotalMinutes:0} min)")}, {(byKubectl ? "kubectl apply took" : "creates sent in")} {appliedIn.TotalMilliseconds:0} ms, last Active after {wall.TotalMilliseconds:0} ms; load average {LoadAverage()}");
         if (latencies.Length > 0)
         {
             Console.WriteLine($"{(byKubectl ? "first seen by watch" : "create sent")} -> Active: p50 {Percentile(latencies, 0.50):0} ms, p90 {Percentile(latencies, 0.90):0} ms, p99 {Percentile(latencies, 0.99):0} ms, max {latencies[^1]:0} ms");
         }
+
+        Console.WriteLine($"API floor: raw write ceiling {ceiling:0} writes/s ({rawWrites} ConfigMap creates of {leaseBytes} bytes, 16 at a time) × {writesPerLease:0.00} writes per lease (1 create + the operator's until all Active) "
+            + $"× {count} leases = {floorMs:0} ms; {(rate is null ? $"last Active after {wall.TotalMilliseconds / floorMs:0.00}× the floor" : "steady arrivals: the floor is for scale, the goal is on p99")}");
 
         if (childCpu is not { } serverCpu)
         {
@@ -244,7 +471,7 @@ internal static class PhaseOneBenchmark
                 + $"this process's share {cpu / (cpu + serverCpu):P0}");
         }
 
-        Console.WriteLine($"escrow: {escrow.Debits} debits, {escrow.PledgeCalls} pledge calls; {controller.Controller.ReconcileCount} Lease reconciles ({(double)controller.Controller.ReconcileCount / count:0.00} per lease)");
+        Console.WriteLine($"escrow: {escrow.Summary()}; {controller.Controller.ReconcileCount} Lease reconciles ({(double)controller.Controller.ReconcileCount / count:0.00} per lease)");
         Report("operator requests until all Active", during, count);
         Report("operator requests including 2 s settle", toSettle, count);
         if (serverDuring is not null && serverSettled is not null)
@@ -255,9 +482,9 @@ internal static class PhaseOneBenchmark
 
         var perMinute = 60 / idleElapsed.TotalSeconds;
         var idleNonWatch = idleRequests.Count(r => r.Verb != "watch");
-        var serverIdleNonWatch = serverIdle.Count(r => !r.Query.Contains("watch=true", StringComparison.OrdinalIgnoreCase));
+        var serverIdleNonWatch = serverIdle?.Count(r => !r.Query.Contains("watch=true", StringComparison.OrdinalIgnoreCase));
         Console.WriteLine($"idle {idleElapsed.TotalSeconds:0.0} s: operator sent {idleNonWatch} non-watch requests ({idleNonWatch * perMinute:0.0}/min) and {idleRequests.Count - idleNonWatch} watch requests; "
-            + $"the server logged {serverIdleNonWatch} non-watch ({serverIdleNonWatch * perMinute:0.0}/min) of {serverIdle.Count} requests");
+            + (serverIdle is null ? "(the cluster's request log is not readable from here)" : $"the server logged {serverIdleNonWatch} non-watch ({serverIdleNonWatch * perMinute:0.0}/min) of {serverIdle.Count} requests"));
         foreach (var group in idleRequests.GroupBy(r => $"{r.Verb} {r.Resource}").OrderByDescending(g => g.Count()))
         {
             Console.WriteLine($"  idle: {group.Key} x{group.Count()}");
@@ -266,7 +493,8 @@ internal static class PhaseOneBenchmark
         await stop.CancelAsync();
         await Quietly(hostTask);
         await Quietly(watcherTask);
-        return finished;
+        return new RoundResult(number, temperature, count, rate is null ? (byKubectl ? "kubectl" : "burst") : FormattableString.Invariant($"steady {rate:0.0}/s"), finished, wall.TotalMilliseconds,
+            latencies.Length > 0 ? Percentile(latencies, 0.50) : double.NaN, latencies.Length > 0 ? Percentile(latencies, 0.99) : double.NaN, ceiling, writesPerLease, floorMs);
     }
 
     private static void Report(string title, List<Call> calls, int count)
@@ -316,10 +544,10 @@ internal static class PhaseOneBenchmark
         }
     }
 
-    private static async Task CreateNodeAsync(Kubernetes client, int i, CancellationToken ct)
+    private static async Task CreateNodeAsync(Kubernetes client, string prefix, int i, CancellationToken ct)
     {
-        var name = $"gke-bench-{i:D4}";
-        var pool = $"bench-{i:D4}";
+        var name = $"{prefix}-{i:D4}";
+        var pool = $"{prefix}-pool-{i:D4}";
         var node = new V1Node
         {
             Metadata = new V1ObjectMeta
@@ -511,33 +739,51 @@ internal static class PhaseOneBenchmark
     {
         private readonly KubeApiServer? local;
         private readonly ApiServerProcess? child;
+        private readonly string? kubeconfig;
 
-        private RoundServer(KubeApiServer? local, ApiServerProcess? child, string url, string token)
+        private RoundServer(KubeApiServer? local, ApiServerProcess? child, string? kubeconfig, string url, string? token)
         {
             this.local = local;
             this.child = child;
+            this.kubeconfig = kubeconfig;
             Url = url;
             Token = token;
         }
 
         public string Url { get; }
 
-        public string Token { get; }
+        public string? Token { get; }
 
-        public static async Task<RoundServer> StartAsync(ApiServerProcess? child)
+        public static async Task<RoundServer> StartAsync(ApiServerProcess? child, string? kubeconfig)
         {
+            if (kubeconfig is not null)
+            {
+                var config = KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig);
+                return new RoundServer(null, null, kubeconfig, config.Host, null);
+            }
+
             if (child is not null)
             {
                 var (url, token) = await child.StartServerAsync();
-                return new RoundServer(null, child, url, token);
+                return new RoundServer(null, child, null, url, token);
             }
 
             var server = await KubeApiServer.StartAsync(PhaseOneServer.ServerOptions());
-            return new RoundServer(server, null, server.Url, server.Options.Token);
+            return new RoundServer(server, null, null, server.Url, server.Options.Token);
         }
+
+        /// <summary>A fresh client configuration for this server (each client gets its own).</summary>
+        public KubernetesClientConfiguration Config() => kubeconfig is not null
+            ? KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig)
+            : new KubernetesClientConfiguration { Host = Url, AccessToken = Token };
 
         public async Task<string> WriteKubeconfigAsync(string path, string @namespace)
         {
+            if (kubeconfig is not null)
+            {
+                return kubeconfig;
+            }
+
             if (local is not null)
             {
                 return local.WriteKubeconfig(path, @namespace);
@@ -547,7 +793,8 @@ internal static class PhaseOneBenchmark
             return path;
         }
 
-        public async Task<RequestMark> MarkAsync() => local is not null ? new RequestMark(local.Requests, 0) : new RequestMark(null, await child!.CountAsync());
+        /// <summary>A position in the server's request log; null on a cluster, whose log is not readable from here.</summary>
+        public async Task<RequestMark?> MarkAsync() => local is not null ? new RequestMark(local.Requests, 0) : child is not null ? new RequestMark(null, await child.CountAsync()) : null;
 
         public async Task<List<RecordedRequest>> SinceAsync(RequestMark mark) =>
             local is not null ? NewSince(mark.Log!, local.Requests) : await child!.RequestsAsync(mark.Index, await child.CountAsync());
@@ -558,9 +805,9 @@ internal static class PhaseOneBenchmark
             {
                 await local.DisposeAsync();
             }
-            else
+            else if (child is not null)
             {
-                await child!.StopServerAsync();
+                await child.StopServerAsync();
             }
         }
     }

@@ -22,6 +22,22 @@ if (args.Length > 0 && args[0] == PhaseOneServer.Subcommand)
     return await PhaseOneServer.RunAsync();
 }
 
+// For exercising 'phase-one --kubeconfig': the in-repo API server as a process of its own with the shipped CRDs
+// installed; writes a kubeconfig for it to the given path, prints 'ready', and stops when stdin closes.
+if (args.Length == 2 && args[0] == "api-server")
+{
+    await using var api = await Rpoi.Kube.ApiServer.KubeApiServer.StartAsync(PhaseOneServer.ServerOptions());
+    foreach (var crd in Rpoi.Sandbox.Sandbox.LoadCrds())
+    {
+        api.RegisterCustomResourceDefinition(crd);
+    }
+
+    api.WriteKubeconfig(args[1], "default");
+    Console.WriteLine($"ready {api.Url}");
+    await Console.In.ReadToEndAsync();
+    return 0;
+}
+
 // Escrow settlements/s with full verification (Stopwatch runner, EscrowBenchmark.cs): ... -- escrow [settlements,settlements] [concurrency]
 if (args.Length > 0 && args[0] == "escrow")
 {

@@ -125,6 +125,10 @@ public static class ProtocolCpuTime
         Ratio(output, results, "E(m) JSON → parse → VerifyRequest", "raw libsodium Ed25519 verify (key reused)", "Signed<LeaseRequest>.Parse (E(m), no verify)");
         Ratio(output, results, "SealedMessage.Open (HPKE + parse m')", "raw X25519+HKDF+AES-256-GCM open", "Signed<GrantedLease>.Parse (decrypted m', no verify)");
         Ratio(output, results, "SealedMessage.Open (HPKE + parse m', 3000 a round)", "raw X25519+HKDF+AES-256-GCM open (3000 a round)");
+
+        // Signed.Create's own floor (issue 14 item 3): it must canonicalise m and sign, so JCS + sign is what it cannot avoid.
+        Ratio(output, results, "Signed.Create (JCS + sign)", "raw libsodium Ed25519 sign", "JCS of m's JSON bytes");
+        Ratio(output, results, "Signed.Create (JCS + sign)", "raw libsodium Ed25519 sign", "JCS of m's JSON bytes", "STJ serialize m (no JCS)");
         return 0;
     }
 
@@ -154,6 +158,9 @@ public static class ProtocolCpuTime
         Array.Sort(samples);
         return (samples[Rounds / 2], samples[0], samples[^1]);
     }
+
+    private static void Ratio(TextWriter output, Dictionary<string, double> r, string wrapper, string primitive, string parse, string serialize) =>
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {wrapper} / ({primitive} + {parse} + {serialize}) | {r[wrapper] / (r[primitive] + r[parse] + r[serialize]):F2} |"));
 
     private static void Ratio(TextWriter output, Dictionary<string, double> r, string wrapper, string primitive, string parse) =>
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {wrapper} / ({primitive} + {parse}) | {r[wrapper] / (r[primitive] + r[parse]):F2} |"));
