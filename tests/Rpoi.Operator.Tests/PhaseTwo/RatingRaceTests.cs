@@ -57,10 +57,13 @@ public sealed class RatingRaceTests
 
         // The settlement runs right after the rating side read the Lease (AwaitingRatings) and before it writes.
         var settlementRan = false;
-        var leases = new BeforeFirstStatusPatch(world.LeaseClient, async () =>
+        var leases = new BeforeStatusPatch<Lease>(world.LeaseClient, async () =>
         {
-            settlementRan = true;
-            await world.Step(env.Time).ReconcileAsync((await env.GetLeaseAsync("race"))!, CancellationToken.None);
+            if (!settlementRan)
+            {
+                settlementRan = true;
+                await world.Step(env.Time).ReconcileAsync((await env.GetLeaseAsync("race"))!, CancellationToken.None);
+            }
         });
         var reconciler = world.Ratings(ratingClock, leases);
         var first = await reconciler.ReconcileAsync((await env.GetRatingAsync("race-renter"))!, CancellationToken.None);
@@ -110,7 +113,8 @@ public sealed class RatingRaceTests
         var world = await World.SnapshotAsync(env);
 
         // The Rating's status write never happens (the process died right after the Lease record).
-        var dying = world.Ratings(env.Time.GetUtcNow(), ratings: new FailingStatusPatch(world.RatingClient));
+        var dying = world.Ratings(env.Time.GetUtcNow(), ratings: new BeforeStatusPatch<RatingResource>(world.RatingClient,
+            () => throw new IOException("the operator process died before writing the Rating's status")));
         await Assert.ThrowsAsync<IOException>(() => dying.ReconcileAsync(world.RatingCache.Get(new ObjectKey(PhaseTwoEnvironment.Namespace, "race-renter"))!, CancellationToken.None));
         Assert.Null((await env.GetRatingAsync("race-renter"))!.Status?.Accepted);
         Assert.Equal("race-renter", (await env.GetLeaseAsync("race"))!.Status!.AcceptedRatings!.Renter);
@@ -224,50 +228,26 @@ public sealed class RatingRaceTests
         }
     }
 
-    /// <summary>Runs <c>before</c> once, right before the first status patch goes to the API server.</summary>
-    private sealed class BeforeFirstStatusPatch(IResourceClient<Lease> inner, Func<Task> before) : IResourceClient<Lease>
+    /// <summary>Passes every call through, but runs <c>before</c> ahead of each status patch (it may throw).</summary>
+    private sealed class BeforeStatusPatch<T>(IResourceClient<T> inner, Func<Task> before) : IResourceClient<T>
+        where T : class, IKubernetesObject<V1ObjectMeta>
     {
-        private bool done;
-
         public string Resource => inner.Resource;
 
-        public Task<ResourceList<Lease>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
+        public Task<ResourceList<T>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
 
-        public IAsyncEnumerable<(WatchEventType Type, Lease Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken) =>
+        public IAsyncEnumerable<(WatchEventType Type, T Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken) =>
             inner.WatchAsync(resourceVersion, timeoutSeconds, onError, cancellationToken);
 
-        public Task<Lease?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
+        public Task<T?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
 
-        public Task<Lease> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => inner.PatchAsync(key, patch, cancellationToken);
+        public Task<T> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => inner.PatchAsync(key, patch, cancellationToken);
 
-        public async Task<Lease> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken)
+        public async Task<T> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken)
         {
-            if (!done)
-            {
-                done = true;
-                await before();
-            }
-
+            await before();
             return await inner.PatchStatusAsync(key, patch, cancellationToken);
         }
-    }
-
-    /// <summary>Every status patch fails as if the process died before sending it.</summary>
-    private sealed class FailingStatusPatch(IResourceClient<RatingResource> inner) : IResourceClient<RatingResource>
-    {
-        public string Resource => inner.Resource;
-
-        public Task<ResourceList<RatingResource>> ListAsync(CancellationToken cancellationToken) => inner.ListAsync(cancellationToken);
-
-        public IAsyncEnumerable<(WatchEventType Type, RatingResource Object)> WatchAsync(string resourceVersion, int timeoutSeconds, Action<Exception> onError, CancellationToken cancellationToken) =>
-            inner.WatchAsync(resourceVersion, timeoutSeconds, onError, cancellationToken);
-
-        public Task<RatingResource?> GetAsync(ObjectKey key, CancellationToken cancellationToken) => inner.GetAsync(key, cancellationToken);
-
-        public Task<RatingResource> PatchAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) => inner.PatchAsync(key, patch, cancellationToken);
-
-        public Task<RatingResource> PatchStatusAsync(ObjectKey key, V1Patch patch, CancellationToken cancellationToken) =>
-            throw new IOException("the operator process died before writing the Rating's status");
     }
 
     private sealed class NoEvents : IEventRecorder
