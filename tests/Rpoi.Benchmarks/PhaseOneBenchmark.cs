@@ -25,7 +25,8 @@ namespace Rpoi.Benchmarks;
 /// <summary>
 /// RPOI phase I under load (issue 5): N Leases applied at once against the in-memory API server with N simulated
 /// single-host v5e 2x2 TPU nodes, the operator (phase I controller on the Rpoi.Kube host) running in-process on the
-/// real clock with an in-memory π (<see cref="InMemoryEscrow"/>). Reports create → Active latency, the operator's API
+/// real clock with the real π (Rpoi.Escrow on a fresh SQLite file, over HTTP; <c>--escrow memory</c> keeps the older
+/// in-memory π, <see cref="InMemoryEscrow"/>). Reports create → Active latency, the operator's API
 /// writes per lease by verb/resource (from a counting handler on the operator's own client, because the server's
 /// request log keeps only the last 10,000 requests), and the requests the operator sends while idle, counted both by
 /// that handler and from the server's request log over a measured window.
@@ -36,7 +37,9 @@ namespace Rpoi.Benchmarks;
 /// round then reports this process's CPU (operator and benchmark client) and the API server's CPU apart, and the
 /// requests by verb/resource from the server's request log (every client). The words after the 4th argument may come
 /// in any order. Each worker setting is a round in the same process (and the same child), so the first round also pays
-/// for JIT compilation. Example: <c>... -- phase-one 1000 16,8,4,4,8,16 1 5 split</c>.
+/// for JIT compilation. Example: <c>... -- phase-one 1000 16,8,4,4,8,16 1 5 split</c>. Flags (PhaseOneFlags.cs):
+/// <c>--rate N --duration S</c> (steady arrivals), <c>--raw-writes N</c> (the floor's write count),
+/// <c>--kubeconfig FILE [--fake-nodes]</c> (any cluster), <c>--escrow sqlite|memory</c>.
 /// </summary>
 internal static class PhaseOneBenchmark
 {

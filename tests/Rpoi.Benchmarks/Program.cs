@@ -2,6 +2,7 @@ using BenchmarkDotNet.Running;
 using Rpoi.Benchmarks;
 
 // RPOI phase I under load (PhaseOneBenchmark.cs): ... -- phase-one [leases] [workers,workers] [idleSeconds] [limitMinutes] [burst|kubectl] [bare] [split]
+//   [--escrow sqlite|memory] [--rate N --duration S] [--raw-writes N] [--kubeconfig FILE [--fake-nodes]] (PhaseOneFlags.cs)
 if (args.Length > 0 && args[0] == "phase-one")
 {
     try
