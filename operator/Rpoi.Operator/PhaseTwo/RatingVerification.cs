@@ -63,7 +63,7 @@ public static class RatingVerification
         if (rating.Spec?.Rater is { } side && lease.Status?.AcceptedRatings?.Of(side) is { } recorded)
         {
             return recorded == rating.Metadata.Name
-                ? RatingVerdict.Accept($"recorded in status.acceptedRatings.{(side == Rater.Renter ? "renter" : "leaser")} of Lease {ns}/{leaseName}; it is part of the settlement")
+                ? AcceptRecorded(rating, lease, side, $"{ns}/{leaseName}")
                 : RatingVerdict.Reject(PhaseTwoReasons.Duplicate, $"Rating {recorded} already carries the {side} rating of Lease {ns}/{leaseName}; each side rates once and an accepted rating cannot be replaced");
         }
 
@@ -131,6 +131,18 @@ public static class RatingVerification
 
         var (digest, _) = GrantDigests.Of(lease);
         return Parse(message).Then(signed => RpoiEquations.VerifyRenterRating(signed, em, digest));
+    }
+
+    /// <summary>
+    /// A rating the Lease already names is accepted whatever the window says now. Its message still says what was
+    /// verified: the decision is made again whenever the Rating's own status write was lost (a 409 on a stale cached
+    /// Rating, a crash), and the renter should read the same account of E(m'') either way.
+    /// </summary>
+    private static RatingVerdict AcceptRecorded(Rating rating, Lease lease, Rater side, string leaseKey)
+    {
+        var record = $"recorded in status.acceptedRatings.{(side == Rater.Renter ? "renter" : "leaser")} of Lease {leaseKey}; it is part of the settlement";
+        var checkedAgain = side == Rater.Leaser ? DecideLeaser(rating) : DecideRenter(rating, lease);
+        return RatingVerdict.Accept(checkedAgain.Kind == RatingVerdictKind.Accepted ? $"{checkedAgain.Message}; {record}" : record);
     }
 
     private static RatingVerdict DecideLeaser(Rating rating)

@@ -61,6 +61,36 @@ public sealed class GrantDigestSourceTests
     }
 
     [Fact]
+    public void A_rating_decided_again_after_its_record_keeps_the_account_of_what_was_verified()
+    {
+        // The Rating's status write can be lost after the Lease records it (a 409 on a stale cached Rating, a crash);
+        // the next pass accepts by the record, after the window too, and must still say what E(m'') was checked against.
+        var parties = new TestParties();
+        var builder = LeaseBuilder.For(parties.Renter).In(PhaseTwoEnvironment.Namespace, "unit").To(parties.Leaser, parties.Escrow);
+        var request = builder.BuildRequest();
+        var now = DateTimeOffset.UtcNow;
+        var lease = builder.Build(request);
+        lease.Status = Returned(null, null).Status;
+        lease.Status!.ActiveSince = null;
+        lease.Status.AccessSecretName = null;
+        lease.Status.RatingDeadline = now.AddHours(1).UtcDateTime;
+        lease.Status.AcceptedRatings = new LeaseAcceptedRatings { Renter = "r" };
+        var signed = RpoiEquations.SignRenterRating(request, GrantDigests.NoGrant, new Protocol.Messages.Rating(1, "", now), parties.Renter);
+
+        foreach (var at in new[] { now, now.AddHours(2) })
+        {
+            var verdict = RatingVerification.Decide(PhaseTwoEnvironment.RenterRatingResource("r", "unit", signed), lease, [], at, TimeSpan.FromHours(72));
+            Assert.Equal(RatingVerdictKind.Accepted, verdict.Kind);
+            Assert.Contains("no-grant digest", verdict.Message, StringComparison.Ordinal);
+            Assert.Contains("recorded in status.acceptedRatings.renter", verdict.Message, StringComparison.Ordinal);
+        }
+
+        // Another rating of the same side is still refused by the record.
+        var other = RatingVerification.Decide(PhaseTwoEnvironment.RenterRatingResource("r2", "unit", signed), lease, [], now, TimeSpan.FromHours(72));
+        Assert.Equal((RatingVerdictKind.Rejected, PhaseTwoReasons.Duplicate), (other.Kind, other.Reason));
+    }
+
+    [Fact]
     public async Task A_lease_made_active_by_an_older_operator_rates_and_settles_with_its_legacy_annotation()
     {
         await using var env = await PhaseTwoEnvironment.StartAsync();
