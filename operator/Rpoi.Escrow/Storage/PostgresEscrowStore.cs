@@ -11,6 +11,9 @@ namespace Rpoi.Escrow.Storage;
 /// </summary>
 public sealed class PostgresEscrowStore : SqlEscrowStore
 {
+    /// <summary>Statements Npgsql prepares per connection when the connection string does not say (the store has fewer).</summary>
+    public const int AutoPrepared = 64;
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly string? _schema;
 
@@ -19,6 +22,13 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         _schema = string.IsNullOrWhiteSpace(builder.SearchPath) ? null : builder.SearchPath.Split(',')[0].Trim();
+        if (builder.MaxAutoPrepare == 0)
+        {
+            // The writer sends the same few statements over and over: prepared once per connection, the server parses
+            // and plans them once instead of per write. A connection string that sets its own value keeps it.
+            builder.MaxAutoPrepare = AutoPrepared;
+        }
+
         _dataSource = NpgsqlDataSource.Create(builder);
     }
 

@@ -128,6 +128,23 @@ public abstract class SqlEscrowStore : IEscrowStore
     private readonly Lock _writerStart = new();
     private Task? _writer;
 
+    // The writer's own connection, opened once and kept (no open, pragma or pool round per write), and the
+    // statements prepared on it, by SQL text. Only the writer loop touches them, so they need no lock.
+    private DbConnection? _writerConnection;
+    private readonly Dictionary<string, DbCommand> _prepared = new(StringComparer.Ordinal);
+
+    /// <summary>Test hook: while set, the writer waits on it before taking a group, so a test can queue a known group.</summary>
+    internal Task? WriterGate { get; set; }
+
+    /// <summary>Writes waiting for the writer (a test waits for its whole group to be queued).</summary>
+    internal int QueuedWrites => Volatile.Read(ref _queued);
+
+    // The single-reader channel keeps no count, so the store does (for QueuedWrites only).
+    private int _queued;
+
+    /// <summary>Size of the last group the writer committed or failed (for tests).</summary>
+    internal int LastGroupSize { get; private set; }
+
     /// <summary>
     /// Runs a write transaction. Writes are queued to one writer per store, which commits whatever is waiting together
     /// (group commit, up to <see cref="MaxGroup"/>): each write runs under its own savepoint, so a refused or failed one
@@ -141,8 +158,10 @@ public abstract class SqlEscrowStore : IEscrowStore
         ct.ThrowIfCancellationRequested();
         var write = new QueuedWrite<T>(body, ct);
         StartWriter();
+        Interlocked.Increment(ref _queued);
         if (!_queue.Writer.TryWrite(write))
         {
+            Interlocked.Decrement(ref _queued);
             throw new ObjectDisposedException(GetType().Name, "the store is closed");
         }
 
@@ -165,25 +184,66 @@ public abstract class SqlEscrowStore : IEscrowStore
     private async Task WriterLoopAsync()
     {
         var group = new List<QueuedWrite>(MaxGroup);
-        while (await _queue.Reader.WaitToReadAsync())
+        try
         {
-            group.Clear();
-            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var write))
+            while (await _queue.Reader.WaitToReadAsync())
             {
-                if (write.Cancellation.IsCancellationRequested)
+                if (WriterGate is { } gate)
                 {
-                    write.Fail(new OperationCanceledException(write.Cancellation));
+                    await gate;
                 }
-                else
-                {
-                    group.Add(write);
-                }
-            }
 
-            if (group.Count > 0)
-            {
-                await CommitGroupAsync(group);
+                group.Clear();
+                while (group.Count < MaxGroup && _queue.Reader.TryRead(out var write))
+                {
+                    Interlocked.Decrement(ref _queued);
+                    if (write.Cancellation.IsCancellationRequested)
+                    {
+                        write.Fail(new OperationCanceledException(write.Cancellation));
+                    }
+                    else
+                    {
+                        group.Add(write);
+                    }
+                }
+
+                if (group.Count > 0)
+                {
+                    LastGroupSize = group.Count;
+                    await CommitGroupAsync(group);
+                }
             }
+        }
+        finally
+        {
+            await DropWriterConnectionAsync();
+        }
+    }
+
+    private async Task<DbConnection> WriterConnectionAsync()
+    {
+        if (_writerConnection is { State: System.Data.ConnectionState.Open } open)
+        {
+            return open;
+        }
+
+        await DropWriterConnectionAsync();
+        _writerConnection = await OpenAsync(CancellationToken.None);
+        return _writerConnection;
+    }
+
+    private async Task DropWriterConnectionAsync()
+    {
+        foreach (var command in _prepared.Values)
+        {
+            await command.DisposeAsync();
+        }
+
+        _prepared.Clear();
+        if (_writerConnection is not null)
+        {
+            await _writerConnection.DisposeAsync();
+            _writerConnection = null;
         }
     }
 
@@ -192,35 +252,39 @@ public abstract class SqlEscrowStore : IEscrowStore
         var ran = new List<QueuedWrite>(group.Count);
         try
         {
-            await using var connection = await OpenAsync(CancellationToken.None);
+            var connection = await WriterConnectionAsync();
             await using var tx = await BeginWriteAsync(connection, CancellationToken.None);
+            var batch = new WriteGroup(connection, tx, HeadQuery, _prepared);
+            // Alone in its transaction, a write needs no savepoint: a failure rolls back the whole of it.
+            var savepoints = group.Count > 1;
             foreach (var write in group)
             {
-                if (group.Count == 1)
+                var scope = new WriteScope(batch, savepoints);
+                if (!savepoints)
                 {
-                    // Alone in its transaction: a failure rolls back the whole of it, no savepoint needed.
-                    await write.RunAsync(new WriteScope(connection, tx, HeadQuery));
+                    await write.RunAsync(scope);
+                    scope.Keep();
                     ran.Add(write);
                     continue;
                 }
 
-                await tx.SaveAsync("w", CancellationToken.None);
                 try
                 {
-                    await write.RunAsync(new WriteScope(connection, tx, HeadQuery));
-                    await tx.ReleaseAsync("w", CancellationToken.None);
+                    await write.RunAsync(scope);
+                    scope.Keep();
                     ran.Add(write);
                 }
                 catch (Exception failure)
                 {
-                    // Undo this write only. If even that fails (SQLite rolls back the whole transaction on some
-                    // errors), the group is lost: the outer handler fails every write in it.
-                    await tx.RollbackAsync("w", CancellationToken.None);
-                    await tx.ReleaseAsync("w", CancellationToken.None);
+                    // Undo this write only; the group's head stays where the write found it. If even that fails (SQLite
+                    // rolls back the whole transaction on some errors), the group is lost: the outer handler fails every
+                    // write in it.
+                    await scope.UndoAsync();
                     write.Fail(failure);
                 }
             }
 
+            await batch.FinishAsync();
             await tx.CommitAsync(CancellationToken.None);
         }
         catch (Exception failure)
@@ -229,6 +293,13 @@ public abstract class SqlEscrowStore : IEscrowStore
             foreach (var write in group)
             {
                 write.Fail(failure);
+            }
+
+            // A refusal rolled back cleanly and leaves the connection as it was; any other failure may have broken it,
+            // so the next group starts on a fresh one.
+            if (failure is not EscrowRefusedException)
+            {
+                await DropWriterConnectionAsync();
             }
 
             return;
@@ -816,78 +887,202 @@ public abstract class SqlEscrowStore : IEscrowStore
     }
 
     /// <summary>A read in a write transaction's round trip: each row it returns goes to <see cref="Row"/>, then <see cref="Done"/> runs.</summary>
-    protected sealed record Read(string Sql, (string Name, object? Value)[] Parameters, Action<DbDataReader> Row, Action? Done = null);
+    protected internal sealed record Read(string Sql, (string Name, object? Value)[] Parameters, Action<DbDataReader> Row, Action? Done = null);
+
+    /// <summary>A statement and its named parameters.</summary>
+    internal readonly record struct Statement(string Sql, (string Name, object? Value)[] Parameters);
 
     /// <summary>
-    /// One write transaction: the connection, the ledger head it extends, and the moves it makes.
-    /// Round trips are what the head lock is held across, so the scope keeps them to three where the
-    /// provider batches (PostgreSQL): the head lock with every read the operation needs, then every
-    /// write with the new head, then COMMIT. Writes are queued and sent together; a read queued after
-    /// a write first sends the writes, so reads always see them. Balances read up front are kept, and
-    /// updated by each write, so the checks on them cost no round trip.
+    /// One group's transaction on the writer's connection: how statements reach the database, and the ledger head carried
+    /// from write to write (read, on PostgreSQL locked, by the group's first write; written back once, before COMMIT).
+    /// Where the provider batches (PostgreSQL) a round trip is one batch, statements prepared by Npgsql's auto-prepare;
+    /// otherwise (SQLite, in process) each statement runs as a command prepared once on the writer's connection and kept.
     /// </summary>
-    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, string headQuery)
+    internal sealed class WriteGroup(DbConnection connection, DbTransaction transaction, string headQuery, Dictionary<string, DbCommand> prepared)
     {
-        private readonly List<(string Sql, (string Name, object? Value)[] Parameters)> _pending = [];
+        public string HeadQuery => headQuery;
+
+        public bool HeadLoaded { get; set; }
+
+        public long Seq { get; set; }
+
+        public string Hash { get; set; } = Ledger.Genesis;
+
+        /// <summary>True once a kept write appended, so the head row must be written before COMMIT.</summary>
+        public bool Appended { get; set; }
+
+        public async Task ExecuteAsync(IReadOnlyList<Statement> statements, CancellationToken ct)
+        {
+            if (statements.Count == 0)
+            {
+                return;
+            }
+
+            if (connection.CanCreateBatch)
+            {
+                await using var batch = Batch(statements);
+                await batch.ExecuteNonQueryAsync(ct);
+                return;
+            }
+
+            foreach (var statement in statements)
+            {
+                await Prepared(statement.Sql, statement.Parameters).ExecuteNonQueryAsync(ct);
+            }
+        }
+
+        /// <summary>Runs <paramref name="before"/> (statements without rows), then <paramref name="reads"/>, in one round trip.</summary>
+        public async Task ReadAsync(IReadOnlyList<Statement> before, Read[] reads, CancellationToken ct)
+        {
+            if (connection.CanCreateBatch)
+            {
+                // The reader skips the result-less statements ahead of the reads, so result set i is read i.
+                await using var batch = Batch([.. before, .. reads.Select(r => new Statement(r.Sql, r.Parameters))]);
+                await using var reader = await batch.ExecuteReaderAsync(ct);
+                for (var i = 0; i < reads.Length; i++)
+                {
+                    if (i > 0 && !await reader.NextResultAsync(ct))
+                    {
+                        throw new InvalidOperationException($"the batch returned {i} result sets for {reads.Length} reads");
+                    }
+
+                    while (await reader.ReadAsync(ct))
+                    {
+                        reads[i].Row(reader);
+                    }
+                }
+
+                return;
+            }
+
+            foreach (var statement in before)
+            {
+                await Prepared(statement.Sql, statement.Parameters).ExecuteNonQueryAsync(ct);
+            }
+
+            foreach (var read in reads)
+            {
+                await using var reader = await Prepared(read.Sql, read.Parameters).ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    read.Row(reader);
+                }
+            }
+        }
+
+        /// <summary>Writes the head the kept writes left, once for the whole group.</summary>
+        public Task FinishAsync() => Appended
+            ? ExecuteAsync([new("UPDATE ledger_head SET seq = @s, hash = @h WHERE id = 1", [("s", Seq), ("h", Hash)])], CancellationToken.None)
+            : Task.CompletedTask;
+
+        /// <summary>The statement prepared on the writer's connection (once per SQL text, a fixed set), bound to this transaction and these values.</summary>
+        private DbCommand Prepared(string sql, (string Name, object? Value)[] parameters)
+        {
+            if (!prepared.TryGetValue(sql, out var cmd))
+            {
+                cmd = connection.CreateCommand();
+                cmd.CommandText = sql;
+                foreach (var (name, _) in parameters)
+                {
+                    var p = cmd.CreateParameter();
+                    p.ParameterName = name;
+                    cmd.Parameters.Add(p);
+                }
+
+                cmd.Transaction = transaction;
+                cmd.Prepare();
+                prepared[sql] = cmd;
+            }
+
+            cmd.Transaction = transaction;
+            foreach (var (name, value) in parameters)
+            {
+                cmd.Parameters[name].Value = value ?? DBNull.Value;
+            }
+
+            return cmd;
+        }
+
+        private DbBatch Batch(IEnumerable<Statement> statements)
+        {
+            var batch = connection.CreateBatch();
+            batch.Transaction = transaction;
+            foreach (var (sql, parameters) in statements)
+            {
+                var cmd = batch.CreateBatchCommand();
+                cmd.CommandText = sql;
+                Bind(cmd.Parameters, cmd.CreateParameter, parameters);
+                batch.BatchCommands.Add(cmd);
+            }
+
+            return batch;
+        }
+    }
+
+    /// <summary>
+    /// One write in a group: the ledger head it extends, and the moves it makes. Round trips are what the head lock is
+    /// held across, so the scope keeps them few where the provider batches (PostgreSQL): its savepoint goes out with its
+    /// first reads, every write and the savepoint's release go out together at the end, and the head is read only by
+    /// the group's first write. Writes are queued and sent together; a read queued after a write first sends the
+    /// writes, in the same round trip, so reads always see them. Balances read up front are kept, and updated by each
+    /// write, so the checks on them cost no round trip.
+    /// </summary>
+    protected sealed class WriteScope
+    {
+        private const string Savepoint = "SAVEPOINT w";
+        private readonly WriteGroup _group;
+        private readonly bool _savepoint;
+        private readonly List<Statement> _pending = [];
         private readonly Dictionary<(string Address, string Denom), long> _balances = [];
+        private bool _savepointSent;
         private long _seq;
         private string _hash = Ledger.Genesis;
         private bool _headLoaded;
         private bool _appended;
 
+        internal WriteScope(WriteGroup group, bool savepoint)
+        {
+            _group = group;
+            _savepoint = savepoint;
+            if (group.HeadLoaded)
+            {
+                (_seq, _hash, _headLoaded) = (group.Seq, group.Hash, true);
+            }
+
+            if (savepoint)
+            {
+                _pending.Add(new(Savepoint, []));
+            }
+        }
+
         /// <summary>Seq of the last ledger entry, including those appended in this transaction; valid after the first <see cref="ReadAsync"/>.</summary>
         public long HeadSeq => _headLoaded ? _seq : throw new InvalidOperationException("the ledger head is read with the first ReadAsync of a write transaction");
 
         /// <summary>
-        /// Runs <paramref name="reads"/> in one round trip, after the queued writes; the first call
-        /// also reads (on PostgreSQL: locks) the ledger head, ahead of the reads, so they see every
-        /// writer before this one.
+        /// Runs <paramref name="reads"/> in one round trip, after the queued writes; the group's first read also reads
+        /// (on PostgreSQL: locks) the ledger head, ahead of the reads, so they see every writer before this one.
         /// </summary>
         public async Task ReadAsync(CancellationToken ct, params Read[] reads)
         {
-            await SendPendingAsync(ct);
             var all = reads;
             if (!_headLoaded)
             {
                 var rows = 0;
                 var head = new Read(
-                    headQuery,
+                    _group.HeadQuery,
                     [],
                     r => (_seq, _hash, rows) = (r.GetInt64(0), r.GetString(1), rows + 1),
-                    () => _headLoaded = rows == 1 ? true : throw new InvalidOperationException($"ledger_head holds {rows} rows; it must hold exactly one"));
+                    () =>
+                    {
+                        _headLoaded = rows == 1 ? true : throw new InvalidOperationException($"ledger_head holds {rows} rows; it must hold exactly one");
+                        // Nothing appended yet: this is the head the group stands on, kept if this write is undone.
+                        (_group.Seq, _group.Hash, _group.HeadLoaded) = (_seq, _hash, true);
+                    });
                 all = [head, .. reads];
             }
 
-            if (connection.CanCreateBatch)
-            {
-                await using var batch = Batch(all.Select(r => (r.Sql, r.Parameters)));
-                await using var reader = await batch.ExecuteReaderAsync(ct);
-                for (var i = 0; i < all.Length; i++)
-                {
-                    if (i > 0 && !await reader.NextResultAsync(ct))
-                    {
-                        throw new InvalidOperationException($"the batch returned {i} result sets for {all.Length} reads");
-                    }
-
-                    while (await reader.ReadAsync(ct))
-                    {
-                        all[i].Row(reader);
-                    }
-                }
-            }
-            else
-            {
-                foreach (var read in all)
-                {
-                    await using var cmd = Command(connection, transaction, read.Sql, read.Parameters);
-                    await using var reader = await cmd.ExecuteReaderAsync(ct);
-                    while (await reader.ReadAsync(ct))
-                    {
-                        read.Row(reader);
-                    }
-                }
-            }
-
+            var before = TakePending();
+            await _group.ReadAsync(before, all, ct);
             foreach (var read in all)
             {
                 read.Done?.Invoke();
@@ -915,10 +1110,10 @@ public abstract class SqlEscrowStore : IEscrowStore
             }
         }
 
-        /// <summary>Queues a statement; it runs before the next read, or at the end with the new head.</summary>
-        public void Exec(string sql, params (string Name, object? Value)[] parameters) => _pending.Add((sql, parameters));
+        /// <summary>Queues a statement; it runs before the next read, or at the end.</summary>
+        public void Exec(string sql, params (string Name, object? Value)[] parameters) => _pending.Add(new(sql, parameters));
 
-        /// <summary>Sends the queued writes and the new ledger head in one round trip.</summary>
+        /// <summary>Sends the queued writes, and the release of the savepoint, in one round trip.</summary>
         internal async Task FlushAsync(CancellationToken ct)
         {
             if (!_headLoaded)
@@ -926,12 +1121,38 @@ public abstract class SqlEscrowStore : IEscrowStore
                 await ReadAsync(ct);
             }
 
-            if (_appended)
+            if (_savepoint && !_savepointSent && _pending.Count == 1)
             {
-                Exec("UPDATE ledger_head SET seq = @s, hash = @h WHERE id = 1", ("s", _seq), ("h", _hash));
+                // Nothing was sent and nothing is to be: no savepoint needed.
+                _pending.Clear();
+            }
+            else if (_savepoint)
+            {
+                Exec("RELEASE SAVEPOINT w");
             }
 
-            await SendPendingAsync(ct);
+            await _group.ExecuteAsync(TakePending(), ct);
+        }
+
+        /// <summary>Hands the head this write left to the next write of the group (the write is kept).</summary>
+        internal void Keep()
+        {
+            if (_headLoaded)
+            {
+                (_group.Seq, _group.Hash, _group.HeadLoaded) = (_seq, _hash, true);
+            }
+
+            _group.Appended |= _appended;
+        }
+
+        /// <summary>Rolls this write back to its savepoint; the group's head stays where the write found it.</summary>
+        internal async Task UndoAsync()
+        {
+            _pending.Clear();
+            if (_savepointSent)
+            {
+                await _group.ExecuteAsync([new("ROLLBACK TO SAVEPOINT w", []), new("RELEASE SAVEPOINT w", [])], CancellationToken.None);
+            }
         }
 
         /// <summary>Queues one chained entry; zero moves are not recorded. Returns its seq (or the head's for a zero move).</summary>
@@ -1008,42 +1229,23 @@ public abstract class SqlEscrowStore : IEscrowStore
                 ("a", address), ("d", denom), ("x", amount));
         }
 
-        private async Task SendPendingAsync(CancellationToken ct)
+        /// <summary>The queued statements, handed over to be sent; a savepoint among them counts as sent from here on.</summary>
+        private List<Statement> TakePending()
         {
             if (_pending.Count == 0)
             {
-                return;
+                return [];
             }
 
-            if (connection.CanCreateBatch)
+            if (_savepoint && !_savepointSent && _pending[0].Sql == Savepoint)
             {
-                await using var batch = Batch(_pending);
-                await batch.ExecuteNonQueryAsync(ct);
-            }
-            else
-            {
-                foreach (var (sql, parameters) in _pending)
-                {
-                    await SqlEscrowStore.Exec(connection, transaction, sql, ct, parameters);
-                }
+                // Even if the round trip fails, the savepoint went first: undoing rolls back to it.
+                _savepointSent = true;
             }
 
+            var taken = new List<Statement>(_pending);
             _pending.Clear();
-        }
-
-        private DbBatch Batch(IEnumerable<(string Sql, (string Name, object? Value)[] Parameters)> statements)
-        {
-            var batch = connection.CreateBatch();
-            batch.Transaction = transaction;
-            foreach (var (sql, parameters) in statements)
-            {
-                var cmd = batch.CreateBatchCommand();
-                cmd.CommandText = sql;
-                Bind(cmd.Parameters, cmd.CreateParameter, parameters);
-                batch.BatchCommands.Add(cmd);
-            }
-
-            return batch;
+            return taken;
         }
     }
 
