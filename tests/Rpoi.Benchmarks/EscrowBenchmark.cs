@@ -251,13 +251,17 @@ public static class EscrowBenchmark
             var warm = Math.Clamp(count / 10, 100, 500);
             var total = warm + count;
             var leases = Enumerable.Range(0, total).Select(i => (Renter: renters[i % renters.Length], Request: NewLease(renters[i % renters.Length], leaser.Identity.Address, escrow.Identity.Address))).ToArray();
+            var setup = Stopwatch.StartNew();
             await ForEachAsync(Enumerable.Range(0, total).ToArray(), concurrency, async i => await SendAsync(Pick(i), Call("/v1/pledges", "{\"signedRequest\":" + leases[i].Request.ToJson() + "}", leaser)));
 
             // Every m_final sealed and every call signed before the clock starts: the load generator shares the cores
             // π is measured on, and its signing must not be counted against π.
+            Console.WriteLine($"  {total} leases pledged (untimed) in {setup.Elapsed.TotalSeconds:F1} s");
             var calls = leases.Select(l => Call("/v1/settlements", "{\"final\":" + Final(l.Request, l.Renter, leaser, escrow.Identity).ToJson() + "}", leaser)).ToArray();
+            Console.WriteLine($"  {total} m_finals sealed and calls signed (untimed) by {setup.Elapsed.TotalSeconds:F1} s");
             await ForEachAsync(Enumerable.Range(0, warm).ToArray(), concurrency, async i => await SendAsync(Pick(i), calls[i]));
 
+            Console.WriteLine($"  {warm} warm-up settlements (untimed) done by {setup.Elapsed.TotalSeconds:F1} s; timing {count}, load average {LoadAverage()}");
             var latencies = new double[count];
             var answers = new (int Status, string Body)[count];
             var cpu = Cpu(pis);

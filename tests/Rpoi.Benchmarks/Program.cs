@@ -45,6 +45,12 @@ if (args.Length > 0 && args[0] == "escrow")
     return await EscrowBenchmark.RunAsync(args[1..]);
 }
 
+// Where π's CPU goes per settlement, stage by stage, in process (EscrowProfile.cs): ... -- escrow-profile [settlements]
+if (args.Length > 0 && args[0] == "escrow-profile")
+{
+    return await EscrowProfile.RunAsync(args[1..]);
+}
+
 // Issue 14 item 1: RSS of the shipped operator with N Active Leases and N Nodes cached: ... -- memory [leases]
 if (args.Length > 0 && args[0] == "memory")
 {
