@@ -25,7 +25,7 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
         if (builder.MaxAutoPrepare == 0)
         {
             // The writer sends the same few statements over and over: prepared once per connection, the server parses
-            // and plans them once instead of per write. A connection string that sets its own value keeps it.
+            // and plans them once instead of per write. A connection string with a non-zero value of its own keeps it.
             builder.MaxAutoPrepare = AutoPrepared;
         }
 
