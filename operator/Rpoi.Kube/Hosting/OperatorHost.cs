@@ -64,12 +64,19 @@ public sealed class OperatorHostBuilder
     /// <summary>
     /// Sets what the shared cache of <typeparamref name="T"/> keeps of each object (see <see cref="Informer{T}"/>'s
     /// transform). Call it before anything asks for that informer: a cache filled without it would hold whole objects.
+    /// Setting the same transform again is allowed at any time (each controller that shares the cache may ask for it).
     /// </summary>
     /// <exception cref="InvalidOperationException">The informer for <typeparamref name="T"/> exists already.</exception>
     public OperatorHostBuilder TransformCached<T>(Func<T, T> transform)
         where T : class, IKubernetesObject<V1ObjectMeta>
     {
         ArgumentNullException.ThrowIfNull(transform);
+        if (_transforms.TryGetValue(typeof(T), out var set) && set.Equals(transform))
+        {
+            // The same transform again (two controllers sharing the cache each ask for it): nothing changes.
+            return this;
+        }
+
         if (_informers.ContainsKey(typeof(T)))
         {
             throw new InvalidOperationException($"The {typeof(T).Name} informer was created before its transform was set; call TransformCached<{typeof(T).Name}> first.");

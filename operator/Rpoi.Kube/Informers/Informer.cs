@@ -455,14 +455,20 @@ public sealed class Informer<T> : IInformer
         _ => false,
     };
 
-    /// <summary>What the cache keeps of <paramref name="obj"/>: stripped of managedFields and the last-applied annotation, then the transform's result.</summary>
+    /// <summary>What the cache keeps of <paramref name="obj"/>: stripped of managedFields and the last-applied annotation, namespace, kind and finalizers pooled (<see cref="StringPool.Shared"/>), then the transform's result.</summary>
     private T Prepare(T obj)
     {
         if (obj.Metadata is not null)
         {
             obj.Metadata.ManagedFields = null;
             obj.Metadata.Annotations?.Remove(LastAppliedAnnotation);
+            // Shared by every object of a namespace or kind: one copy instead of one per cached object.
+            obj.Metadata.NamespaceProperty = StringPool.Shared.Intern(obj.Metadata.NamespaceProperty);
+            StringPool.Shared.InternAll(obj.Metadata.Finalizers);
         }
+
+        obj.ApiVersion = StringPool.Shared.Intern(obj.ApiVersion);
+        obj.Kind = StringPool.Shared.Intern(obj.Kind);
 
         return _transform is null ? obj : _transform(obj);
     }
