@@ -56,6 +56,9 @@ internal static class MemoryBenchmark
         ("h48", "shipped + DOTNET_GCHeapHardLimit=0x3000000 (48 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x3000000" }),
         ("chart", "as the chart ships it: 40 % of limits.memory 192Mi = DOTNET_GCHeapHardLimit=0x4CCCCCC (76.8 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x4CCCCCC" }),
         ("server", "DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }),
+        ("wx0", "shipped + DOTNET_EnableWriteXorExecute=0 (JIT code mapped once, not twice)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }),
+        ("pgo0", "shipped + DOTNET_TieredPGO=0 (no instrumented tier)", new() { ["DOTNET_TieredPGO"] = "0" }),
+        ("wx0h96", "shipped + DOTNET_EnableWriteXorExecute=0 + DOTNET_GCHeapHardLimit=0x6000000 (96 MiB)", new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x6000000" }),
     ];
 
     public static async Task<int> RunAsync(string[] args)
@@ -437,8 +440,27 @@ internal static class MemoryBenchmark
             }
 
             var top = string.Join(", ", files.OrderByDescending(f => f.Value).Take(5).Select(f => $"{f.Key} {f.Value}"));
+            if (!ready)
+            {
+                // Why not: the operator's own words (a failing list retried, an OutOfMemoryException) go with the row.
+                lock (log)
+                {
+                    var why = log.ToString().Split('\n').Where(l => l.Contains("fail", StringComparison.OrdinalIgnoreCase) || l.Contains("Exception", StringComparison.Ordinal)).Take(3);
+                    top = string.Join(" / ", why.Select(l => l.Trim())) + " | " + top;
+                }
+            }
+
             var rss = Field("Rss");
             var anon = Field("Anonymous");
+            if (Environment.GetEnvironmentVariable("RPOI_MEMORY_GCDUMP") is { Length: > 0 } gcdump)
+            {
+                // A heap census for the row (dotnet-gcdump forces a full GC, so only after RSS was read): see BENCHMARKS.md.
+                var file = Path.Combine(Path.GetTempPath(), $"rpoi-memory-{process.Id}.gcdump");
+                using var dump = Process.Start(gcdump, ["collect", "-p", process.Id.ToString(CultureInfo.InvariantCulture), "-o", file]);
+                await dump.WaitForExitAsync();
+                Console.WriteLine($"{what}: heap census in {file}");
+            }
+
             return new Row(what, rss, PeakKb(), anon, rss - anon, ready, top);
         }
 

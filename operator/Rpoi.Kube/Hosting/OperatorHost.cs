@@ -45,6 +45,9 @@ public sealed class OperatorHostBuilder
     /// <summary>Logger factory for all parts.</summary>
     public ILoggerFactory LoggerFactory { get; }
 
+    /// <summary>Objects per list page of every informer the builder creates (<see cref="InformerOptions.ListPageSize"/>; default 500).</summary>
+    public int ListPageSize { get; set; } = 500;
+
     /// <summary>The informer for <typeparamref name="T"/>, created on first use and shared by every controller.</summary>
     public Informer<T> Informer<T>(IResourceClient<T> client)
         where T : class, IKubernetesObject<V1ObjectMeta>
@@ -55,7 +58,7 @@ public sealed class OperatorHostBuilder
             return (Informer<T>)existing;
         }
 
-        var informer = new Informer<T>(client, new InformerOptions { Time = Time, Logger = LoggerFactory.CreateLogger($"Informer.{client.Resource}") },
+        var informer = new Informer<T>(client, new InformerOptions { Time = Time, Logger = LoggerFactory.CreateLogger($"Informer.{client.Resource}"), ListPageSize = ListPageSize },
             _transforms.TryGetValue(typeof(T), out var transform) ? (Func<T, T>)transform : null);
         _informers[typeof(T)] = informer;
         return informer;

@@ -52,10 +52,11 @@ public sealed class StringPool
     }
 
     /// <summary>
-    /// A copy of <paramref name="map"/> with only the keys <paramref name="keep"/> accepts, keys and values pooled, sized
-    /// to fit; null when nothing is kept.
+    /// A copy of <paramref name="map"/> with only the keys <paramref name="keep"/> accepts, keys pooled and values too
+    /// unless <paramref name="poolValues"/> is false (values that never repeat, such as UIDs and times), sized to fit;
+    /// null when nothing is kept.
     /// </summary>
-    public Dictionary<string, string>? Keep(IDictionary<string, string>? map, Func<string, bool> keep)
+    public Dictionary<string, string>? Keep(IDictionary<string, string>? map, Func<string, bool> keep, bool poolValues = true)
     {
         ArgumentNullException.ThrowIfNull(keep);
         if (map is null)
@@ -68,7 +69,7 @@ public sealed class StringPool
         {
             if (keep(key))
             {
-                (kept ??= new Dictionary<string, string>(1, StringComparer.Ordinal))[Intern(key)!] = Intern(value)!;
+                (kept ??= new Dictionary<string, string>(1, StringComparer.Ordinal))[Intern(key)!] = poolValues ? Intern(value)! : value;
             }
         }
 

@@ -73,7 +73,7 @@ public static class LeaseCache
         var pool = StringPool.Shared;
         meta.Labels = null;
         meta.OwnerReferences = null;
-        meta.Annotations = pool.Keep(meta.Annotations, static k => k.StartsWith("rpoi.io/", StringComparison.Ordinal));
+        meta.Annotations = pool.Keep(meta.Annotations, static k => k.StartsWith("rpoi.io/", StringComparison.Ordinal), poolValues: false);
         meta.GenerateName = null;
     }
 

@@ -38,7 +38,7 @@ public static class NodeCache
         if (node.Metadata is { } meta)
         {
             meta.Labels = pool.Keep(meta.Labels, KeptLabels.Contains);
-            meta.Annotations = pool.Keep(meta.Annotations, static k => k.StartsWith("rpoi.io/", StringComparison.Ordinal));
+            meta.Annotations = pool.Keep(meta.Annotations, static k => k.StartsWith("rpoi.io/", StringComparison.Ordinal), poolValues: false);
             meta.OwnerReferences = null;
             // Node names are pooled too: a claimed node's name is also in its Lease's status.nodes.
             meta.Name = pool.Intern(meta.Name);
