@@ -90,12 +90,7 @@ internal static class MemoryBenchmark
         var kubeconfig = api.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), Ns);
         using var client = new Kubernetes(new KubernetesClientConfiguration { Host = api.Url, AccessToken = api.Options.Token });
         var clock = Stopwatch.StartNew();
-        if (!restored)
-        {
-            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
-            Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
-        }
-        else
+        if (restored)
         {
             Console.WriteLine($"setup: {api.RestoredObjects} API objects restored from {snapshot}");
         }
@@ -123,12 +118,24 @@ internal static class MemoryBenchmark
             "--cluster-server", api.Url, "--kubeconfig", kubeconfig, "--namespace", OperatorNs, "--leader-election", "false", "--metrics-port", "0",
         ];
         var rows = new List<Row>();
+        var all = new[] { (Key: "shipped", Name: "as shipped (Rpoi.Operator.runtimeconfig.json)", Env: new Dictionary<string, string>()) }.Concat(Variants).ToList();
 
         if (!restored)
         {
-            using var op = OperatorProcess.Start(operatorArgs, new Dictionary<string, string>(), dir);
+            // Rows 0, A and B run with the first variant named (e.g. "chart" for the chart's heap limit).
+            var first = all.First(v => v.Key == picked[0]);
+            using (var empty = OperatorProcess.Start(operatorArgs, first.Env, dir))
+            {
+                await empty.QuietAsync();
+                rows.Add(await empty.MeasureAsync($"0. nothing cached, {first.Name}"));
+            }
+
+            clock.Restart();
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
+            Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
+            using var op = OperatorProcess.Start(operatorArgs, first.Env, dir);
             await op.QuietAsync();
-            rows.Add(await op.MeasureAsync("A. nodes cached, no lease"));
+            rows.Add(await op.MeasureAsync($"A. nodes cached, no lease, {first.Name}"));
 
             clock.Restart();
             await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
@@ -149,7 +156,7 @@ internal static class MemoryBenchmark
 
             Console.WriteLine($"all {count} Leases Active {clock.Elapsed.TotalSeconds:0} s after the first create (real π on SQLite)");
             await op.QuietAsync();
-            rows.Add(await op.MeasureAsync("B. after the burst, N Active"));
+            rows.Add(await op.MeasureAsync($"B. after the burst, N Active, {first.Name}"));
         }
 
         if (keep is not null)
@@ -163,8 +170,7 @@ internal static class MemoryBenchmark
             throw new InvalidOperationException($"{nowActive}/{count} Leases are Active before the restarts; start with an empty directory");
         }
 
-        var restarts = new[] { (Key: "shipped", Name: "as shipped (Rpoi.Operator.runtimeconfig.json)", Env: new Dictionary<string, string>()) }.Concat(Variants)
-            .Where(v => picked.Contains(v.Key));
+        var restarts = picked.Select(k => all.First(v => v.Key == k));
         foreach (var (_, name, env) in restarts)
         {
             for (var run = 1; run <= repeat; run++)
@@ -184,12 +190,12 @@ internal static class MemoryBenchmark
         }
 
         Console.WriteLine();
-        Console.WriteLine("| operator process | ready (/readyz) | RSS MB | anonymous MB | file-backed MB | peak RSS MB | RSS KB per lease (over A) |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| operator process | ready (/readyz) | RSS MB | anonymous MB | file-backed MB | peak RSS MB | RSS KB per lease (over A) | live heap MB (census) |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
         var a = rows.FirstOrDefault(r => r.What.StartsWith('A'))?.RssKb ?? 0;
         foreach (var r in rows)
         {
-            Console.WriteLine($"| {r.What} | {(r.Ready ? "ready" : "**NOT ready**")} | {r.RssKb / 1024.0:0.0} | {r.AnonKb / 1024.0:0.0} | {r.FileKb / 1024.0:0.0} | {r.PeakKb / 1024.0:0.0} | {(r.What.StartsWith('A') || a == 0 ? "" : ((r.RssKb - a) / (double)count).ToString("0.00", CultureInfo.InvariantCulture))} |");
+            Console.WriteLine($"| {r.What} | {(r.Ready ? "ready" : "**NOT ready**")} | {r.RssKb / 1024.0:0.0} | {r.AnonKb / 1024.0:0.0} | {r.FileKb / 1024.0:0.0} | {r.PeakKb / 1024.0:0.0} | {(r.What.StartsWith('A') || a == 0 ? "" : ((r.RssKb - a) / (double)count).ToString("0.00", CultureInfo.InvariantCulture))} | {(r.HeapBytes > 0 ? (r.HeapBytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) : "")} |");
         }
 
         Console.WriteLine();
@@ -324,7 +330,7 @@ internal static class MemoryBenchmark
     }
 
     /// <summary>One measurement: RSS and its parts (KB), whether /readyz said ready, and the largest mapped files.</summary>
-    private sealed record Row(string What, long RssKb, long PeakKb, long AnonKb, long FileKb, bool Ready, string Files);
+    private sealed record Row(string What, long RssKb, long PeakKb, long AnonKb, long FileKb, bool Ready, string Files, long HeapBytes = 0);
 
     /// <summary>The shipped operator as a child process: <c>dotnet Rpoi.Operator.dll run …</c>, stopped with SIGTERM.</summary>
     private sealed class OperatorProcess : IDisposable
@@ -452,16 +458,25 @@ internal static class MemoryBenchmark
 
             var rss = Field("Rss");
             var anon = Field("Anonymous");
+            var heap = 0L;
             if (Environment.GetEnvironmentVariable("RPOI_MEMORY_GCDUMP") is { Length: > 0 } gcdump)
             {
                 // A heap census for the row (dotnet-gcdump forces a full GC, so only after RSS was read): see BENCHMARKS.md.
                 var file = Path.Combine(Path.GetTempPath(), $"rpoi-memory-{process.Id}.gcdump");
                 using var dump = Process.Start(gcdump, ["collect", "-p", process.Id.ToString(CultureInfo.InvariantCulture), "-o", file]);
                 await dump.WaitForExitAsync();
-                Console.WriteLine($"{what}: heap census in {file}");
+                var report = new ProcessStartInfo(gcdump, ["report", file]) { RedirectStandardOutput = true };
+                using var reader = Process.Start(report)!;
+                var text = await reader.StandardOutput.ReadToEndAsync();
+                await reader.WaitForExitAsync();
+                await File.WriteAllTextAsync(file + ".txt", text);
+                // "  106,811,269  GC Heap bytes": the live objects after the full GC the dump forces.
+                heap = text.Split('\n').Where(l => l.Contains("GC Heap bytes", StringComparison.Ordinal))
+                    .Select(l => long.Parse(l.Trim().Split(' ')[0], NumberStyles.AllowThousands, CultureInfo.InvariantCulture)).FirstOrDefault();
+                Console.WriteLine($"{what}: heap census in {file} (report {file}.txt): {heap:N0} live bytes");
             }
 
-            return new Row(what, rss, PeakKb(), anon, rss - anon, ready, top);
+            return new Row(what, rss, PeakKb(), anon, rss - anon, ready, top, heap);
         }
 
         private string[] Lines(string path)
