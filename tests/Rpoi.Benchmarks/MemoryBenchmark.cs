@@ -54,7 +54,7 @@ internal static class MemoryBenchmark
         ("h80", "shipped + DOTNET_GCHeapHardLimit=0x5000000 (80 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x5000000" }),
         ("h64", "shipped + DOTNET_GCHeapHardLimit=0x4000000 (64 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x4000000" }),
         ("h48", "shipped + DOTNET_GCHeapHardLimit=0x3000000 (48 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x3000000" }),
-        ("chart", "as the chart ships it: 40 % of limits.memory 192Mi = DOTNET_GCHeapHardLimit=0x4CCCCCC (76.8 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x4CCCCCC" }),
+        ("chart", "as the chart ships it: 40 % of limits.memory 320Mi = DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
         ("server", "DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }),
         ("wx0", "shipped + DOTNET_EnableWriteXorExecute=0 (JIT code mapped once, not twice)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }),
         ("pgo0", "shipped + DOTNET_TieredPGO=0 (no instrumented tier)", new() { ["DOTNET_TieredPGO"] = "0" }),
