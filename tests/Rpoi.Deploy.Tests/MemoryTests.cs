@@ -22,15 +22,15 @@ public sealed class MemoryTests
             : null;
 
     [Fact]
-    public void The_chart_bounds_the_heap_at_40_percent_of_a_320Mi_limit_by_default()
+    public void The_chart_bounds_the_heap_at_32_percent_of_a_400Mi_limit_by_default()
     {
         var container = Operator(Chart.Render());
 
-        Assert.Equal("0x28", container.Env.Single(e => e.Name == HeapLimitEnv).Value);
-        Assert.Equal(40, PercentOf(container));
-        Assert.Equal(new ResourceQuantity("320Mi"), container.Resources.Limits["memory"]);
+        Assert.Equal("0x20", container.Env.Single(e => e.Name == HeapLimitEnv).Value);
+        Assert.Equal(32, PercentOf(container));
+        Assert.Equal(new ResourceQuantity("400Mi"), container.Resources.Limits["memory"]);
         Assert.Equal(new ResourceQuantity("192Mi"), container.Resources.Requests["memory"]);
-        // 40 % of 320 MiB = 128 MiB: the heap limit measured READY with 10,000 Leases and 10,000 Nodes (BENCHMARKS.md).
+        // 32 % of 400 MiB = 128 MiB: the heap limit measured READY with 10,000 Leases and 10,000 Nodes (BENCHMARKS.md).
         Assert.Equal(128L * 1024 * 1024, container.Resources.Limits["memory"].ToInt64() * PercentOf(container)!.Value / 100);
     }
 
