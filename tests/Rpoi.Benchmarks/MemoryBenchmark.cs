@@ -58,7 +58,7 @@ internal static class MemoryBenchmark
         ("server", "DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }),
         ("wx0", "shipped + DOTNET_EnableWriteXorExecute=0 (JIT code mapped once, not twice)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }),
         ("pgo0", "shipped + DOTNET_TieredPGO=0 (no instrumented tier)", new() { ["DOTNET_TieredPGO"] = "0" }),
-        ("wx0h96", "shipped + DOTNET_EnableWriteXorExecute=0 + DOTNET_GCHeapHardLimit=0x6000000 (96 MiB)", new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x6000000" }),
+        ("wx0h128", "shipped + DOTNET_EnableWriteXorExecute=0 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
     ];
 
     public static async Task<int> RunAsync(string[] args)
