@@ -26,7 +26,11 @@ namespace Rpoi.Benchmarks;
 /// Measured (VmRSS from /proc/&lt;pid&gt;/status, once the operator's CPU has been quiet for 3 s):
 /// A. the operator with the N Nodes cached and no Lease; B. after all N Leases went Active; C. a fresh operator
 /// process (restart) that lists everything into its caches; then C again with each GC setting of <see cref="Variants"/>.
-/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- memory [leases] [dir]</c> (default 10000). With a
+/// Every measurement also asks the operator's /readyz: a row that is not ready is not a working operator (a heap limit
+/// too small fails the informers' lists, which then retry quietly).
+/// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- memory [leases] [dir] [variants] [runs]</c> (default
+/// 10000, a temporary directory, every variant, one run each; variants: a comma-separated list of the keys of
+/// <see cref="Variants"/> and <c>shipped</c>). With a
 /// directory, the API objects and π's ledger are saved there after the burst; a later run with the same directory
 /// restores them (24 h leases, still Active) and measures only the C rows, so a change can be measured in minutes.
 /// </summary>
@@ -35,20 +39,39 @@ internal static class MemoryBenchmark
     private const string Ns = "team-a";
     private const string OperatorNs = "rpoi-system";
 
-    /// <summary>Environment variables of each restart after the default one (name=value; empty: defaults).</summary>
-    private static readonly (string Name, Dictionary<string, string> Env)[] Variants =
+    /// <summary>
+    /// Environment variables of each restart after the shipped one, by name (the 3rd argument picks them; "all" or none:
+    /// every one). The heap limits are what the chart's <c>operator.gcHeapHardLimitPercent</c> gives under its
+    /// <c>limits.memory</c> (.NET takes the percentage of the container's limit), written as bytes because this child
+    /// process has no container limit.
+    /// </summary>
+    private static readonly (string Key, string Name, Dictionary<string, string> Env)[] Variants =
     [
-        (".NET's defaults (background GC on, no conserve-memory)", new() { ["DOTNET_gcConcurrent"] = "1", ["DOTNET_GCConserveMemory"] = "0" }),
-        ("shipped + DOTNET_GCgen0size=0x400000 (4 MiB gen0 budget)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
-        ("shipped + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
-        ("shipped + DOTNET_GCHeapHardLimit=0x6000000 (96 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x6000000" }),
-        ("DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }),
+        ("defaults", ".NET's defaults (background GC on, no conserve-memory)", new() { ["DOTNET_gcConcurrent"] = "1", ["DOTNET_GCConserveMemory"] = "0" }),
+        ("gen0", "shipped + DOTNET_GCgen0size=0x400000 (4 MiB gen0 budget)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
+        ("h128", "shipped + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
+        ("h96", "shipped + DOTNET_GCHeapHardLimit=0x6000000 (96 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x6000000" }),
+        ("h80", "shipped + DOTNET_GCHeapHardLimit=0x5000000 (80 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x5000000" }),
+        ("h64", "shipped + DOTNET_GCHeapHardLimit=0x4000000 (64 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x4000000" }),
+        ("h48", "shipped + DOTNET_GCHeapHardLimit=0x3000000 (48 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x3000000" }),
+        ("chart", "as the chart ships it: 32 % of limits.memory 400Mi = DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
+        ("server", "DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }),
+        ("wx0", "shipped + DOTNET_EnableWriteXorExecute=0 (JIT code mapped once, not twice)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }),
+        ("pgo0", "shipped + DOTNET_TieredPGO=0 (no instrumented tier)", new() { ["DOTNET_TieredPGO"] = "0" }),
+        ("wx0h128", "shipped + DOTNET_EnableWriteXorExecute=0 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
     ];
 
     public static async Task<int> RunAsync(string[] args)
     {
         var count = args.Length > 0 ? PhaseOneBenchmark.Positive(args[0], "leases (1st argument)") : 10_000;
         var keep = args.Length > 1 ? Path.GetFullPath(args[1]) : null;
+        var picked = args.Length > 2 && args[2] != "all" ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries) : [.. Variants.Select(v => v.Key)];
+        if (picked.FirstOrDefault(k => k != "shipped" && !Variants.Any(v => v.Key == k)) is { } unknown)
+        {
+            throw new ArgumentException($"variants (3rd argument): unknown '{unknown}'; use a comma-separated list of shipped,{string.Join(',', Variants.Select(v => v.Key))} or all");
+        }
+
+        var repeat = args.Length > 3 ? PhaseOneBenchmark.Positive(args[3], "runs per variant (4th argument)") : 1;
         var dir = keep ?? Directory.CreateTempSubdirectory("rpoi-memory-").FullName;
         Directory.CreateDirectory(dir);
         var snapshot = Path.Combine(dir, "api-objects.json");
@@ -67,12 +90,7 @@ internal static class MemoryBenchmark
         var kubeconfig = api.WriteKubeconfig(Path.Combine(dir, "kubeconfig"), Ns);
         using var client = new Kubernetes(new KubernetesClientConfiguration { Host = api.Url, AccessToken = api.Options.Token });
         var clock = Stopwatch.StartNew();
-        if (!restored)
-        {
-            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
-            Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
-        }
-        else
+        if (restored)
         {
             Console.WriteLine($"setup: {api.RestoredObjects} API objects restored from {snapshot}");
         }
@@ -99,13 +117,25 @@ internal static class MemoryBenchmark
             "run", "--leaser-key-file", Path.Combine(dir, "leaser.key"), "--escrow-url", escrowUrl, "--escrow-address", escrowKeys.Identity.Address,
             "--cluster-server", api.Url, "--kubeconfig", kubeconfig, "--namespace", OperatorNs, "--leader-election", "false", "--metrics-port", "0",
         ];
-        var rows = new List<(string What, long RssKb, long PeakKb, long AnonKb)>();
+        var rows = new List<Row>();
+        var all = new[] { (Key: "shipped", Name: "as shipped (Rpoi.Operator.runtimeconfig.json)", Env: new Dictionary<string, string>()) }.Concat(Variants).ToList();
 
         if (!restored)
         {
-            using var op = OperatorProcess.Start(operatorArgs, new Dictionary<string, string>(), dir);
+            // Rows 0, A and B run with the first variant named (e.g. "chart" for the chart's heap limit).
+            var first = all.First(v => v.Key == picked[0]);
+            using (var empty = OperatorProcess.Start(operatorArgs, first.Env, dir))
+            {
+                await empty.QuietAsync();
+                rows.Add(await empty.MeasureAsync($"0. nothing cached, {first.Name}"));
+            }
+
+            clock.Restart();
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
+            Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
+            using var op = OperatorProcess.Start(operatorArgs, first.Env, dir);
             await op.QuietAsync();
-            rows.Add(("A. nodes cached, no lease", op.RssKb(), op.PeakKb(), op.AnonKb()));
+            rows.Add(await op.MeasureAsync($"A. nodes cached, no lease, {first.Name}"));
 
             clock.Restart();
             await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
@@ -126,7 +156,7 @@ internal static class MemoryBenchmark
 
             Console.WriteLine($"all {count} Leases Active {clock.Elapsed.TotalSeconds:0} s after the first create (real π on SQLite)");
             await op.QuietAsync();
-            rows.Add(("B. after the burst, N Active", op.RssKb(), op.PeakKb(), op.AnonKb()));
+            rows.Add(await op.MeasureAsync($"B. after the burst, N Active, {first.Name}"));
         }
 
         if (keep is not null)
@@ -140,28 +170,39 @@ internal static class MemoryBenchmark
             throw new InvalidOperationException($"{nowActive}/{count} Leases are Active before the restarts; start with an empty directory");
         }
 
-        foreach (var (name, env) in new[] { ("as shipped (Rpoi.Operator.runtimeconfig.json)", new Dictionary<string, string>()) }.Concat(Variants))
+        var restarts = picked.Select(k => all.First(v => v.Key == k));
+        foreach (var (_, name, env) in restarts)
         {
-            using var op = OperatorProcess.Start(operatorArgs, env, dir);
-            try
+            for (var run = 1; run <= repeat; run++)
             {
-                await op.QuietAsync();
-                rows.Add(($"C. restarted, {name}", op.RssKb(), op.PeakKb(), op.AnonKb()));
-            }
-            catch (InvalidOperationException e)
-            {
-                // A setting the operator cannot live with (a heap limit too small) is a result too.
-                rows.Add(($"C. restarted, {name}: {e.Message.Split('\n')[0]}", 0, 0, 0));
+                using var op = OperatorProcess.Start(operatorArgs, env, dir);
+                try
+                {
+                    await op.QuietAsync();
+                    rows.Add(await op.MeasureAsync($"C. restarted, {name}{(repeat > 1 ? $", run {run}" : "")}"));
+                }
+                catch (InvalidOperationException e)
+                {
+                    // A setting the operator cannot live with (a heap limit too small) is a result too.
+                    rows.Add(new Row($"C. restarted, {name}: {e.Message.Split('\n')[0]}", 0, 0, 0, 0, false, ""));
+                }
             }
         }
 
         Console.WriteLine();
-        Console.WriteLine($"| operator process | RSS MB | of it anonymous MB | peak RSS MB | RSS KB per lease (over A) |");
-        Console.WriteLine("|---|---:|---:|---:|---:|");
-        var a = rows.FirstOrDefault(r => r.What.StartsWith('A')).RssKb;
-        foreach (var (what, rss, peak, anon) in rows)
+        Console.WriteLine("| operator process | ready (/readyz) | RSS MB | anonymous MB | file-backed MB | peak RSS MB | RSS KB per lease (over A) | live heap MB (census) |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
+        var a = rows.FirstOrDefault(r => r.What.StartsWith('A'))?.RssKb ?? 0;
+        foreach (var r in rows)
         {
-            Console.WriteLine($"| {what} | {rss / 1024.0:0.0} | {anon / 1024.0:0.0} | {peak / 1024.0:0.0} | {(what.StartsWith('A') || a == 0 ? "" : ((rss - a) / (double)count).ToString("0.00", CultureInfo.InvariantCulture))} |");
+            Console.WriteLine($"| {r.What} | {(r.Ready ? "ready" : "**NOT ready**")} | {r.RssKb / 1024.0:0.0} | {r.AnonKb / 1024.0:0.0} | {r.FileKb / 1024.0:0.0} | {r.PeakKb / 1024.0:0.0} | {(r.What.StartsWith('A') || a == 0 ? "" : ((r.RssKb - a) / (double)count).ToString("0.00", CultureInfo.InvariantCulture))} | {(r.HeapBytes > 0 ? (r.HeapBytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) : "")} |");
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("largest mapped files of each process (RSS KB):");
+        foreach (var r in rows.Where(r => r.Files.Length > 0))
+        {
+            Console.WriteLine($"- {r.What}: {r.Files}");
         }
 
         if (keep is null)
@@ -288,6 +329,9 @@ internal static class MemoryBenchmark
         };
     }
 
+    /// <summary>One measurement: RSS and its parts (KB), whether /readyz said ready, and the largest mapped files.</summary>
+    private sealed record Row(string What, long RssKb, long PeakKb, long AnonKb, long FileKb, bool Ready, string Files, long HeapBytes = 0);
+
     /// <summary>The shipped operator as a child process: <c>dotnet Rpoi.Operator.dll run …</c>, stopped with SIGTERM.</summary>
     private sealed class OperatorProcess : IDisposable
     {
@@ -299,14 +343,19 @@ internal static class MemoryBenchmark
             this.process = process;
         }
 
+        /// <summary>The metrics/probe port given to the operator (<c>--metrics-port</c>), for /readyz.</summary>
+        private int port;
+
         public static OperatorProcess Start(string[] args, Dictionary<string, string> env, string dir)
         {
             var dll = Path.Combine(AppContext.BaseDirectory, "Rpoi.Operator.dll");
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir };
             start.ArgumentList.Add(dll);
-            foreach (var a in args)
+            var port = FreePort();
+            for (var i = 0; i < args.Length; i++)
             {
-                start.ArgumentList.Add(a);
+                // The probe port is picked here, so /readyz can be asked.
+                start.ArgumentList.Add(i > 0 && args[i - 1] == "--metrics-port" ? port.ToString(CultureInfo.InvariantCulture) : args[i]);
             }
 
             foreach (var (k, v) in env)
@@ -314,7 +363,7 @@ internal static class MemoryBenchmark
                 start.Environment[k] = v;
             }
 
-            var op = new OperatorProcess(Process.Start(start)!);
+            var op = new OperatorProcess(Process.Start(start)!) { port = port };
             op.process.OutputDataReceived += (_, e) => op.Append(e.Data);
             op.process.ErrorDataReceived += (_, e) => op.Append(e.Data);
             op.process.BeginOutputReadLine();
@@ -344,22 +393,119 @@ internal static class MemoryBenchmark
             }
         }
 
-        private string[] Status() => File.ReadAllLines($"/proc/{process.Id}/status");
+        private static int FreePort()
+        {
+            using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+            listener.Start();
+            return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        }
+
+        /// <summary>True when the operator's /readyz answers 200 (every informer has listed); asked for up to 10 s.</summary>
+        public async Task<bool> ReadyAsync()
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            for (var i = 0; i < 10; i++)
+            {
+                try
+                {
+                    using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/readyz"));
+                    if (response.IsSuccessStatusCode)
+                    {
+                        return true;
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                }
+
+                await Task.Delay(1000);
+            }
+
+            return false;
+        }
+
+        /// <summary>RSS, its anonymous and file-backed parts (smaps_rollup), peak, readiness and the five largest mapped files.</summary>
+        public async Task<Row> MeasureAsync(string what)
+        {
+            var ready = await ReadyAsync();
+            var rollup = Lines($"/proc/{process.Id}/smaps_rollup");
+            long Field(string name) => long.Parse(rollup.Single(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            var files = new Dictionary<string, long>();
+            string? mapping = null;
+            foreach (var line in Lines($"/proc/{process.Id}/smaps"))
+            {
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (parts.Length >= 5 && parts[0].Contains('-', StringComparison.Ordinal) && !parts[0].EndsWith(':'))
+                {
+                    mapping = parts.Length >= 6 && parts[5].StartsWith('/') ? Path.GetFileName(parts[5]) : null;
+                }
+                else if (mapping is not null && parts.Length >= 2 && parts[0] == "Rss:")
+                {
+                    files[mapping] = files.GetValueOrDefault(mapping) + long.Parse(parts[1], CultureInfo.InvariantCulture);
+                }
+            }
+
+            var top = string.Join(", ", files.OrderByDescending(f => f.Value).Take(5).Select(f => $"{f.Key} {f.Value}"));
+            if (!ready)
+            {
+                // Why not: the operator's own words (a failing list retried, an OutOfMemoryException) go with the row.
+                lock (log)
+                {
+                    var why = log.ToString().Split('\n').Where(l => l.Contains("fail", StringComparison.OrdinalIgnoreCase) || l.Contains("Exception", StringComparison.Ordinal)).Take(3);
+                    top = string.Join(" / ", why.Select(l => l.Trim())) + " | " + top;
+                }
+            }
+
+            var rss = Field("Rss");
+            var anon = Field("Anonymous");
+            // Peak before the census: dotnet-gcdump's heap walk makes the process grow.
+            var peak = PeakKb();
+            var heap = 0L;
+            if (Environment.GetEnvironmentVariable("RPOI_MEMORY_GCDUMP") is { Length: > 0 } gcdump)
+            {
+                // A heap census for the row (dotnet-gcdump forces a full GC, so only after RSS was read): see BENCHMARKS.md.
+                var file = Path.Combine(Path.GetTempPath(), $"rpoi-memory-{process.Id}.gcdump");
+                using var dump = Process.Start(gcdump, ["collect", "-p", process.Id.ToString(CultureInfo.InvariantCulture), "-o", file]);
+                await dump.WaitForExitAsync();
+                var report = new ProcessStartInfo(gcdump, ["report", file]) { RedirectStandardOutput = true };
+                using var reader = Process.Start(report)!;
+                var text = await reader.StandardOutput.ReadToEndAsync();
+                await reader.WaitForExitAsync();
+                await File.WriteAllTextAsync(file + ".txt", text);
+                // "  106,811,269  GC Heap bytes": the live objects after the full GC the dump forces.
+                heap = text.Split('\n').Where(l => l.Contains("GC Heap bytes", StringComparison.Ordinal))
+                    .Select(l => long.Parse(l.Trim().Split(' ')[0], NumberStyles.AllowThousands, CultureInfo.InvariantCulture)).FirstOrDefault();
+                Console.WriteLine($"{what}: heap census in {file} (report {file}.txt): {heap:N0} live bytes");
+            }
+
+            return new Row(what, rss, peak, anon, rss - anon, ready, top, heap);
+        }
+
+        private string[] Lines(string path)
+        {
+            try
+            {
+                return File.ReadAllLines(path);
+            }
+            catch (IOException)
+            {
+                // The process is gone: say so with its log.
+                ThrowIfExited();
+                throw;
+            }
+        }
+
+        private string[] Status() => Lines($"/proc/{process.Id}/status");
 
         private long StatusKb(string field) =>
             long.Parse(Status().Single(l => l.StartsWith(field + ":", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
 
-        public long RssKb() => StatusKb("VmRSS");
-
         public long PeakKb() => StatusKb("VmHWM");
-
-        /// <summary>The private part of RSS (heaps, JIT code); the rest is mapped files such as the framework's DLLs, shared with other .NET processes.</summary>
-        public long AnonKb() => StatusKb("RssAnon");
 
         /// <summary>utime + stime of the child in clock ticks (1/100 s).</summary>
         private long CpuTicks()
         {
-            var stat = File.ReadAllText($"/proc/{process.Id}/stat");
+            var stat = string.Join('\n', Lines($"/proc/{process.Id}/stat"));
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
         }

@@ -45,6 +45,9 @@ public sealed class OperatorHostBuilder
     /// <summary>Logger factory for all parts.</summary>
     public ILoggerFactory LoggerFactory { get; }
 
+    /// <summary>Objects per list page of every informer the builder creates (<see cref="InformerOptions.ListPageSize"/>; default 500).</summary>
+    public int ListPageSize { get; set; } = 500;
+
     /// <summary>The informer for <typeparamref name="T"/>, created on first use and shared by every controller.</summary>
     public Informer<T> Informer<T>(IResourceClient<T> client)
         where T : class, IKubernetesObject<V1ObjectMeta>
@@ -55,7 +58,7 @@ public sealed class OperatorHostBuilder
             return (Informer<T>)existing;
         }
 
-        var informer = new Informer<T>(client, new InformerOptions { Time = Time, Logger = LoggerFactory.CreateLogger($"Informer.{client.Resource}") },
+        var informer = new Informer<T>(client, new InformerOptions { Time = Time, Logger = LoggerFactory.CreateLogger($"Informer.{client.Resource}"), ListPageSize = ListPageSize },
             _transforms.TryGetValue(typeof(T), out var transform) ? (Func<T, T>)transform : null);
         _informers[typeof(T)] = informer;
         return informer;
@@ -64,12 +67,19 @@ public sealed class OperatorHostBuilder
     /// <summary>
     /// Sets what the shared cache of <typeparamref name="T"/> keeps of each object (see <see cref="Informer{T}"/>'s
     /// transform). Call it before anything asks for that informer: a cache filled without it would hold whole objects.
+    /// Setting the same transform again is allowed at any time (each controller that shares the cache may ask for it).
     /// </summary>
     /// <exception cref="InvalidOperationException">The informer for <typeparamref name="T"/> exists already.</exception>
     public OperatorHostBuilder TransformCached<T>(Func<T, T> transform)
         where T : class, IKubernetesObject<V1ObjectMeta>
     {
         ArgumentNullException.ThrowIfNull(transform);
+        if (_transforms.TryGetValue(typeof(T), out var set) && set.Equals(transform))
+        {
+            // The same transform again (two controllers sharing the cache each ask for it): nothing changes.
+            return this;
+        }
+
         if (_informers.ContainsKey(typeof(T)))
         {
             throw new InvalidOperationException($"The {typeof(T).Name} informer was created before its transform was set; call TransformCached<{typeof(T).Name}> first.");

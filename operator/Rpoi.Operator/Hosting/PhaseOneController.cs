@@ -66,6 +66,8 @@ public sealed class PhaseOneController
         ArgumentNullException.ThrowIfNull(escrow);
         var client = builder.Client;
         var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
+        // The Lease cache (shared with phase II) keeps what the reconcilers read, with shared strings pooled.
+        builder.TransformCached<Lease>(LeaseCache.Trim);
         // Every phase-I write finishes its step in the same reconcile (waits are woken by the queue, expiry by a timer), so
         // the watch echo of such a write is skipped instead of reconciling the lease again (BENCHMARKS.md, phase I).
         var ownWrites = new OwnWrites<Lease>();

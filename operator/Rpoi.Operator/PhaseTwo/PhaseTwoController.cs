@@ -5,6 +5,7 @@ using Rpoi.Kube.Events;
 using Rpoi.Kube.Hosting;
 using Rpoi.Kube.Informers;
 using Rpoi.Operator.Entities;
+using Rpoi.Operator.PhaseOne.Leases;
 
 namespace Rpoi.Operator.PhaseTwo;
 
@@ -72,6 +73,9 @@ public sealed class PhaseTwoController
         var client = builder.Client;
         var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
         var ratings = ResourceClients.Custom<Rating>(client, RatingResource);
+        // The same trims as phase I's (a no-op when phase I set them already): the caches keep what the reconcilers read.
+        builder.TransformCached<Lease>(LeaseCache.Trim);
+        builder.TransformCached<Rating>(LeaseCache.Trim);
         var leaseInformer = builder.Informer(leases);
         var ratingInformer = builder.Informer(ratings);
         RatingIndexes.AddTo(ratingInformer.Store);

@@ -104,7 +104,7 @@ public sealed class NodeCacheTests
         Assert.Equal(TpuSlices.IsSchedulable(whole), TpuSlices.IsSchedulable(trimmed));
         Assert.Equal(TpuSlices.ChipsOn(whole), TpuSlices.ChipsOn(trimmed));
         Assert.Equal(TpuSlices.OwnerOf(whole), TpuSlices.OwnerOf(trimmed));
-        foreach (var label in whole.Metadata.Labels.Keys)
+        foreach (var label in NodeCache.KeptLabels)
         {
             Assert.Equal(TpuSlices.LabelOf(whole, label), TpuSlices.LabelOf(trimmed, label));
         }
@@ -123,7 +123,11 @@ public sealed class NodeCacheTests
         var trimmed = NodeCache.Trim(Copy(whole));
 
         Assert.Equal(("gke-n-1", "42", "node-uid"), (trimmed.Metadata.Name, trimmed.Metadata.ResourceVersion, trimmed.Metadata.Uid));
-        Assert.Equal(whole.Metadata.Labels, trimmed.Metadata.Labels);
+        // Of the labels only those the operator reads; GKE's others (hostname, zone, OS) are gone.
+        Assert.Equal(
+            whole.Metadata.Labels.Where(l => NodeCache.KeptLabels.Contains(l.Key)).OrderBy(l => l.Key, StringComparer.Ordinal),
+            trimmed.Metadata.Labels.OrderBy(l => l.Key, StringComparer.Ordinal));
+        Assert.DoesNotContain("kubernetes.io/hostname", trimmed.Metadata.Labels.Keys);
         Assert.Equal([TpuLabels.LeaseUidAnnotation, TpuLabels.ClaimedAtAnnotation], trimmed.Metadata.Annotations.Keys.Order(StringComparer.Ordinal).Reverse());
         Assert.Equal(whole.Spec.Taints.Select(t => t.Key), trimmed.Spec.Taints.Select(t => t.Key));
         Assert.Equal([TpuLabels.TpuResource], trimmed.Status.Allocatable.Keys);
@@ -131,5 +135,22 @@ public sealed class NodeCacheTests
         Assert.Null(trimmed.Status.Images);
         Assert.Null(trimmed.Status.NodeInfo);
         Assert.True(KubernetesJson.Serialize(trimmed).Length * 3 < size, $"trimmed {KubernetesJson.Serialize(trimmed).Length} of {size} bytes");
+    }
+
+    [Fact]
+    public void Trimmed_nodes_share_one_copy_of_the_strings_they_have_in_common()
+    {
+        // Read from JSON, as the informer reads them: each node brings its own copy of every string.
+        var a = Copy(InState("claimed"));
+        var b = Copy(InState("claimed"));
+        Assert.NotSame(a.Metadata.Labels[TpuLabels.Accelerator], b.Metadata.Labels[TpuLabels.Accelerator]);
+
+        NodeCache.Trim(a);
+        NodeCache.Trim(b);
+
+        Assert.Same(a.Metadata.Labels[TpuLabels.Accelerator], b.Metadata.Labels[TpuLabels.Accelerator]);
+        Assert.Same(a.Metadata.Labels.Keys.Single(k => k == TpuLabels.Topology), b.Metadata.Labels.Keys.Single(k => k == TpuLabels.Topology));
+        Assert.Same(a.Spec.Taints[0].Key, b.Spec.Taints[0].Key);
+        Assert.Same(a.Status.Conditions.Single().Reason, b.Status.Conditions.Single().Reason);
     }
 }

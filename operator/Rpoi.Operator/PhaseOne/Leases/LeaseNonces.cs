@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Text.Json;
 using Rpoi.Kube.Controllers;
 using Rpoi.Kube.Informers;
 using Rpoi.Operator.Entities;
@@ -58,11 +60,44 @@ public sealed class LeaseNonces : INonceStore
         this.policy = policy;
     }
 
-    /// <summary>The index function: a Lease's request nonce as written in its spec (nothing for a Lease without one).</summary>
-    public static IEnumerable<string> NonceOf(Lease lease) =>
-        lease?.Spec?.Request?.Payload?["nonce"] is { } node && node.GetValueKind() == System.Text.Json.JsonValueKind.String
-            ? [node.GetValue<string>()]
-            : [];
+    /// <summary>
+    /// The index function: a Lease's request nonce as written in its spec (nothing for a Lease without one). It reads the
+    /// payload's JSON with a reader instead of indexing the JsonObject, which would expand the compact JSON of every cached
+    /// Lease into a tree of nodes (several KB each; BENCHMARKS.md "Operator memory").
+    /// </summary>
+    public static IEnumerable<string> NonceOf(Lease lease)
+    {
+        if (lease?.Spec?.Request?.Payload is not { } payload)
+        {
+            return [];
+        }
+
+        var json = new ArrayBufferWriter<byte>(1024);
+        using (var writer = new Utf8JsonWriter(json))
+        {
+            payload.WriteTo(writer);
+        }
+
+        var reader = new Utf8JsonReader(json.WrittenSpan);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            return [];
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isNonce = reader.ValueTextEquals("nonce"u8);
+            reader.Read();
+            if (isNonce)
+            {
+                return reader.TokenType == JsonTokenType.String ? [reader.GetString()!] : [];
+            }
+
+            reader.Skip();
+        }
+
+        return [];
+    }
 
     /// <summary>Adds <see cref="IndexName"/> to the Lease informer's cache.</summary>
     public static void AddIndex(Store<Lease> leases)

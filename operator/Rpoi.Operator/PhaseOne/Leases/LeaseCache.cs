@@ -1,0 +1,90 @@
+using k8s.Models;
+using Rpoi.Kube.Informers;
+using Rpoi.Operator.Entities;
+
+namespace Rpoi.Operator.PhaseOne.Leases;
+
+/// <summary>
+/// What the shared informer caches keep of a Lease and of a Rating (issue 14, BENCHMARKS.md "Operator memory"). The
+/// reconcilers read the spec whole (the signed request is verified byte for byte), the status whole (status writes are
+/// merge patches computed against it), and of the metadata only identity, times, generation, finalizers and the rpoi.io
+/// annotations; labels, owner references and other tools' annotations are dropped. Strings that many objects share
+/// (shape names, the renter's key and address, condition types and reasons, node names) come from
+/// <see cref="StringPool.Shared"/>. The signed payload stays as read: System.Text.Json keeps it as the compact JSON it
+/// came in until someone indexes into it, which the cache's readers avoid (<see cref="LeaseNonces.NonceOf"/>).
+/// The operator never writes a cached Lease or Rating back whole (only patches), so nothing dropped is written back.
+/// </summary>
+public static class LeaseCache
+{
+    /// <summary>Trims <paramref name="lease"/> in place to what phase I and phase II read.</summary>
+    public static Lease Trim(Lease lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var pool = StringPool.Shared;
+        TrimMetadata(lease.Metadata);
+        if (lease.Spec?.Request is { } request)
+        {
+            request.Signer = pool.Intern(request.Signer)!;
+        }
+
+        if (lease.Status is { } s)
+        {
+            s.Renter = pool.Intern(s.Renter);
+            s.Accelerator = pool.Intern(s.Accelerator);
+            s.Topology = pool.Intern(s.Topology);
+            s.NodePool = pool.Intern(s.NodePool);
+            pool.InternAll(s.Nodes);
+            InternConditions(s.Conditions);
+        }
+
+        return lease;
+    }
+
+    /// <summary>Trims <paramref name="rating"/> in place to what phase II reads.</summary>
+    public static Rating Trim(Rating rating)
+    {
+        ArgumentNullException.ThrowIfNull(rating);
+        var pool = StringPool.Shared;
+        TrimMetadata(rating.Metadata);
+        if (rating.Spec is { } spec)
+        {
+            if (spec.SignedRating is { } signed)
+            {
+                signed.Signer = pool.Intern(signed.Signer)!;
+            }
+        }
+
+        if (rating.Status is { } s)
+        {
+            s.Reason = pool.Intern(s.Reason);
+            InternConditions(s.Conditions);
+        }
+
+        return rating;
+    }
+
+    private static void TrimMetadata(V1ObjectMeta? meta)
+    {
+        if (meta is null)
+        {
+            return;
+        }
+
+        var pool = StringPool.Shared;
+        meta.Labels = null;
+        meta.OwnerReferences = null;
+        meta.Annotations = pool.Keep(meta.Annotations, static k => k.StartsWith("rpoi.io/", StringComparison.Ordinal), poolValues: false);
+        meta.GenerateName = null;
+    }
+
+    private static void InternConditions(IList<V1Condition>? conditions)
+    {
+        var pool = StringPool.Shared;
+        foreach (var c in conditions ?? [])
+        {
+            c.Type = pool.Intern(c.Type);
+            c.Status = pool.Intern(c.Status);
+            c.Reason = pool.Intern(c.Reason);
+        }
+    }
+}
