@@ -80,7 +80,7 @@ public sealed partial record OperatorSettings
 
     /// <summary>
     /// Parallel Lease reconciles. 8: a reconcile waits on about seven API writes in a row, so against an API server
-    /// taking ~10 ms a write, 4 workers left a burst at 2.8–3.0× the API floor and 8 at 1.4–1.6× warm (BENCHMARKS.md,
+    /// taking ~10 ms a write, 4 workers left a burst at 2.8–3.0× the API floor and 8 at 1.4–2.0× warm (BENCHMARKS.md,
     /// "Burst to Active").
     /// </summary>
     public int Workers { get; init; } = 8;
