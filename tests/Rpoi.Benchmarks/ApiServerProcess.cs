@@ -12,7 +12,7 @@ namespace Rpoi.Benchmarks;
 /// operator apart, as on a real cluster where the API server runs elsewhere. It obeys one command per line on stdin and
 /// answers on stdout; it exits when stdin closes (also when the parent dies).
 /// <list type="bullet">
-/// <item><c>start</c>: starts a fresh server, answers <c>started &lt;url&gt; &lt;token&gt;</c>.</item>
+/// <item><c>start [ms]</c>: starts a fresh server (each write delayed by <c>ms</c> when given), answers <c>started &lt;url&gt; &lt;token&gt;</c>.</item>
 /// <item><c>stop</c>: stops it (open watches end), answers <c>stopped</c>.</item>
 /// <item><c>count</c>: answers <c>count &lt;n&gt;</c>, the requests the server answered since <c>start</c>.</item>
 /// <item><c>requests &lt;from&gt; &lt;to&gt;</c>: answers one tab-separated line per request (method, status, path,
@@ -33,6 +33,19 @@ internal static class PhaseOneServer
         WatchHistorySize = 200_000,
         WatchQueueCapacity = 100_000,
     };
+
+    /// <summary>
+    /// Every write waits <paramref name="delay"/> before it is served (concurrent writes wait side by side), as on a real
+    /// API server whose etcd commit takes milliseconds: one client writing one object after another gets 1/delay writes/s.
+    /// </summary>
+    public static void DelayWrites(KubeApiServer server, TimeSpan delay)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        foreach (var verb in (string[])["create", "update", "patch", "delete", "deletecollection"])
+        {
+            server.Faults.AddLatency(delay, verb);
+        }
+    }
 
     public static async Task<int> RunAsync()
     {
@@ -64,6 +77,11 @@ internal static class PhaseOneServer
                     {
                         case "start" when tap is null:
                             tap = await RequestTap.StartAsync(ServerOptions());
+                            if (parts.Length > 1)
+                            {
+                                DelayWrites(tap.Server, TimeSpan.FromMilliseconds(int.Parse(parts[1], CultureInfo.InvariantCulture)));
+                            }
+
                             await stdout.WriteLineAsync($"started {tap.Server.Url} {tap.Server.Options.Token}");
                             break;
                         case "stop" when tap is not null:
@@ -305,9 +323,9 @@ internal sealed class ApiServerProcess : IAsyncDisposable
     }
 
     /// <summary>Starts a fresh API server in the child; returns its URL and bearer token.</summary>
-    public async Task<(string Url, string Token)> StartServerAsync()
+    public async Task<(string Url, string Token)> StartServerAsync(int? writeLatencyMs = null)
     {
-        var words = (await AskAsync("start", "started")).Split(' ');
+        var words = (await AskAsync(writeLatencyMs is { } ms ? FormattableString.Invariant($"start {ms}") : "start", "started")).Split(' ');
         return (words[1], words[2]);
     }
 

@@ -48,6 +48,7 @@ internal static class PhaseOneBenchmark
     private const string Topology = "2x2";
     private const int ChipsPerHost = 4;
     private static readonly CustomResource LeaseResource = new(Lease.Group, Lease.Version, Lease.Plural);
+    private static readonly System.Text.Json.JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     internal static int Positive(string text, string what, int min = 1) =>
         int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min
@@ -95,7 +96,7 @@ internal static class PhaseOneBenchmark
         var target = flags.Kubeconfig is null ? (split ? "API server in a child process" : "API server in this process") : $"the cluster of {flags.Kubeconfig}{(flags.FakeNodes ? ", fake nodes made by the benchmark" : ", its own v5e 2x2 nodes")}";
         Console.WriteLine($"phase I benchmark: {leases} leases, {leases} v5e {Topology} nodes, idle window {idle.TotalSeconds:0} s, workers {string.Join(", ", workerSettings)}, "
             + $"applied by {(apply == "burst" ? "concurrent API creates" : "one kubectl apply -f")}, {(withFinalizer ? "manifests with the finalizer (as kubectl rpoi request writes them)" : "bare manifests (the operator adds the finalizer)")}, "
-            + $"{target}, π: {flags.Escrow}; {Environment.ProcessorCount} cores, load average {LoadAverage()}, {DateTime.UtcNow:u}");
+            + $"{target}{(flags.WriteLatencyMs is { } ms ? $", each API write delayed {ms} ms" : string.Empty)}, π: {flags.Escrow}; {Environment.ProcessorCount} cores, load average {LoadAverage()}, {DateTime.UtcNow:u}");
         await using var child = split ? ApiServerProcess.Start() : null;
         if (child is not null)
         {
@@ -162,7 +163,7 @@ internal static class PhaseOneBenchmark
 
         // Against a cluster the round works in a namespace of its own (and fake nodes of its own, when asked) and removes them afterwards.
         var ns = flags.Kubeconfig is null ? Ns : $"rpoi-bench-{runId}";
-        await using var server = await RoundServer.StartAsync(child, flags.Kubeconfig);
+        await using var server = await RoundServer.StartAsync(child, flags.Kubeconfig, flags.WriteLatencyMs);
         using var client = new Kubernetes(server.Config());
         var made = new Made(ns, flags.Kubeconfig is not null);
         try
@@ -359,9 +360,16 @@ internal static class PhaseOneBenchmark
         }
 
         // Signed just before the burst so the request's age window holds; signing is not part of the measurement.
-        var objects = Enumerable.Range(0, count).Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}", withFinalizer, ns: ns)).ToArray();
+        var objects = Enumerable.Range(0, count)
+            .Select(i => BuildLease(renter, leaser, escrowKeys, $"lease-{i:D4}", withFinalizer, ns: ns))
+            .Select(l => flags.PlainLeases ? l : AsUsersWriteIt(l))
+            .ToArray();
         var leaseBytes = KubernetesJson.Serialize(objects[0]).Length;
-        Console.WriteLine($"lease size: {leaseBytes} bytes of JSON, spec {KubernetesJson.Serialize(objects[0].Spec).Length} bytes");
+        // The client escapes each quote inside the annotation as \u0022; the API server (Go's encoding/json, and the test
+        // server) stores and watches out the object with \" instead, which is the size a cache on a real cluster holds.
+        var storedBytes = System.Text.Encoding.UTF8.GetByteCount(JsonNode.Parse(KubernetesJson.Serialize(objects[0]))!.ToJsonString(Relaxed));
+        Console.WriteLine($"lease size: {storedBytes} bytes of JSON as the API server stores it ({leaseBytes} as this client sends it), spec {KubernetesJson.Serialize(objects[0].Spec).Length} bytes"
+            + (flags.PlainLeases ? " (--plain-leases: the signed request alone)" : ", with team/GitOps labels and kubectl's last-applied annotation"));
         string? manifest = null;
         string? kubeconfig = null;
         if (byKubectl)
@@ -379,6 +387,7 @@ internal static class PhaseOneBenchmark
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         int[] gcBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         var start = Stopwatch.GetTimestamp();
+        var startedAt = DateTime.UtcNow;
         if (byKubectl)
         {
             // One 'kubectl apply -f' of a file with every Lease (a stream of JSON objects, which kubectl reads like YAML documents), as a platform team or a pipeline would apply them. kubectl
@@ -417,8 +426,13 @@ internal static class PhaseOneBenchmark
         }
 
         var appliedIn = Stopwatch.GetElapsedTime(start);
-        var finished = await Task.WhenAny(allActive.Task, Task.Delay(limit)) == allActive.Task;
-        var wall = Stopwatch.GetElapsedTime(start);
+        var (finished, listedWall) = await WaitForActiveAsync(allActive.Task, active, count, limit, start, startedAt, client, ns);
+        var wall = listedWall ?? Stopwatch.GetElapsedTime(start);
+        if (!finished)
+        {
+            PrintStragglers(watcher.Store.List(), active, count);
+        }
+
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
         var childCpu = child?.TotalProcessorTime - childCpuBefore;
         var gcs = string.Join("/", Enumerable.Range(0, 3).Select(g => GC.CollectionCount(g) - gcBefore[g]));
@@ -498,6 +512,81 @@ internal static class PhaseOneBenchmark
         await Quietly(watcherTask);
         return new RoundResult(number, temperature, count, rate is null ? (byKubectl ? "kubectl" : "burst") : FormattableString.Invariant($"steady {rate:0.0}/s"), finished, wall.TotalMilliseconds,
             latencies.Length > 0 ? Percentile(latencies, 0.50) : double.NaN, latencies.Length > 0 ? Percentile(latencies, 0.99) : double.NaN, ceiling, writesPerLease, floorMs);
+    }
+
+    /// <summary>
+    /// Waits until the benchmark's watch has seen every lease Active. If the watch goes quiet for 20 s short of that (seen
+    /// at 10,000 leases: the server had them all Active while this watch stopped delivering), the leases are listed once:
+    /// when the list shows all Active, the round ends at the last <c>status.activeSince</c> (whole seconds) instead of
+    /// waiting out the limit, and says so.
+    /// </summary>
+    private static async Task<(bool Finished, TimeSpan? ListedWall)> WaitForActiveAsync(
+        Task allActive, ConcurrentDictionary<string, long> active, int count, TimeSpan limit, long start, DateTime startedAt, Kubernetes client, string ns)
+    {
+        var quietFor = TimeSpan.FromSeconds(20);
+        var lastCount = -1;
+        var lastChange = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(start) < limit)
+        {
+            if (await Task.WhenAny(allActive, Task.Delay(TimeSpan.FromSeconds(1))) == allActive)
+            {
+                return (true, null);
+            }
+
+            if (active.Count != lastCount)
+            {
+                (lastCount, lastChange) = (active.Count, Stopwatch.GetTimestamp());
+                continue;
+            }
+
+            if (Stopwatch.GetElapsedTime(lastChange) < quietFor)
+            {
+                continue;
+            }
+
+            var listed = await client.CustomObjects.ListNamespacedCustomObjectAsync<System.Text.Json.JsonElement>(Lease.Group, Lease.Version, ns, Lease.Plural);
+            var since = new List<DateTime>();
+            foreach (var item in listed.GetProperty("items").EnumerateArray())
+            {
+                if (item.TryGetProperty("status", out var st) && st.TryGetProperty("phase", out var phase) && phase.GetString() == "Active"
+                    && st.TryGetProperty("activeSince", out var at) && at.GetDateTime() is var t)
+                {
+                    since.Add(t.ToUniversalTime());
+                }
+            }
+
+            Console.WriteLine($"the benchmark's watch saw {active.Count}/{count} Active and nothing new for {quietFor.TotalSeconds:0} s; a list shows {since.Count} Active");
+            if (since.Count == count)
+            {
+                var end = since.Max() - startedAt;
+                Console.WriteLine($"WATCH STALLED: ending the round at the last status.activeSince, {end.TotalMilliseconds:0} ms after the first create (whole seconds; the CPU figures below run to now and overstate)");
+                return (true, end);
+            }
+
+            lastChange = Stopwatch.GetTimestamp();
+        }
+
+        return (allActive.IsCompleted, null);
+    }
+
+    /// <summary>On a timeout: the leases that are not Active (as the benchmark's watch last saw them), so a stall can be told from slowness.</summary>
+    private static void PrintStragglers(IReadOnlyList<Lease> seen, ConcurrentDictionary<string, long> active, int count)
+    {
+        const int Shown = 20;
+        var stragglers = seen.Where(l => !active.ContainsKey(l.Metadata.Name)).OrderBy(l => l.Metadata.Name, StringComparer.Ordinal).ToList();
+        Console.WriteLine($"stragglers: {count - active.Count} leases not Active, {count - seen.Count} never seen by the watch; "
+            + $"by phase: {string.Join(", ", stragglers.GroupBy(l => l.Status?.Phase?.ToString() ?? "(none)").Select(g => $"{g.Key} {g.Count()}"))}");
+        foreach (var l in stragglers.Take(Shown))
+        {
+            var last = l.Status?.Conditions?.OrderBy(c => c.LastTransitionTime).LastOrDefault();
+            Console.WriteLine($"  {l.Metadata.Name}: phase {l.Status?.Phase?.ToString() ?? "(none)"}, queue position {l.Status?.QueuePosition?.ToString(CultureInfo.InvariantCulture) ?? "-"}, "
+                + $"last condition {(last is null ? "(none)" : $"{last.Type}={last.Status} {last.Reason}: {last.Message}")}");
+        }
+
+        if (stragglers.Count > Shown)
+        {
+            Console.WriteLine($"  ... and {stragglers.Count - Shown} more");
+        }
     }
 
     private static void Report(string title, List<Call> calls, int count)
@@ -665,6 +754,25 @@ internal static class PhaseOneBenchmark
         };
     }
 
+    /// <summary>
+    /// The Lease as users' manifests make it: team and GitOps labels, and the last-applied-configuration annotation that a
+    /// client-side <c>kubectl apply</c> adds (the manifest itself, once more, as a JSON string). 1–2 KiB, like the objects an
+    /// informer caches on a real cluster, where the bare signed request is ~860 B.
+    /// </summary>
+    internal static Lease AsUsersWriteIt(Lease lease)
+    {
+        var meta = lease.Metadata;
+        // Kept to what fits 1–2 KiB: the annotation repeats the whole manifest, so every label is paid twice.
+        meta.Labels = new Dictionary<string, string>
+        {
+            ["team"] = "vision",
+            ["argocd.argoproj.io/instance"] = $"{meta.NamespaceProperty}-tpu",
+        };
+        var applied = new Lease { ApiVersion = lease.ApiVersion, Kind = lease.Kind, Metadata = new V1ObjectMeta { Name = meta.Name, NamespaceProperty = meta.NamespaceProperty, Labels = meta.Labels, Finalizers = meta.Finalizers }, Spec = lease.Spec };
+        meta.Annotations = new Dictionary<string, string> { ["kubectl.kubernetes.io/last-applied-configuration"] = KubernetesJson.Serialize(applied) + "\n" };
+        return lease;
+    }
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -757,7 +865,7 @@ internal static class PhaseOneBenchmark
 
         public string? Token { get; }
 
-        public static async Task<RoundServer> StartAsync(ApiServerProcess? child, string? kubeconfig)
+        public static async Task<RoundServer> StartAsync(ApiServerProcess? child, string? kubeconfig, int? writeLatencyMs)
         {
             if (kubeconfig is not null)
             {
@@ -767,11 +875,16 @@ internal static class PhaseOneBenchmark
 
             if (child is not null)
             {
-                var (url, token) = await child.StartServerAsync();
+                var (url, token) = await child.StartServerAsync(writeLatencyMs);
                 return new RoundServer(null, child, null, url, token);
             }
 
             var server = await KubeApiServer.StartAsync(PhaseOneServer.ServerOptions());
+            if (writeLatencyMs is { } ms)
+            {
+                PhaseOneServer.DelayWrites(server, TimeSpan.FromMilliseconds(ms));
+            }
+
             return new RoundServer(server, null, null, server.Url, server.Options.Token);
         }
 

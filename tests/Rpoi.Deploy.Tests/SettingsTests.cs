@@ -23,7 +23,7 @@ public sealed class SettingsTests
             "operator.escrowAddress=rpoi1abcdefghijklmnop",
             "operator.clusterServer=https://34.1.2.3",
             "operator.clusterCaFile=",
-            "operator.workers=8",
+            "operator.workers=12",
             "operator.ratingWindowSeconds=90061",
             "operator.jsonLogs=false",
             "operator.leasePodImage=registry.example.com/jax:1",
@@ -77,10 +77,16 @@ public sealed class SettingsTests
         var leaseUser = Assert.Single(Render(source).OfType<V1ClusterRole>(), r => r.Metadata.Name.EndsWith("-lease-user", StringComparison.Ordinal));
         Assert.Equal(leaseUser.Metadata.Name, settings.LeaseUserClusterRole);
         Assert.Equal(values[Prefix + "EscrowUrl"].TrimEnd('/') + "/", settings.EscrowUrl!.ToString());
+        if (source != "helm-non-default")
+        {
+            // The chart's and the manifests' default is the operator's own.
+            Assert.Equal(new OperatorSettings().Workers, settings.Workers);
+        }
+
         if (source == "helm-non-default")
         {
             Assert.Equal(TimeSpan.FromSeconds(90061), settings.RatingWindow);
-            Assert.Equal((8, false, false), (settings.Workers, settings.JsonLogs, settings.LeaderElection));
+            Assert.Equal((12, false, false), (settings.Workers, settings.JsonLogs, settings.LeaderElection));
             Assert.Equal(TimeSpan.FromSeconds(40), settings.LeaderElectionLeaseDuration);
             Assert.Equal(("https://34.1.2.3", null), (settings.ClusterServer, settings.ClusterCaFile));
             Assert.Equal("registry.example.com/jax:1", settings.PodImage);

@@ -78,8 +78,12 @@ public sealed partial record OperatorSettings
     /// <summary>Address the metrics endpoint binds to.</summary>
     public string MetricsAddress { get; init; } = "0.0.0.0";
 
-    /// <summary>Parallel Lease reconciles.</summary>
-    public int Workers { get; init; } = 4;
+    /// <summary>
+    /// Parallel Lease reconciles. 8: a reconcile waits on about seven API writes in a row, so against an API server
+    /// taking ~10 ms a write, 4 workers left a burst at 2.8–3.0× the API floor and 8 at 1.4–2.0× warm (BENCHMARKS.md,
+    /// "Burst to Active").
+    /// </summary>
+    public int Workers { get; init; } = 8;
 
     /// <summary>Image of the pod template in σ (default: PodPlacement.DefaultImage).</summary>
     public string? PodImage { get; init; }
@@ -251,7 +255,7 @@ public sealed partial record OperatorSettings
             LeaderElectionLeaseDuration = leaseDuration,
             MetricsPort = Int("MetricsPort", "--metrics-port", 8080, -1, 65535),
             MetricsAddress = Text("MetricsAddress") ?? "0.0.0.0",
-            Workers = Int("Workers", "--workers", 4, 1, 64),
+            Workers = Int("Workers", "--workers", 8, 1, 64),
             PodImage = Text("PodImage"),
             RatingWindow = window,
             JsonLogs = Bool("JsonLogs", "--json-logs", false),

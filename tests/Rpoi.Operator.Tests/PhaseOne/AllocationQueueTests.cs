@@ -187,4 +187,78 @@ public sealed class AllocationQueueTests
         Assert.Equal(3, secondPosition);
         Assert.Equal(["older-from-cache", "restarted-first", "restarted-second"], queue.Waiting(Small).Select(e => e.Lease.Name));
     }
+
+    [Fact]
+    public void Thousands_of_leases_in_random_order_keep_the_order_positions_and_views_of_a_sorted_list()
+    {
+        // Enough entries for the queue's blocks to split many times, with ties in time (names decide) and removals
+        // anywhere; a plain sorted list is the model.
+        var random = new Random(14);
+        var queue = new AllocationQueue();
+        var model = new List<QueuedLease>();
+        var order = Comparer<QueuedLease>.Create((a, b) => a.CreatedAt != b.CreatedAt ? a.CreatedAt.CompareTo(b.CreatedAt) : string.CompareOrdinal(a.Lease.Name, b.Lease.Name));
+        var views = new List<(QueuedLease Entry, QueueView View, List<QueuedDemand> Expected)>();
+        for (var i = 0; i < 3000; i++)
+        {
+            var entry = Entry($"l{random.Next(1_000_000):D7}-{i}", random.Next(50), chips: 4 * (1 + random.Next(3)));
+            var view = queue.Look(entry);
+            var at = model.BinarySearch(entry, order);
+            model.Insert(~at, entry);
+            Assert.Equal(~at + 1, view.Position);
+            if (i % 97 == 0)
+            {
+                views.Add((entry, view, model.Take(~at).Select(e => new QueuedDemand(e.Lease.Uid, e.Chips)).ToList()));
+            }
+
+            if (random.Next(4) == 0)
+            {
+                var gone = model[random.Next(model.Count)];
+                model.Remove(gone);
+                queue.Leave(gone.Lease);
+            }
+        }
+
+        Assert.Equal(model, queue.Waiting(Small));
+        foreach (var probe in model.Where((_, k) => k % 41 == 0))
+        {
+            Assert.Equal(model.IndexOf(probe) + 1, queue.PositionOf(probe.Lease));
+        }
+
+        // A view keeps what it saw, though the queue changed since; read by index and by enumeration alike.
+        foreach (var (entry, view, expected) in views)
+        {
+            Assert.Equal(expected, view.Ahead);
+            Assert.Equal(expected.Count, view.Ahead.Count);
+            for (var k = 0; k < expected.Count; k += 7)
+            {
+                Assert.Equal(expected[k], view.Ahead[k]);
+            }
+        }
+
+        foreach (var entry in model.ToList())
+        {
+            queue.Leave(entry.Lease);
+        }
+
+        Assert.Empty(queue.Waiting(Small));
+        Assert.Equal(1, queue.Enter(Entry("after", 1)));
+    }
+
+    [Fact]
+    public void A_lease_made_again_under_its_name_in_the_same_second_leaves_apart_from_the_old_one()
+    {
+        // Both compare equal in the queue's order (time, namespace, name); each is found by itself, not by its key.
+        var queue = new AllocationQueue();
+        var old = new QueuedLease(new LeaseIdentity("ns", "same", "uid-old"), Small, T0, 4);
+        var remade = new QueuedLease(new LeaseIdentity("ns", "same", "uid-new"), Small, T0, 4);
+        queue.Enter(Entry("before", -1));
+        queue.Enter(old);
+        queue.Enter(remade);
+        queue.Enter(Entry("after", 1));
+        Assert.Equal(4, queue.Waiting(Small).Count);
+        queue.Leave(old.Lease);
+        Assert.Equal(["uid-before", "uid-new", "uid-after"], queue.Waiting(Small).Select(e => e.Lease.Uid));
+        Assert.Equal(2, queue.PositionOf(remade.Lease));
+        Assert.Equal(0, queue.PositionOf(old.Lease));
+    }
 }

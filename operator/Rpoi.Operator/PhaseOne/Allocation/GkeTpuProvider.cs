@@ -39,6 +39,9 @@ public sealed class GkeTpuProvider : ITpuProvider
     private readonly Lock gate = new();
     // Node name → the node as this process last wrote or read it, until the cache delivers that resourceVersion.
     private readonly Dictionary<string, (V1Node Node, DateTimeOffset At)> overlay = new(StringComparer.Ordinal);
+    // Lease UID → how many overlay entries it owns, kept with the overlay, so asking whether a lease holds nodes does not
+    // copy the overlay (a claim asks it of each lease ahead).
+    private readonly Dictionary<string, int> overlayHolds = new(StringComparer.Ordinal);
     // Node name → UID of the lease whose claim in flight picked it.
     private readonly Dictionary<string, string> reserved = new(StringComparer.Ordinal);
     // Lease UID → how many nodes it has reserved (the same reservations, by lease).
@@ -497,17 +500,10 @@ public sealed class GkeTpuProvider : ITpuProvider
         // holds its version, so a node this lease marked is in the copy or in the cache read after it. Read the other way
         // round, the cache can be read just before it catches up and the overlay just after, and a served lease looks
         // unserved (it then keeps a younger lease from nodes it does not need).
-        var held = false;
-        Dictionary<string, string?> owners;
+        bool held;
         lock (gate)
         {
-            owners = new Dictionary<string, string?>(overlay.Count, StringComparer.Ordinal);
-            foreach (var (name, mine) in overlay)
-            {
-                var owner = TpuSlices.OwnerOf(mine.Node);
-                held |= owner == uid;
-                owners[name] = owner;
-            }
+            held = overlayHolds.ContainsKey(uid);
         }
 
         BetweenOverlayAndCacheReads?.Invoke();
@@ -516,8 +512,26 @@ public sealed class GkeTpuProvider : ITpuProvider
             return true;
         }
 
-        // Held by the cache's account, unless this process has since seen that node change hands.
-        return cache.Store.ByIndex(OwnerIndex, uid).Any(n => !owners.TryGetValue(n.Metadata.Name, out var owner) || owner == uid);
+        var cached = cache.Store.ByIndex(OwnerIndex, uid);
+        if (cached.Count == 0)
+        {
+            return false;
+        }
+
+        // Held by the cache's account, unless this process has since seen that node change hands (its copy is newer until
+        // the cache catches up, and a copy dropped meanwhile means the cache read above already showed that version).
+        lock (gate)
+        {
+            foreach (var n in cached)
+            {
+                if (!overlay.TryGetValue(n.Metadata.Name, out var mine) || TpuSlices.OwnerOf(mine.Node) == uid)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     /// <summary>The free-slice index this provider claims from (null without a cache); tests compare it with a full scan.</summary>
@@ -724,7 +738,7 @@ public sealed class GkeTpuProvider : ITpuProvider
 
             foreach (var name in expired ?? [])
             {
-                overlay.Remove(name);
+                RemoveOwnCopyLocked(name);
             }
         }
 
@@ -741,7 +755,27 @@ public sealed class GkeTpuProvider : ITpuProvider
 
         lock (gate)
         {
+            RemoveOwnCopyLocked(node.Metadata.Name);
             overlay[node.Metadata.Name] = (node, time.GetUtcNow());
+            if (TpuSlices.OwnerOf(node) is { } owner)
+            {
+                overlayHolds[owner] = overlayHolds.GetValueOrDefault(owner) + 1;
+            }
+        }
+    }
+
+    private void RemoveOwnCopyLocked(string name)
+    {
+        if (overlay.Remove(name, out var old) && TpuSlices.OwnerOf(old.Node) is { } owner && overlayHolds.TryGetValue(owner, out var count))
+        {
+            if (count <= 1)
+            {
+                overlayHolds.Remove(owner);
+            }
+            else
+            {
+                overlayHolds[owner] = count - 1;
+            }
         }
     }
 
@@ -752,7 +786,7 @@ public sealed class GkeTpuProvider : ITpuProvider
         {
             if (overlay.TryGetValue(node.Metadata.Name, out var mine) && mine.Node.Metadata.ResourceVersion == node.Metadata.ResourceVersion)
             {
-                overlay.Remove(node.Metadata.Name);
+                RemoveOwnCopyLocked(node.Metadata.Name);
             }
         }
     }
@@ -761,7 +795,7 @@ public sealed class GkeTpuProvider : ITpuProvider
     {
         lock (gate)
         {
-            overlay.Remove(node.Metadata.Name);
+            RemoveOwnCopyLocked(node.Metadata.Name);
         }
     }
 

@@ -138,7 +138,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
             return await ReturnAsync(lease, status, $"the lease expired at {GrantIssuer.FormatTime(Utc(expiry))}", cancellationToken).ConfigureAwait(false);
         }
 
-        // Pledge: ask π for the pledge under H first, so a restart never pledges twice (π is idempotent by H too).
+        // Pledge: π is idempotent by H, so a restart that pledges again gets the same pledge and R is debited once.
         if (!(Conditions.IsTrue(status.Conditions, LeaseConditions.Pledged) && recordedHash == request.H.Hex))
         {
             // A request no pool can ever hold fails before anything is pledged, so no money is locked and it blocks no queue.
@@ -651,8 +651,9 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         PledgeView view;
         try
         {
-            view = await d.Escrow.GetPledgeAsync(request.H.Hex, cancellationToken).ConfigureAwait(false)
-                ?? await d.Escrow.PledgeAsync(request.Request, cancellationToken).ConfigureAwait(false);
+            // One round trip: π answers the same E(m) again with the pledge it already holds under H (200, no age or nonce
+            // re-check), so a restart cannot pledge twice and a look-up first would only add a call per new lease.
+            view = await d.Escrow.PledgeAsync(request.Request, cancellationToken).ConfigureAwait(false);
         }
         catch (EscrowException e) when (!e.IsTransient)
         {
