@@ -105,6 +105,12 @@ internal sealed class ObjectStore
 
     private readonly Lock _gate = new();
     private readonly Dictionary<string, SortedDictionary<string, StoredObject>> _data = new(StringComparer.Ordinal);
+
+    // Owner uid -> (storage key, object key) of every stored object naming it in metadata.ownerReferences. Garbage
+    // collection after a delete reads an owner's dependents here instead of scanning every stored object, which made each
+    // delete O(all objects) and a clean-up of n objects O(n^2) under the store's lock (seen: minutes for 10,000 deletes
+    // with 30,000 objects stored). Kept in step with _data by Commit and Restore, the only writers of the buckets.
+    private readonly Dictionary<string, HashSet<(string StorageKey, string Key)>> _dependents = new(StringComparer.Ordinal);
     private readonly HistoryEntry?[] _history;
     private readonly List<Watcher> _watchers = [];
     private readonly TimeProvider _time;
@@ -169,7 +175,11 @@ internal sealed class ObjectStore
         {
             foreach (var (type, obj) in objects)
             {
-                Bucket(type)[Key(type.Namespaced ? obj.Namespace : null, obj.Name)] = obj;
+                var key = Key(type.Namespaced ? obj.Namespace : null, obj.Name);
+                var bucket = Bucket(type);
+                bucket.TryGetValue(key, out var previous);
+                bucket[key] = obj;
+                IndexOwners(type.StorageKey, key, previous, obj);
             }
 
             _rv = Math.Max(_rv, resourceVersion);
@@ -345,13 +355,17 @@ internal sealed class ObjectStore
         Json.Metadata(node)["resourceVersion"] = _rv.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var stored = StoredObject.Freeze(node);
         var bucket = Bucket(type);
+        var key = Key(ns, name);
+        bucket.TryGetValue(key, out var previous);
         if (eventType == "DELETED")
         {
-            bucket.Remove(Key(ns, name));
+            bucket.Remove(key);
+            IndexOwners(type.StorageKey, key, previous, null);
         }
         else
         {
-            bucket[Key(ns, name)] = stored;
+            bucket[key] = stored;
+            IndexOwners(type.StorageKey, key, previous, stored);
         }
 
         Publish(new HistoryEntry(type.StorageKey, _rv, eventType, old, stored));
@@ -665,13 +679,18 @@ internal sealed class ObjectStore
 
     private void ForEachDependent(string ownerUid, Action<ResourceType, StoredObject> action)
     {
-        var dependents = new List<StoredObject>();
-        foreach (var bucket in _data.Values)
+        if (!_dependents.TryGetValue(ownerUid, out var index) || index.Count == 0)
         {
-            foreach (var obj in bucket.Values)
+            return;
+        }
+
+        // Same order as a scan of the buckets would give (bucket order, then key order), so cascades stay deterministic.
+        var dependents = new List<StoredObject>(index.Count);
+        foreach (var (storageKey, bucket) in _data)
+        {
+            foreach (var key in index.Where(d => d.StorageKey == storageKey).Select(d => d.Key).Order(StringComparer.Ordinal))
             {
-                if (obj.Node["metadata"]?["ownerReferences"] is JsonArray refs &&
-                    refs.OfType<JsonObject>().Any(r => Json.GetString(r["uid"]) == ownerUid))
+                if (bucket.TryGetValue(key, out var obj))
                 {
                     dependents.Add(obj);
                 }
@@ -689,6 +708,32 @@ internal sealed class ObjectStore
             action(depType, current);
         }
     }
+
+    private void IndexOwners(string storageKey, string key, StoredObject? before, StoredObject? after)
+    {
+        foreach (var uid in OwnerUids(before))
+        {
+            if (_dependents.TryGetValue(uid, out var set) && set.Remove((storageKey, key)) && set.Count == 0)
+            {
+                _dependents.Remove(uid);
+            }
+        }
+
+        foreach (var uid in OwnerUids(after))
+        {
+            if (!_dependents.TryGetValue(uid, out var set))
+            {
+                _dependents[uid] = set = [];
+            }
+
+            set.Add((storageKey, key));
+        }
+    }
+
+    private static IEnumerable<string> OwnerUids(StoredObject? obj) =>
+        obj?.Node["metadata"]?["ownerReferences"] is JsonArray refs
+            ? refs.OfType<JsonObject>().Select(r => Json.GetString(r["uid"])).OfType<string>()
+            : [];
 
     private static void RemoveOwnerRef(JsonObject obj, string uid)
     {

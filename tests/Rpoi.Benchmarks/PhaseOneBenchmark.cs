@@ -426,7 +426,7 @@ internal static class PhaseOneBenchmark
         }
 
         var appliedIn = Stopwatch.GetElapsedTime(start);
-        var (finished, listedWall) = await WaitForActiveAsync(allActive.Task, active, count, limit, start, startedAt, client, ns);
+        var (finished, listedWall) = await WaitForActiveAsync(allActive.Task, active, count, limit, start, startedAt, client, ns, watcher);
         var wall = listedWall ?? Stopwatch.GetElapsedTime(start);
         if (!finished)
         {
@@ -521,7 +521,7 @@ internal static class PhaseOneBenchmark
     /// waiting out the limit, and says so.
     /// </summary>
     private static async Task<(bool Finished, TimeSpan? ListedWall)> WaitForActiveAsync(
-        Task allActive, ConcurrentDictionary<string, long> active, int count, TimeSpan limit, long start, DateTime startedAt, Kubernetes client, string ns)
+        Task allActive, ConcurrentDictionary<string, long> active, int count, TimeSpan limit, long start, DateTime startedAt, Kubernetes client, string ns, Informer<Lease> watcher)
     {
         var quietFor = TimeSpan.FromSeconds(20);
         var lastCount = -1;
@@ -556,6 +556,9 @@ internal static class PhaseOneBenchmark
             }
 
             Console.WriteLine($"the benchmark's watch saw {active.Count}/{count} Active and nothing new for {quietFor.TotalSeconds:0} s; a list shows {since.Count} Active");
+            // What the informer itself did, so a stalled stream can be told from a handler that missed events.
+            var cachedActive = watcher.Store.List().Count(l => l.Status?.Phase == LeasePhase.Active);
+            Console.WriteLine($"  its informer: {watcher.ListCount} lists, {watcher.WatchCount} watches opened, {watcher.WatchEndCount} ended normally, {watcher.FailureCount} failures, resumes from resourceVersion {watcher.LastResourceVersion}, {cachedActive} Active in its cache");
             if (since.Count == count)
             {
                 var end = since.Max() - startedAt;

@@ -257,6 +257,40 @@ public sealed class CustomResourceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Garbage_collection_follows_owner_references_as_updated_not_as_created()
+    {
+        // The store indexes dependents by owner uid: an update that adds or drops an owner reference must move the
+        // object in that index, or a delete would collect the wrong objects.
+        var owner = await CreateAsync(New("owner-upd", 1));
+        var ownerRef = new V1OwnerReference
+        {
+            ApiVersion = "example.test/v1",
+            Kind = "Widget",
+            Name = "owner-upd",
+            Uid = owner["metadata"]!["uid"]!.GetValue<string>(),
+        };
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "let-go", OwnerReferences = [ownerRef] } }, Ns);
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "adopted" } }, Ns);
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "recreated", OwnerReferences = [ownerRef] } }, Ns);
+
+        var letGo = await _client.CoreV1.ReadNamespacedSecretAsync("let-go", Ns);
+        letGo.Metadata.OwnerReferences = null;
+        await _client.CoreV1.ReplaceNamespacedSecretAsync(letGo, "let-go", Ns);
+        var adopted = await _client.CoreV1.ReadNamespacedSecretAsync("adopted", Ns);
+        adopted.Metadata.OwnerReferences = [ownerRef];
+        await _client.CoreV1.ReplaceNamespacedSecretAsync(adopted, "adopted", Ns);
+        // Deleted and made again without the reference: the new object is not the old one's dependent.
+        await _client.CoreV1.DeleteNamespacedSecretAsync("recreated", Ns);
+        await _client.CoreV1.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = "recreated" } }, Ns);
+
+        await _client.CustomObjects.DeleteNamespacedCustomObjectAsync<JsonElement>(Widgets.Group, Widgets.Version, Ns, Widgets.Plural, "owner-upd",
+            new V1DeleteOptions { PropagationPolicy = "Background" });
+
+        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedSecretAsync(Ns)).Items.Select(s => s.Metadata.Name).Order()
+            .SequenceEqual(["let-go", "recreated"]));
+    }
+
+    [Fact]
     public async Task Orphan_propagation_keeps_dependents_without_the_owner_reference()
     {
         var owner = await CreateAsync(New("owner2", 1));
