@@ -138,8 +138,8 @@ public static class EscrowBenchmark
         var renter = PartyKeyPair.Generate(PartyRole.Renter);
         var leaser = PartyKeyPair.Generate(PartyRole.Leaser);
         var escrow = PartyKeyPair.Generate(PartyRole.Escrow);
-        var lease = NewLease(renter, leaser.Identity.Address, escrow.Identity.Address);
-        var final = Final(lease, renter, leaser, escrow.Identity);
+        var lease = EscrowBenchmarkParts.NewLease(renter, leaser.Identity.Address, escrow.Identity.Address);
+        var final = EscrowBenchmarkParts.Final(lease, renter, leaser, escrow.Identity);
         // Raw libsodium Ed25519 through NSec, as π verifies (Signed<T> caches its own verification, so it cannot be the probe).
         var message = lease.CanonicalPayload.ToArray();
         var signature = Convert.FromBase64String(lease.Sig);
@@ -250,14 +250,14 @@ public static class EscrowBenchmark
             // An untimed warm-up round first (JIT tiers, connection pools, SQLite page cache), on leases of its own.
             var warm = Math.Clamp(count / 10, 100, 500);
             var total = warm + count;
-            var leases = Enumerable.Range(0, total).Select(i => (Renter: renters[i % renters.Length], Request: NewLease(renters[i % renters.Length], leaser.Identity.Address, escrow.Identity.Address))).ToArray();
+            var leases = Enumerable.Range(0, total).Select(i => (Renter: renters[i % renters.Length], Request: EscrowBenchmarkParts.NewLease(renters[i % renters.Length], leaser.Identity.Address, escrow.Identity.Address))).ToArray();
             var setup = Stopwatch.StartNew();
             await ForEachAsync(Enumerable.Range(0, total).ToArray(), concurrency, async i => await SendAsync(Pick(i), Call("/v1/pledges", "{\"signedRequest\":" + leases[i].Request.ToJson() + "}", leaser)));
 
             // Every m_final sealed and every call signed before the clock starts: the load generator shares the cores
             // π is measured on, and its signing must not be counted against π.
             Console.WriteLine($"  {total} leases pledged (untimed) in {setup.Elapsed.TotalSeconds:F1} s");
-            var calls = leases.Select(l => Call("/v1/settlements", "{\"final\":" + Final(l.Request, l.Renter, leaser, escrow.Identity).ToJson() + "}", leaser)).ToArray();
+            var calls = leases.Select(l => Call("/v1/settlements", "{\"final\":" + EscrowBenchmarkParts.Final(l.Request, l.Renter, leaser, escrow.Identity).ToJson() + "}", leaser)).ToArray();
             Console.WriteLine($"  {total} m_finals sealed and calls signed (untimed) by {setup.Elapsed.TotalSeconds:F1} s");
             await ForEachAsync(Enumerable.Range(0, warm).ToArray(), concurrency, async i => await SendAsync(Pick(i), calls[i]));
 
@@ -314,32 +314,6 @@ public static class EscrowBenchmark
         }
 
         return total;
-    }
-
-    private static Signed<LeaseRequest> NewLease(PartyKeyPair renter, string leaser, string escrow) =>
-        RpoiEquations.SignRequest(
-            new LeaseRequest(
-                MessageKinds.Request,
-                renter.Identity.ToPublicKeys(),
-                leaser,
-                escrow,
-                "tpu-v5-lite-podslice",
-                "2x4",
-                8,
-                3600,
-                DateTimeOffset.UtcNow,
-                Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)),
-                new Money("100", "uusd"),
-                new Money("900", "uusd"),
-                new LeaseRef("bench", "lease-" + Guid.NewGuid().ToString("N")[..12])),
-            renter);
-
-    /// <summary>m_final with both ratings: the settlement with the most to verify.</summary>
-    private static SealedMessage Final(Signed<LeaseRequest> request, PartyKeyPair renter, PartyKeyPair leaser, PartyIdentity escrow)
-    {
-        var digest = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(request.Payload.Lease.Name)));
-        var rating = RpoiEquations.SignRenterRating(request, digest, new Rating(5, "bench", DateTimeOffset.UtcNow), renter);
-        return RpoiEquations.SealFinal(request, digest, rating, new Rating(4, "bench", DateTimeOffset.UtcNow), leaser, escrow);
     }
 
     /// <summary>The escrow-call shape Rpoi.Escrow.Client signs (this project does not reference the client).</summary>
