@@ -67,7 +67,7 @@ public sealed class PhaseOneController
         var client = builder.Client;
         var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
         // The Lease cache (shared with phase II) keeps what the reconcilers read, with shared strings pooled.
-        builder.TransformCached<Lease>(LeaseCache.Trim);
+        builder.TransformCached<Lease>(EntityCache.Trim);
         // Every phase-I write finishes its step in the same reconcile (waits are woken by the queue, expiry by a timer), so
         // the watch echo of such a write is skipped instead of reconciling the lease again (BENCHMARKS.md, phase I).
         var ownWrites = new OwnWrites<Lease>();

@@ -5,7 +5,6 @@ using Rpoi.Kube.Events;
 using Rpoi.Kube.Hosting;
 using Rpoi.Kube.Informers;
 using Rpoi.Operator.Entities;
-using Rpoi.Operator.PhaseOne.Leases;
 
 namespace Rpoi.Operator.PhaseTwo;
 
@@ -74,8 +73,8 @@ public sealed class PhaseTwoController
         var leases = ResourceClients.Custom<Lease>(client, LeaseResource);
         var ratings = ResourceClients.Custom<Rating>(client, RatingResource);
         // The same trims as phase I's (a no-op when phase I set them already): the caches keep what the reconcilers read.
-        builder.TransformCached<Lease>(LeaseCache.Trim);
-        builder.TransformCached<Rating>(LeaseCache.Trim);
+        builder.TransformCached<Lease>(EntityCache.Trim);
+        builder.TransformCached<Rating>(EntityCache.Trim);
         var leaseInformer = builder.Informer(leases);
         var ratingInformer = builder.Informer(ratings);
         RatingIndexes.AddTo(ratingInformer.Store);

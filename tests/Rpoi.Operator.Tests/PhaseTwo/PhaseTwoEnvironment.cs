@@ -404,7 +404,7 @@ public sealed class PhaseTwoEnvironment : IAsyncDisposable
 
         // Stands in for the phase I finalizer's hand-off: a Lease controller whose only job is the settlement finalizer.
         // Its informer is the shared Lease cache, so it gets the cache's trim first, as phase I gives it.
-        builder.TransformCached<Lease>(LeaseCache.Trim);
+        builder.TransformCached<Lease>(EntityCache.Trim);
         var finalizing = withSettlementFinalizer
             ? builder.AddController("test-lease-finalizer", ResourceClients.Custom<Lease>(operatorClient, PhaseTwoController.LeaseResource), new IgnoreLeases())
             : null;

@@ -5,14 +5,14 @@ using Rpoi.Operator.PhaseOne.Leases;
 using Rpoi.Operator.Tests.Support;
 using Rpoi.Protocol;
 
-namespace Rpoi.Operator.Tests.PhaseOne;
+namespace Rpoi.Operator.Tests.Caching;
 
 /// <summary>
-/// LeaseCache.Trim drops from a cached Lease or Rating what no reconciler reads (labels, owner references, other tools'
+/// EntityCache.Trim drops from a cached Lease or Rating what no reconciler reads (labels, owner references, other tools'
 /// annotations) and nothing it does read: the spec and status come out byte for byte, the signed request gives the same
 /// H, the nonce index the same nonce, and strings common to many leases are one shared copy.
 /// </summary>
-public sealed class LeaseCacheTests
+public sealed class EntityCacheTests
 {
     private readonly TestParties parties = new();
 
@@ -46,7 +46,7 @@ public sealed class LeaseCacheTests
     public void A_trimmed_lease_keeps_spec_status_finalizers_and_rpoi_annotations_and_drops_the_rest()
     {
         var whole = Whole("train-1");
-        var trimmed = LeaseCache.Trim(Read(whole));
+        var trimmed = EntityCache.Trim(Read(whole));
 
         Assert.Equal(KubernetesJson.Serialize(whole.Spec), KubernetesJson.Serialize(trimmed.Spec));
         Assert.Equal(KubernetesJson.Serialize(whole.Status), KubernetesJson.Serialize(trimmed.Status));
@@ -61,7 +61,7 @@ public sealed class LeaseCacheTests
     public void The_trimmed_request_verifies_to_the_same_H_and_nonce()
     {
         var whole = Whole("train-2");
-        var trimmed = LeaseCache.Trim(Read(whole));
+        var trimmed = EntityCache.Trim(Read(whole));
 
         var h = RpoiEquations.TransactionHashOf(LeaseVerification.Parse(whole.Spec.Request).Value).Hex;
         Assert.Equal(h, RpoiEquations.TransactionHashOf(LeaseVerification.Parse(trimmed.Spec.Request).Value).Hex);
@@ -72,8 +72,8 @@ public sealed class LeaseCacheTests
     [Fact]
     public void Strings_many_leases_share_are_one_copy()
     {
-        var a = LeaseCache.Trim(Read(Whole("train-3")));
-        var b = LeaseCache.Trim(Read(Whole("train-4")));
+        var a = EntityCache.Trim(Read(Whole("train-3")));
+        var b = EntityCache.Trim(Read(Whole("train-4")));
 
         Assert.Same(a.Status!.Accelerator, b.Status!.Accelerator);
         Assert.Same(a.Status.Renter, b.Status.Renter);
@@ -91,7 +91,7 @@ public sealed class LeaseCacheTests
             Spec = new RatingSpec { LeaseRef = new LeaseReference { Name = "train-1" }, Rater = Rater.Renter, Score = 5, Comment = "fine" },
             Status = new RatingStatus { Accepted = true, Reason = "Verified", Message = "ok" },
         };
-        var trimmed = LeaseCache.Trim(Read(rating));
+        var trimmed = EntityCache.Trim(Read(rating));
 
         Assert.Equal(KubernetesJson.Serialize(rating.Spec), KubernetesJson.Serialize(trimmed.Spec));
         Assert.Equal(KubernetesJson.Serialize(rating.Status), KubernetesJson.Serialize(trimmed.Status));

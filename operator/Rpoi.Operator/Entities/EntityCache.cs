@@ -1,20 +1,18 @@
 using k8s.Models;
 using Rpoi.Kube.Informers;
-using Rpoi.Operator.Entities;
-
-namespace Rpoi.Operator.PhaseOne.Leases;
+namespace Rpoi.Operator.Entities;
 
 /// <summary>
-/// What the shared informer caches keep of a Lease and of a Rating (issue 14, BENCHMARKS.md "Operator memory"). The
+/// What the shared informer caches keep of a Lease and of a Rating, the entities both phases read from one cache (issue 14, BENCHMARKS.md "Operator memory"). The
 /// reconcilers read the spec whole (the signed request is verified byte for byte), the status whole (status writes are
 /// merge patches computed against it), and of the metadata only identity, times, generation, finalizers and the rpoi.io
 /// annotations; labels, owner references and other tools' annotations are dropped. Strings that many objects share
 /// (shape names, the renter's key and address, condition types and reasons, node names) come from
 /// <see cref="StringPool.Shared"/>. The signed payload stays as read: System.Text.Json keeps it as the compact JSON it
-/// came in until someone indexes into it, which the cache's readers avoid (<see cref="LeaseNonces.NonceOf"/>).
+/// came in until someone indexes into it, which the cache's readers avoid (<see cref="PhaseOne.Leases.LeaseNonces.NonceOf"/>).
 /// The operator never writes a cached Lease or Rating back whole (only patches), so nothing dropped is written back.
 /// </summary>
-public static class LeaseCache
+public static class EntityCache
 {
     /// <summary>Trims <paramref name="lease"/> in place to what phase I and phase II read.</summary>
     public static Lease Trim(Lease lease)
