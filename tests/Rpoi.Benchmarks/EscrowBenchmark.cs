@@ -38,8 +38,8 @@ public static class EscrowBenchmark
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var counts = (args.Length > 0 ? args[0] : "4000,20000").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
-        var concurrency = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 16;
+        var counts = (args.Length > 0 ? args[0] : "4000,20000").Split(',').Select(c => PhaseOneBenchmark.Positive(c, "settlements (1st argument, comma-separated)")).ToArray();
+        var concurrency = args.Length > 1 ? PhaseOneBenchmark.Positive(args[1], "concurrency (2nd argument)") : 16;
         var root = FindRoot();
         Console.WriteLine($"escrow benchmark: {string.Join(" and ", counts)} settlements, {concurrency} concurrent, {Environment.ProcessorCount} cores, load average {LoadAverage()}");
         Console.WriteLine("building Rpoi.Escrow (Release)...");

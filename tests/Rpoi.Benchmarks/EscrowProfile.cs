@@ -26,7 +26,7 @@ public static class EscrowProfile
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var count = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 3000;
+        var count = args.Length > 0 ? PhaseOneBenchmark.Positive(args[0], "settlements (1st argument)") : 3000;
         var dir = Directory.CreateTempSubdirectory("rpoi-escrow-profile-");
         try
         {

@@ -42,13 +42,29 @@ if (args.Length == 2 && args[0] == "api-server")
 // Escrow settlements/s with full verification (Stopwatch runner, EscrowBenchmark.cs): ... -- escrow [settlements,settlements] [concurrency]
 if (args.Length > 0 && args[0] == "escrow")
 {
-    return await EscrowBenchmark.RunAsync(args[1..]);
+    try
+    {
+        return await EscrowBenchmark.RunAsync(args[1..]);
+    }
+    catch (ArgumentException e)
+    {
+        await Console.Error.WriteLineAsync($"escrow: {e.Message}");
+        return 2;
+    }
 }
 
 // Where π's CPU goes per settlement, stage by stage, in process (EscrowProfile.cs): ... -- escrow-profile [settlements]
 if (args.Length > 0 && args[0] == "escrow-profile")
 {
-    return await EscrowProfile.RunAsync(args[1..]);
+    try
+    {
+        return await EscrowProfile.RunAsync(args[1..]);
+    }
+    catch (ArgumentException e)
+    {
+        await Console.Error.WriteLineAsync($"escrow-profile: {e.Message}");
+        return 2;
+    }
 }
 
 // Issue 14 item 1: RSS of the shipped operator with N Active Leases and N Nodes cached, each row checked ready (/readyz):
