@@ -44,7 +44,7 @@ public static class EscrowHost
         var keys = LoadOrCreateKeys(options, time, log);
         var leasers = LoadLeasers(options);
         var adminToken = LoadAdminToken(options, log);
-        var store = EscrowStores.Create(options.StoreSetting);
+        var store = EscrowStores.Create(options.StoreSetting, time);
         await store.InitializeAsync();
         log.LogInformation("escrow π {Address} (key {KeyId}) on {Store}; {Leasers} leaser(s) trusted", keys.Identity.Address, keys.Identity.KeyId, store is SqliteEscrowStore s ? "SQLite " + Path.GetFullPath(s.DatabasePath) : "PostgreSQL", leasers.Count);
 

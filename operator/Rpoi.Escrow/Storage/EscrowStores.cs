@@ -7,12 +7,14 @@ public static class EscrowStores
     /// A PostgreSQL connection string (it contains <c>Host=</c>) gives PostgreSQL; anything else is
     /// taken as a SQLite file path, with an optional <c>sqlite:</c> or <c>Data Source=</c> prefix.
     /// </summary>
-    public static IEscrowStore Create(string setting)
+    /// <param name="setting">The connection string or file path.</param>
+    /// <param name="time">The writer's clock (it paces reconnects after a database restart); the system clock if null.</param>
+    public static IEscrowStore Create(string setting, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(setting);
         if (setting.Contains("Host=", StringComparison.OrdinalIgnoreCase) || setting.Contains("Server=", StringComparison.OrdinalIgnoreCase))
         {
-            return new PostgresEscrowStore(setting);
+            return new PostgresEscrowStore(setting, time);
         }
 
         var path = setting;
@@ -24,6 +26,6 @@ public static class EscrowStores
             }
         }
 
-        return new SqliteEscrowStore(path);
+        return new SqliteEscrowStore(path, time);
     }
 }

@@ -17,8 +17,12 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly string? _schema;
 
-    /// <summary>Connects with <paramref name="connectionString"/>; its <c>Search Path</c>, if any, is created as a schema.</summary>
-    public PostgresEscrowStore(string connectionString)
+    /// <summary>
+    /// Connects with <paramref name="connectionString"/>; its <c>Search Path</c>, if any, is created as a schema.
+    /// <paramref name="time"/> paces the writer's reconnect attempts after a database restart.
+    /// </summary>
+    public PostgresEscrowStore(string connectionString, TimeProvider? time = null)
+        : base(time)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         _schema = string.IsNullOrWhiteSpace(builder.SearchPath) ? null : builder.SearchPath.Split(',')[0].Trim();
@@ -74,6 +78,24 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
     /// <inheritdoc />
     protected override async ValueTask<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken ct) =>
         await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Besides a connection that is no longer open: any Npgsql error that is not the server's answer to a statement
+    /// (socket, stream, timeout: the transport broke), and the server's own connection errors, class 08, and 57P01–57P03
+    /// (terminated by an administrator or a shutdown, crash recovery, still starting up).
+    /// </remarks>
+    protected override bool IsConnectionLost(Exception failure, DbConnection? connection) =>
+        base.IsConnectionLost(failure, connection) || failure switch
+        {
+            PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState is "57P01" or "57P02" or "57P03",
+            NpgsqlException => true,
+            _ => false,
+        };
+
+    /// <inheritdoc />
+    /// <remarks>After a restart every idle pooled connection is dead too: drop them, so reads do not trip over them.</remarks>
+    protected override void OnConnectionLost() => _dataSource.Clear();
 
     /// <inheritdoc />
     public override async ValueTask DisposeAsync()

@@ -124,6 +124,17 @@ public abstract class SqlEscrowStore : IEscrowStore
     /// <summary>Most writes committed together in one transaction (each under its own savepoint).</summary>
     private const int MaxGroup = 32;
 
+    /// <summary>How long the writer keeps re-running a group whose connection broke (a database restart) before it fails it.</summary>
+    public static readonly TimeSpan ReconnectWindow = TimeSpan.FromSeconds(30);
+
+    private static readonly TimeSpan FirstReconnectDelay = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan LongestReconnectDelay = TimeSpan.FromSeconds(1);
+
+    private readonly TimeProvider _time;
+
+    /// <summary>A store whose writer waits between reconnect attempts on <paramref name="time"/> (the system clock if null).</summary>
+    protected SqlEscrowStore(TimeProvider? time = null) => _time = time ?? TimeProvider.System;
+
     private readonly Channel<QueuedWrite> _queue = Channel.CreateUnbounded<QueuedWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock _writerStart = new();
     private Task? _writer;
@@ -144,6 +155,35 @@ public abstract class SqlEscrowStore : IEscrowStore
 
     /// <summary>Size of the last group the writer committed or failed (for tests).</summary>
     internal int LastGroupSize { get; private set; }
+
+    /// <summary>The writer's open connection, if any (a test finds its server process by it).</summary>
+    internal DbConnection? WriterConnection => _writerConnection;
+
+    /// <summary>Test hook: runs on the writer's connection after a group's last write and before its COMMIT.</summary>
+    internal Func<DbConnection, Task>? BeforeCommit { get; set; }
+
+    /// <summary>Test hook: runs after a group's COMMIT returned, before any caller is answered (a lost answer throws here).</summary>
+    internal Func<DbConnection, Task>? AfterCommit { get; set; }
+
+    /// <summary>Times the writer re-ran a group on a fresh connection after its connection broke (for tests).</summary>
+    internal int Reconnects => Volatile.Read(ref _reconnects);
+
+    private int _reconnects;
+
+    /// <summary>
+    /// True when <paramref name="failure"/> means the connection to the database broke (or could not be opened), not that
+    /// a statement was refused: the group's transaction then died with it, or (a failure during COMMIT) its outcome is
+    /// unknown. Either way the group may be re-run on a fresh connection: every write first reads its idempotency key
+    /// (deposit id, H, H and address), so a write that did commit is found and answered as committed, never applied
+    /// twice. Here: the writer's connection is no longer open; a dialect adds its transport and shutdown errors.
+    /// </summary>
+    protected virtual bool IsConnectionLost(Exception failure, DbConnection? connection) =>
+        failure is not EscrowRefusedException && connection is { State: not System.Data.ConnectionState.Open };
+
+    /// <summary>Called once the writer found its connection broken: a dialect drops pooled connections to the same server.</summary>
+    protected virtual void OnConnectionLost()
+    {
+    }
 
     /// <summary>
     /// Runs a write transaction. Writes are queued to one writer per store, which commits whatever is waiting together
@@ -247,9 +287,70 @@ public abstract class SqlEscrowStore : IEscrowStore
         }
     }
 
+    /// <summary>
+    /// Commits one group; if its connection breaks (a database restart, a killed backend), re-runs the writes still
+    /// waiting on a fresh connection, with growing pauses, for up to <see cref="ReconnectWindow"/>. No caller is
+    /// answered, refusals included, before the attempt that holds its write has committed: a refusal can depend on a
+    /// write before it in the group, which a lost attempt did not keep.
+    /// </summary>
     private async Task CommitGroupAsync(List<QueuedWrite> group)
     {
+        var deadline = _time.GetUtcNow() + ReconnectWindow;
+        var delay = FirstReconnectDelay;
+        while (true)
+        {
+            var failure = await TryCommitGroupAsync(group);
+            if (failure is null)
+            {
+                return;
+            }
+
+            var lost = IsConnectionLost(failure, _writerConnection);
+            // A refusal rolled back cleanly and leaves the connection as it was; any other failure may have broken it,
+            // so the next attempt or group starts on a fresh one.
+            if (failure is not EscrowRefusedException)
+            {
+                await DropWriterConnectionAsync();
+            }
+
+            if (lost)
+            {
+                OnConnectionLost();
+                group.RemoveAll(write =>
+                {
+                    if (!write.Cancellation.IsCancellationRequested)
+                    {
+                        return false;
+                    }
+
+                    write.Fail(new OperationCanceledException(write.Cancellation));
+                    return true;
+                });
+            }
+
+            if (!lost || group.Count == 0 || _time.GetUtcNow() + delay > deadline)
+            {
+                // Nothing of this group was committed, or (lost during COMMIT, out of time) it is unknown: everyone still
+                // waiting hears so and may retry; every write is idempotent, so a retry finds a committed one.
+                foreach (var write in group)
+                {
+                    write.Fail(failure);
+                }
+
+                return;
+            }
+
+            Interlocked.Increment(ref _reconnects);
+            await Task.Delay(delay, _time);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, LongestReconnectDelay.Ticks));
+        }
+    }
+
+    /// <summary>One attempt at a group: null when it committed and every caller was answered, else what stopped it.</summary>
+    private async Task<Exception?> TryCommitGroupAsync(List<QueuedWrite> group)
+    {
         var ran = new List<QueuedWrite>(group.Count);
+        var refused = new List<(QueuedWrite Write, Exception Failure)>();
         try
         {
             var connection = await WriterConnectionAsync();
@@ -274,41 +375,44 @@ public abstract class SqlEscrowStore : IEscrowStore
                     scope.Keep();
                     ran.Add(write);
                 }
-                catch (Exception failure)
+                catch (Exception failure) when (!IsConnectionLost(failure, connection))
                 {
                     // Undo this write only; the group's head stays where the write found it. If even that fails (SQLite
                     // rolls back the whole transaction on some errors), the group is lost: the outer handler fails every
                     // write in it.
                     await scope.UndoAsync();
-                    write.Fail(failure);
+                    refused.Add((write, failure));
                 }
             }
 
             await batch.FinishAsync();
+            if (BeforeCommit is { } before)
+            {
+                await before(connection);
+            }
+
             await tx.CommitAsync(CancellationToken.None);
+            if (AfterCommit is { } after)
+            {
+                await after(connection);
+            }
         }
         catch (Exception failure)
         {
-            // Nothing of this group was committed: everyone still waiting hears so (and may retry; writes are idempotent).
-            foreach (var write in group)
-            {
-                write.Fail(failure);
-            }
-
-            // A refusal rolled back cleanly and leaves the connection as it was; any other failure may have broken it,
-            // so the next group starts on a fresh one.
-            if (failure is not EscrowRefusedException)
-            {
-                await DropWriterConnectionAsync();
-            }
-
-            return;
+            return failure;
         }
 
         foreach (var write in ran)
         {
             write.Complete();
         }
+
+        foreach (var (write, failure) in refused)
+        {
+            write.Fail(failure);
+        }
+
+        return null;
     }
 
     /// <summary>A write waiting for the writer: its body, and the caller's answer once its group committed.</summary>

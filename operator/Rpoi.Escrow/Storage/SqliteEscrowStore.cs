@@ -14,8 +14,9 @@ public sealed class SqliteEscrowStore : SqlEscrowStore
 {
     private readonly string _connectionString;
 
-    /// <summary>Opens (and creates) the database at <paramref name="path"/>.</summary>
-    public SqliteEscrowStore(string path)
+    /// <summary>Opens (and creates) the database at <paramref name="path"/>; <paramref name="time"/> is the writer's clock.</summary>
+    public SqliteEscrowStore(string path, TimeProvider? time = null)
+        : base(time)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(directory))
