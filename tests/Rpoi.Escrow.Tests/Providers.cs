@@ -58,7 +58,9 @@ public sealed class PostgresProvider : IStoreProvider
                 $"(it starts PostgreSQL on 127.0.0.1:55432 and sets {Variable}), or set {SkipVariable}=1 to skip them on purpose.");
         }
 
-        var builder = new NpgsqlConnectionStringBuilder(baseConnection) { SearchPath = "escrow_test_" + Guid.NewGuid().ToString("N"), Pooling = true, MaxPoolSize = 20 };
+        var schema = "escrow_test_" + Guid.NewGuid().ToString("N");
+        // The schema as application_name too: a test can find (and terminate) exactly its own π's server processes.
+        var builder = new NpgsqlConnectionStringBuilder(baseConnection) { SearchPath = schema, ApplicationName = schema, Pooling = true, MaxPoolSize = 20 };
         _connectionString = builder.ToString();
         return Task.FromResult<IEscrowStore?>(new PostgresEscrowStore(_connectionString));
     }

@@ -39,12 +39,19 @@ public sealed class PostgresReconnectTests : IAsyncLifetime
         var (entriesBefore, _) = await env.HeadAsync();
         var leaserBefore = await env.BalanceAsync(env.Leaser.Identity.Address);
 
-        // 1. Killed while idle between groups: the next settlement (the client does not retry: MaxAttempts = 1) meets a
-        // dead connection, and the writer re-runs it on a new one.
-        await TerminateAsync(WriterPid(store));
+        // 1. Every server process of this π killed while idle, as a restart does: the writer's and the pooled readers'. The
+        // next calls (the client does not retry: MaxAttempts = 1) meet dead connections and run again on new ones: a
+        // read first (a pooled connection), a pledge (a read, then a write), a settlement, and reads.
+        var writerPid = WriterPid(store);
+        var killed = await TerminateAllAsync(env);
+        Assert.Contains(writerPid, killed);
+        Assert.Equal(leaserBefore, await env.BalanceAsync(env.Leaser.Identity.Address));
+        var d = await env.Leases.Deposit(100).Rent(900).PledgedAsync();
         var settledA = await env.Operator.SettleAsync(Finals.For(env, a, true, true));
         Assert.Equal(("ToRenter", "ToLeaser"), (settledA.Deposit, settledA.Rent));
         Assert.True(store.Reconnects >= 1, "the writer should have re-run the group on a new connection");
+        Assert.Equal(0, await env.BalanceAsync(d.RenterAddress));
+        Assert.NotNull(await env.Anyone.GetSettlementAsync(a.H));
 
         // 2. Killed inside a group, before its COMMIT: a new deposit, a conflicting use of its id (refused because of the
         // write before it in the same group) and a settlement, queued as one group; the whole group is re-run.
@@ -102,9 +109,9 @@ public sealed class PostgresReconnectTests : IAsyncLifetime
         var storedC = await env.Anyone.GetSettlementAsync(c.H);
         Assert.Equal(storedC!.Receipt.GetRawText(), settledC.Receipt.GetRawText());
 
-        // Exactly once: two entries per settlement and one for the deposit, each party paid once, the chain whole.
+        // Exactly once: two entries per settlement, one per deposit and two per pledge, each party paid once, the chain whole.
         var (entriesAfter, _) = await env.HeadAsync();
-        Assert.Equal(entriesBefore + 7, entriesAfter);
+        Assert.Equal(entriesBefore + 3 + 7, entriesAfter);
         Assert.Equal(leaserBefore + 2700, await env.BalanceAsync(env.Leaser.Identity.Address));
         foreach (var lease in new[] { a, b, c })
         {
@@ -117,6 +124,33 @@ public sealed class PostgresReconnectTests : IAsyncLifetime
     /// <summary>The server process behind the writer's connection (opened by the writes before).</summary>
     private static int WriterPid(SqlEscrowStore store) =>
         Assert.IsType<NpgsqlConnection>(store.WriterConnection).ProcessID;
+
+    /// <summary>Ends every server process of this test's π (its schema is their application_name); returns their ids.</summary>
+    private static async Task<List<int>> TerminateAllAsync(EscrowEnvironment env)
+    {
+        var schema = ((PostgresEscrowStore)env.Store).Schema;
+        var admin = new NpgsqlConnectionStringBuilder(Environment.GetEnvironmentVariable(PostgresProvider.Variable)) { Pooling = false };
+        await using var connection = new NpgsqlConnection(admin.ToString());
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand("SELECT pid FROM pg_stat_activity WHERE application_name = @app AND pid <> pg_backend_pid()", connection);
+        cmd.Parameters.AddWithValue("app", schema!);
+        var pids = new List<int>();
+        await using (var reader = await cmd.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                pids.Add(reader.GetInt32(0));
+            }
+        }
+
+        Assert.True(pids.Count >= 2, $"expected the writer's and at least one pooled reader's process, found {pids.Count}");
+        foreach (var pid in pids)
+        {
+            await TerminateAsync(pid);
+        }
+
+        return pids;
+    }
 
     /// <summary>Ends a backend from a connection of its own and waits (up to 10 s, server side) until it has exited.</summary>
     private static async Task TerminateAsync(int pid)

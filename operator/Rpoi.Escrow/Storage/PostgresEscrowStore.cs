@@ -36,6 +36,9 @@ public sealed class PostgresEscrowStore : SqlEscrowStore
         _dataSource = NpgsqlDataSource.Create(builder);
     }
 
+    /// <summary>The schema of the connection string's <c>Search Path</c>, if it names one.</summary>
+    public string? Schema => _schema;
+
     /// <inheritdoc />
     protected override string DialectSchema => """
         CREATE OR REPLACE FUNCTION rpoi_ledger_append_only() RETURNS trigger AS $$

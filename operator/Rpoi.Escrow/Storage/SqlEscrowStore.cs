@@ -180,6 +180,39 @@ public abstract class SqlEscrowStore : IEscrowStore
     protected virtual bool IsConnectionLost(Exception failure, DbConnection? connection) =>
         failure is not EscrowRefusedException && connection is { State: not System.Data.ConnectionState.Open };
 
+    /// <summary>
+    /// Runs a read on a pooled connection. A read changes nothing, so one whose connection broke (a database restart
+    /// leaves every idle pooled connection dead) runs again on a fresh one, paced and bounded as a write group is.
+    /// </summary>
+    private async Task<T> ReadingAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken ct)
+    {
+        var deadline = _time.GetUtcNow() + ReconnectWindow;
+        var delay = FirstReconnectDelay;
+        while (true)
+        {
+            DbConnection? connection = null;
+            try
+            {
+                connection = await OpenAsync(ct);
+                return await read(connection);
+            }
+            catch (Exception failure) when (!ct.IsCancellationRequested && IsConnectionLost(failure, connection) && _time.GetUtcNow() + delay <= deadline)
+            {
+                OnConnectionLost();
+            }
+            finally
+            {
+                if (connection is not null)
+                {
+                    await connection.DisposeAsync();
+                }
+            }
+
+            await Task.Delay(delay, _time, ct);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, LongestReconnectDelay.Ticks));
+        }
+    }
+
     /// <summary>Called once the writer found its connection broken: a dialect drops pooled connections to the same server.</summary>
     protected virtual void OnConnectionLost()
     {
@@ -510,18 +543,20 @@ public abstract class SqlEscrowStore : IEscrowStore
         }, ct);
 
     /// <inheritdoc />
-    public async Task<IReadOnlyDictionary<string, long>> GetBalancesAsync(string address, CancellationToken ct = default)
-    {
-        await using var connection = await OpenAsync(ct);
-        var rows = await QueryAsync(
-            connection,
-            null,
-            "SELECT denom, amount FROM balances WHERE address = @a ORDER BY denom",
-            r => (r.GetString(0), r.GetInt64(1)),
-            ct,
-            ("a", address));
-        return rows.ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
-    }
+    public Task<IReadOnlyDictionary<string, long>> GetBalancesAsync(string address, CancellationToken ct = default) =>
+        ReadingAsync<IReadOnlyDictionary<string, long>>(
+            async connection =>
+            {
+                var rows = await QueryAsync(
+                    connection,
+                    null,
+                    "SELECT denom, amount FROM balances WHERE address = @a ORDER BY denom",
+                    r => (r.GetString(0), r.GetInt64(1)),
+                    ct,
+                    ("a", address));
+                return rows.ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
+            },
+            ct);
 
     /// <inheritdoc />
     public Task<PledgeResult> PledgeAsync(PledgeCommand command, CancellationToken ct = default) =>
@@ -609,11 +644,13 @@ public abstract class SqlEscrowStore : IEscrowStore
         }, ct);
 
     /// <inheritdoc />
-    public async Task<PledgeRecord?> GetPledgeAsync(string h, CancellationToken ct = default)
-    {
-        await using var connection = await OpenAsync(ct);
-        return await ReadPledgeAsync(connection, null, h, ct);
-    }
+    public Task<PledgeRecord?> GetPledgeAsync(string h, CancellationToken ct = default) =>
+        ReadingAsync(
+            async connection =>
+            {
+                return await ReadPledgeAsync(connection, null, h, ct);
+            },
+            ct);
 
     /// <inheritdoc />
     public Task<SettleResult> SettleAsync(SettleCommand command, CancellationToken ct = default) =>
@@ -682,18 +719,22 @@ public abstract class SqlEscrowStore : IEscrowStore
         }, ct);
 
     /// <inheritdoc />
-    public async Task<SettlementRecord?> GetSettlementAsync(string h, CancellationToken ct = default)
-    {
-        await using var connection = await OpenAsync(ct);
-        return await ReadSettlementAsync(connection, null, h, ct);
-    }
+    public Task<SettlementRecord?> GetSettlementAsync(string h, CancellationToken ct = default) =>
+        ReadingAsync(
+            async connection =>
+            {
+                return await ReadSettlementAsync(connection, null, h, ct);
+            },
+            ct);
 
     /// <inheritdoc />
-    public async Task<IReadOnlyList<WithheldRecord>> ListWithheldAsync(CancellationToken ct = default)
-    {
-        await using var connection = await OpenAsync(ct);
-        return await QueryAsync(connection, null, "SELECT h, denom, amount, state, released_to, released_at FROM withheld ORDER BY h", ReadWithheld, ct);
-    }
+    public Task<IReadOnlyList<WithheldRecord>> ListWithheldAsync(CancellationToken ct = default) =>
+        ReadingAsync<IReadOnlyList<WithheldRecord>>(
+            async connection =>
+            {
+                return await QueryAsync(connection, null, "SELECT h, denom, amount, state, released_to, released_at FROM withheld ORDER BY h", ReadWithheld, ct);
+            },
+            ct);
 
     /// <inheritdoc />
     public Task<WithheldRecord> ReleaseAsync(ReleaseCommand command, CancellationToken ct = default) =>
@@ -731,142 +772,146 @@ public abstract class SqlEscrowStore : IEscrowStore
         }, ct);
 
     /// <inheritdoc />
-    public async Task<IReadOnlyList<LedgerEntry>> ReadLedgerAsync(long after, int limit, CancellationToken ct = default)
-    {
-        await using var connection = await OpenAsync(ct);
-        return await QueryAsync(
-            connection,
-            null,
-            "SELECT seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash FROM ledger WHERE seq > @after ORDER BY seq LIMIT @limit",
-            ReadEntry,
-            ct,
-            ("after", after), ("limit", limit));
-    }
+    public Task<IReadOnlyList<LedgerEntry>> ReadLedgerAsync(long after, int limit, CancellationToken ct = default) =>
+        ReadingAsync<IReadOnlyList<LedgerEntry>>(
+            async connection =>
+            {
+                return await QueryAsync(
+                    connection,
+                    null,
+                    "SELECT seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash FROM ledger WHERE seq > @after ORDER BY seq LIMIT @limit",
+                    ReadEntry,
+                    ct,
+                    ("after", after), ("limit", limit));
+            },
+            ct);
 
     /// <inheritdoc />
-    public async Task<AuditResult> AuditAsync(CancellationToken ct = default)
-    {
-        await using var connection = await OpenAsync(ct);
-        await using var tx = await BeginSnapshotAsync(connection, ct);
-        var problems = new List<string>();
-
-        // 1. The chain: consecutive seq, each entry links to the previous hash and hashes to its own.
-        var buckets = new Dictionary<(string Bucket, string Denom), decimal>();
-        var prev = Ledger.Genesis;
-        long count = 0;
-        await using (var cmd = Command(connection, tx, "SELECT seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash FROM ledger ORDER BY seq"))
-        await using (var reader = await cmd.ExecuteReaderAsync(ct))
-        {
-            while (await reader.ReadAsync(ct))
+    public Task<AuditResult> AuditAsync(CancellationToken ct = default) =>
+        ReadingAsync(
+            async connection =>
             {
-                var e = ReadEntry(reader);
-                count++;
-                if (e.Seq != count)
+                await using var tx = await BeginSnapshotAsync(connection, ct);
+                var problems = new List<string>();
+
+                // 1. The chain: consecutive seq, each entry links to the previous hash and hashes to its own.
+                var buckets = new Dictionary<(string Bucket, string Denom), decimal>();
+                var prev = Ledger.Genesis;
+                long count = 0;
+                await using (var cmd = Command(connection, tx, "SELECT seq, at, kind, h, debit, credit, denom, amount, prev_hash, hash FROM ledger ORDER BY seq"))
+                await using (var reader = await cmd.ExecuteReaderAsync(ct))
                 {
-                    problems.Add($"ledger seq {e.Seq} found where {count} was expected (a row is missing or inserted)");
+                    while (await reader.ReadAsync(ct))
+                    {
+                        var e = ReadEntry(reader);
+                        count++;
+                        if (e.Seq != count)
+                        {
+                            problems.Add($"ledger seq {e.Seq} found where {count} was expected (a row is missing or inserted)");
+                        }
+
+                        if (e.PrevHash != prev)
+                        {
+                            problems.Add($"ledger seq {e.Seq}: prev_hash does not match the hash of the entry before");
+                        }
+
+                        if (Ledger.Hash(e) != e.Hash)
+                        {
+                            problems.Add($"ledger seq {e.Seq}: hash does not match its contents (the row was edited)");
+                        }
+
+                        prev = e.Hash;
+                        Add(buckets, e.Debit, e.Denom, -e.Amount);
+                        Add(buckets, e.Credit, e.Denom, e.Amount);
+                    }
                 }
 
-                if (e.PrevHash != prev)
+                var head = await QueryAsync(connection, tx, "SELECT seq, hash FROM ledger_head WHERE id = 1", r => (r.GetInt64(0), r.GetString(1)), ct);
+                if (head.Count != 1 || head[0].Item1 != count || head[0].Item2 != prev)
                 {
-                    problems.Add($"ledger seq {e.Seq}: prev_hash does not match the hash of the entry before");
+                    problems.Add("ledger head does not match the last entry (entries were removed or appended outside the store)");
                 }
 
-                if (Ledger.Hash(e) != e.Hash)
+                foreach (var ((bucket, denom), amount) in buckets)
                 {
-                    problems.Add($"ledger seq {e.Seq}: hash does not match its contents (the row was edited)");
+                    if (bucket != Ledger.External && amount < 0)
+                    {
+                        problems.Add($"replaying the ledger drives {bucket} negative in {denom}");
+                    }
                 }
 
-                prev = e.Hash;
-                Add(buckets, e.Debit, e.Denom, -e.Amount);
-                Add(buckets, e.Credit, e.Denom, e.Amount);
-            }
-        }
-
-        var head = await QueryAsync(connection, tx, "SELECT seq, hash FROM ledger_head WHERE id = 1", r => (r.GetInt64(0), r.GetString(1)), ct);
-        if (head.Count != 1 || head[0].Item1 != count || head[0].Item2 != prev)
-        {
-            problems.Add("ledger head does not match the last entry (entries were removed or appended outside the store)");
-        }
-
-        foreach (var ((bucket, denom), amount) in buckets)
-        {
-            if (bucket != Ledger.External && amount < 0)
-            {
-                problems.Add($"replaying the ledger drives {bucket} negative in {denom}");
-            }
-        }
-
-        // 2. The tables must be exactly what replaying the ledger gives.
-        var expected = buckets.Where(kv => kv.Key.Bucket != Ledger.External && kv.Value != 0)
-            .ToDictionary(kv => kv.Key, kv => kv.Value);
-        var actual = new Dictionary<(string Bucket, string Denom), decimal>();
-        foreach (var (address, denom, amount) in await QueryAsync(connection, tx, "SELECT address, denom, amount FROM balances", r => (r.GetString(0), r.GetString(1), r.GetInt64(2)), ct))
-        {
-            Add(actual, Ledger.Balance(address), denom, amount);
-        }
-
-        foreach (var p in await QueryAsync(connection, tx, "SELECT h, deposit_denom, deposit, rent_denom, rent FROM pledges WHERE state = 'Held'", r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetInt64(4)), ct))
-        {
-            Add(actual, Ledger.Held(p.Item1), p.Item2, p.Item3);
-            Add(actual, Ledger.Held(p.Item1), p.Item4, p.Item5);
-        }
-
-        foreach (var w in await QueryAsync(connection, tx, "SELECT h, denom, amount FROM withheld WHERE state = 'Withheld'", r => (r.GetString(0), r.GetString(1), r.GetInt64(2)), ct))
-        {
-            Add(actual, Ledger.Withheld(w.Item1), w.Item2, w.Item3);
-        }
-
-        foreach (var key in expected.Keys.Union(actual.Keys).Where(k => expected.GetValueOrDefault(k) != actual.GetValueOrDefault(k)).OrderBy(k => k.Bucket, StringComparer.Ordinal))
-        {
-            problems.Add($"{key.Bucket} holds {actual.GetValueOrDefault(key)} {key.Denom} in the tables but {expected.GetValueOrDefault(key)} by the ledger");
-        }
-
-        // Every bucket is a BIGINT column, so a replayed bucket past 64 bits means the ledger holds moves π never made.
-        foreach (var ((bucket, denom), amount) in buckets.Where(kv => kv.Key.Bucket != Ledger.External && kv.Value > long.MaxValue))
-        {
-            problems.Add($"replaying the ledger takes {bucket} past the 64-bit range in {denom} ({amount})");
-        }
-
-        // 3. The invariant, from the tables: balances + held + withheld = deposits.
-        var deposits = await QueryAsync(connection, tx, "SELECT denom, amount FROM deposits", r => (r.GetString(0), r.GetInt64(1)), ct);
-        var supply = (await QueryAsync(connection, tx, "SELECT denom, amount FROM supply", r => (r.GetString(0), r.GetInt64(1)), ct))
-            .ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
-        var denoms = actual.Keys.Select(k => k.Denom).Concat(deposits.Select(d => d.Item1)).Distinct().Order(StringComparer.Ordinal);
-        var totals = new List<DenomTotal>();
-        foreach (var denom in denoms)
-        {
-            decimal Sum(string prefix) => actual.Where(kv => kv.Key.Denom == denom && kv.Key.Bucket.StartsWith(prefix, StringComparison.Ordinal)).Sum(kv => kv.Value);
-            var total = new DenomTotal(denom, Sum("balance:"), Sum("held:"), Sum("withheld:"), deposits.Where(d => d.Item1 == denom).Sum(d => (decimal)d.Item2));
-            totals.Add(total);
-            if (total.Balances + total.Held + total.Withheld != total.Deposits)
-            {
-                problems.Add($"invariant broken in {denom}: balances {total.Balances} + held {total.Held} + withheld {total.Withheld} != deposits {total.Deposits}");
-            }
-
-            var external = -buckets.GetValueOrDefault((Ledger.External, denom));
-            if (external != total.Deposits)
-            {
-                problems.Add($"deposits table says {total.Deposits} {denom} came in, the ledger says {external}");
-            }
-
-            // The sums are exact (decimal); the ledger promises each fits 64 bits, and the on-ramp keeps the total below.
-            foreach (var (what, value) in new[] { ("balances", total.Balances), ("held", total.Held), ("withheld", total.Withheld), ("deposits", total.Deposits) })
-            {
-                if (value > long.MaxValue)
+                // 2. The tables must be exactly what replaying the ledger gives.
+                var expected = buckets.Where(kv => kv.Key.Bucket != Ledger.External && kv.Value != 0)
+                    .ToDictionary(kv => kv.Key, kv => kv.Value);
+                var actual = new Dictionary<(string Bucket, string Denom), decimal>();
+                foreach (var (address, denom, amount) in await QueryAsync(connection, tx, "SELECT address, denom, amount FROM balances", r => (r.GetString(0), r.GetString(1), r.GetInt64(2)), ct))
                 {
-                    problems.Add($"total {what} in {denom} is {value}, past the ledger's 64-bit range (9223372036854775807)");
+                    Add(actual, Ledger.Balance(address), denom, amount);
                 }
-            }
 
-            if (supply.GetValueOrDefault(denom) != total.Deposits)
-            {
-                problems.Add($"the supply table says {supply.GetValueOrDefault(denom)} {denom} came in, the deposits table says {total.Deposits}");
-            }
-        }
+                foreach (var p in await QueryAsync(connection, tx, "SELECT h, deposit_denom, deposit, rent_denom, rent FROM pledges WHERE state = 'Held'", r => (r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetInt64(4)), ct))
+                {
+                    Add(actual, Ledger.Held(p.Item1), p.Item2, p.Item3);
+                    Add(actual, Ledger.Held(p.Item1), p.Item4, p.Item5);
+                }
 
-        await tx.CommitAsync(ct);
-        return new AuditResult(problems.Count == 0, count, prev, totals, problems);
-    }
+                foreach (var w in await QueryAsync(connection, tx, "SELECT h, denom, amount FROM withheld WHERE state = 'Withheld'", r => (r.GetString(0), r.GetString(1), r.GetInt64(2)), ct))
+                {
+                    Add(actual, Ledger.Withheld(w.Item1), w.Item2, w.Item3);
+                }
+
+                foreach (var key in expected.Keys.Union(actual.Keys).Where(k => expected.GetValueOrDefault(k) != actual.GetValueOrDefault(k)).OrderBy(k => k.Bucket, StringComparer.Ordinal))
+                {
+                    problems.Add($"{key.Bucket} holds {actual.GetValueOrDefault(key)} {key.Denom} in the tables but {expected.GetValueOrDefault(key)} by the ledger");
+                }
+
+                // Every bucket is a BIGINT column, so a replayed bucket past 64 bits means the ledger holds moves π never made.
+                foreach (var ((bucket, denom), amount) in buckets.Where(kv => kv.Key.Bucket != Ledger.External && kv.Value > long.MaxValue))
+                {
+                    problems.Add($"replaying the ledger takes {bucket} past the 64-bit range in {denom} ({amount})");
+                }
+
+                // 3. The invariant, from the tables: balances + held + withheld = deposits.
+                var deposits = await QueryAsync(connection, tx, "SELECT denom, amount FROM deposits", r => (r.GetString(0), r.GetInt64(1)), ct);
+                var supply = (await QueryAsync(connection, tx, "SELECT denom, amount FROM supply", r => (r.GetString(0), r.GetInt64(1)), ct))
+                    .ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
+                var denoms = actual.Keys.Select(k => k.Denom).Concat(deposits.Select(d => d.Item1)).Distinct().Order(StringComparer.Ordinal);
+                var totals = new List<DenomTotal>();
+                foreach (var denom in denoms)
+                {
+                    decimal Sum(string prefix) => actual.Where(kv => kv.Key.Denom == denom && kv.Key.Bucket.StartsWith(prefix, StringComparison.Ordinal)).Sum(kv => kv.Value);
+                    var total = new DenomTotal(denom, Sum("balance:"), Sum("held:"), Sum("withheld:"), deposits.Where(d => d.Item1 == denom).Sum(d => (decimal)d.Item2));
+                    totals.Add(total);
+                    if (total.Balances + total.Held + total.Withheld != total.Deposits)
+                    {
+                        problems.Add($"invariant broken in {denom}: balances {total.Balances} + held {total.Held} + withheld {total.Withheld} != deposits {total.Deposits}");
+                    }
+
+                    var external = -buckets.GetValueOrDefault((Ledger.External, denom));
+                    if (external != total.Deposits)
+                    {
+                        problems.Add($"deposits table says {total.Deposits} {denom} came in, the ledger says {external}");
+                    }
+
+                    // The sums are exact (decimal); the ledger promises each fits 64 bits, and the on-ramp keeps the total below.
+                    foreach (var (what, value) in new[] { ("balances", total.Balances), ("held", total.Held), ("withheld", total.Withheld), ("deposits", total.Deposits) })
+                    {
+                        if (value > long.MaxValue)
+                        {
+                            problems.Add($"total {what} in {denom} is {value}, past the ledger's 64-bit range (9223372036854775807)");
+                        }
+                    }
+
+                    if (supply.GetValueOrDefault(denom) != total.Deposits)
+                    {
+                        problems.Add($"the supply table says {supply.GetValueOrDefault(denom)} {denom} came in, the deposits table says {total.Deposits}");
+                    }
+                }
+
+                await tx.CommitAsync(ct);
+                return new AuditResult(problems.Count == 0, count, prev, totals, problems);
+            },
+            ct);
 
     /// <inheritdoc />
     public virtual async ValueTask DisposeAsync()
