@@ -335,6 +335,29 @@ public sealed class WrapperFastPathTests
     }
 
     [Fact]
+    public void Signed_VerifySignature_RefusesEverySigThatIsNotCanonicalBase64OfSixtyFourBytes()
+    {
+        // The signature is decoded onto the stack now: a second spelling of the same 64 bytes (unused bits set in the
+        // last character before the padding) must still be refused, not verified, and so must 63 or 65 bytes.
+        var em = SignedRequest();
+        Assert.True(em.VerifySignature(Renter.Identity).IsOk);
+        var payload = System.Text.Encoding.UTF8.GetString(em.CanonicalPayload);
+        var sig = Convert.FromBase64String(em.Sig);
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        var last = Alphabet.IndexOf(em.Sig[^3], StringComparison.Ordinal);
+        var respelled = em.Sig[..^3] + Alphabet[last | 0x0F] + "==";
+        Assert.NotEqual(em.Sig, respelled);
+        Assert.Equal(sig, Convert.FromBase64String(respelled));
+        foreach (var bad in new[] { respelled, Convert.ToBase64String(sig[..63]), Convert.ToBase64String([.. sig, 0]), string.Empty })
+        {
+            var json = $$"""{"payload":{{payload}},"sig":"{{bad}}","signer":"{{em.Signer}}"}""";
+            var parsed = Signed<LeaseRequest>.Parse(json);
+            Assert.True(parsed.IsOk, parsed.Message);
+            Assert.Equal(Checks.ReasonCode.InvalidEncoding, parsed.Value.VerifySignature(Renter.Identity).Reason);
+        }
+    }
+
+    [Fact]
     public void Hpke_LeanSeal_OpensWithTheFullKeySchedule()
     {
         var (sk, pk) = Hpke.GenerateKeyPair();
