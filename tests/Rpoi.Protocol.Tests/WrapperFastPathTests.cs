@@ -358,6 +358,34 @@ public sealed class WrapperFastPathTests
     }
 
     [Fact]
+    public void Hpke_LabeledExtractAndExpand_MatchHkdfForEveryLength()
+    {
+        // LabeledExtract/Expand call HMAC directly (one block for L <= 32); .NET's HKDF on the same labeled input is
+        // the reference, for every output length a suite can ask for, an empty and a given salt, long infos included.
+        var suite = "HPKE\0\u0020\0\u0001\0\u0002"u8.ToArray();
+        Gen.Select(Gen.Byte.Array[32], Gen.Byte.Array[0, 300], Gen.Int[1, 80], Gen.Bool, (prk, info, length, salted) => (prk, info, length, salted)).Sample(t =>
+        {
+            var label = "base_nonce"u8.ToArray();
+            var labeledInfo = new byte[2 + 7 + suite.Length + label.Length + t.info.Length];
+            labeledInfo[0] = (byte)(t.length >> 8);
+            labeledInfo[1] = (byte)t.length;
+            "HPKE-v1"u8.CopyTo(labeledInfo.AsSpan(2));
+            suite.CopyTo(labeledInfo, 9);
+            label.CopyTo(labeledInfo, 9 + suite.Length);
+            t.info.CopyTo(labeledInfo, 9 + suite.Length + label.Length);
+            Assert.Equal(HKDF.Expand(HashAlgorithmName.SHA256, t.prk, t.length, labeledInfo), Hpke.LabeledExpand(suite, t.prk, label, t.info, t.length));
+
+            var salt = t.salted ? t.prk : [];
+            var labeledIkm = new byte[7 + suite.Length + label.Length + t.info.Length];
+            "HPKE-v1"u8.CopyTo(labeledIkm);
+            suite.CopyTo(labeledIkm, 7);
+            label.CopyTo(labeledIkm, 7 + suite.Length);
+            t.info.CopyTo(labeledIkm, 7 + suite.Length + label.Length);
+            Assert.Equal(HKDF.Extract(HashAlgorithmName.SHA256, labeledIkm, salt), Hpke.LabeledExtract(suite, salt, label, t.info));
+        }, iter: Cases);
+    }
+
+    [Fact]
     public void Hpke_LeanSeal_OpensWithTheFullKeySchedule()
     {
         var (sk, pk) = Hpke.GenerateKeyPair();
