@@ -127,11 +127,14 @@ internal static class PhaseOneBenchmark
         }
 
         Console.WriteLine();
-        Console.WriteLine("| round | leases | arrival | last Active (ms) | p50 (ms) | p99 (ms) | raw writes/s | writes/lease | API floor (ms) | ratio to floor |");
-        Console.WriteLine("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        // CPU per lease in the table too (issue 14 item 2 compares it across sizes and runs; the per-round lines above scroll away).
+        var cpuColumns = child is null ? "process CPU/lease (ms) |" : "this process CPU/lease (ms) | API server CPU/lease (ms) |";
+        Console.WriteLine($"| round | leases | arrival | last Active (ms) | p50 (ms) | p99 (ms) | raw writes/s | writes/lease | API floor (ms) | ratio to floor | {cpuColumns}");
+        Console.WriteLine($"| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{(child is null ? string.Empty : " ---: |")}");
         foreach (var x in rounds)
         {
-            Console.WriteLine(FormattableString.Invariant($"| {x.Number} ({x.Temperature}) | {x.Leases} | {x.Arrival} | {x.WallMs:0} | {x.P50:0} | {x.P99:0} | {x.RawWritesPerSecond:0} | {x.WritesPerLease:0.00} | {x.FloorMs:0} | {(x.Arrival == "burst" ? $"{x.WallMs / x.FloorMs:0.00}" : "n/a")} |"));
+            var cpuCells = FormattableString.Invariant($"{x.CpuPerLeaseMs:0.00} |{(x.ServerCpuPerLeaseMs is { } s ? $" {s:0.00} |" : string.Empty)}");
+            Console.WriteLine(FormattableString.Invariant($"| {x.Number} ({x.Temperature}) | {x.Leases} | {x.Arrival} | {x.WallMs:0} | {x.P50:0} | {x.P99:0} | {x.RawWritesPerSecond:0} | {x.WritesPerLease:0.00} | {x.FloorMs:0} | {(x.Arrival == "burst" ? $"{x.WallMs / x.FloorMs:0.00}" : "n/a")} | {cpuCells}"));
         }
 
         // Goals (issue 14): burst <= 2x the API floor, cold and warm; steady arrivals at 50% of capacity p99 <= 250 ms.
@@ -151,7 +154,9 @@ internal static class PhaseOneBenchmark
     private sealed record Round(int Count, int Workers, TimeSpan Idle, TimeSpan Limit, bool ByKubectl, bool WithFinalizer, ApiServerProcess? Child, PhaseOneFlags Flags, string Temperature, double? Rate, int Number);
 
     /// <summary>A round's figures for the summary table.</summary>
-    private sealed record RoundResult(int Number, string Temperature, int Leases, string Arrival, bool Finished, double WallMs, double P50, double P99, double RawWritesPerSecond, double WritesPerLease, double FloorMs)
+    /// <param name="CpuPerLeaseMs">This process's CPU per lease until all Active (operator, π, client; the API server too unless split).</param>
+    /// <param name="ServerCpuPerLeaseMs">The split mode's API server process CPU per lease over the same window; null when not split.</param>
+    private sealed record RoundResult(int Number, string Temperature, int Leases, string Arrival, bool Finished, double WallMs, double P50, double P99, double RawWritesPerSecond, double WritesPerLease, double FloorMs, double CpuPerLeaseMs, double? ServerCpuPerLeaseMs)
     {
         public double LeasesPerSecond => Leases / (WallMs / 1000);
     }
@@ -511,7 +516,8 @@ internal static class PhaseOneBenchmark
         await Quietly(hostTask);
         await Quietly(watcherTask);
         return new RoundResult(number, temperature, count, rate is null ? (byKubectl ? "kubectl" : "burst") : FormattableString.Invariant($"steady {rate:0.0}/s"), finished, wall.TotalMilliseconds,
-            latencies.Length > 0 ? Percentile(latencies, 0.50) : double.NaN, latencies.Length > 0 ? Percentile(latencies, 0.99) : double.NaN, ceiling, writesPerLease, floorMs);
+            latencies.Length > 0 ? Percentile(latencies, 0.50) : double.NaN, latencies.Length > 0 ? Percentile(latencies, 0.99) : double.NaN, ceiling, writesPerLease, floorMs,
+            cpu.TotalMilliseconds / count, childCpu?.TotalMilliseconds / count);
     }
 
     /// <summary>

@@ -335,6 +335,57 @@ public sealed class WrapperFastPathTests
     }
 
     [Fact]
+    public void Signed_VerifySignature_RefusesEverySigThatIsNotCanonicalBase64OfSixtyFourBytes()
+    {
+        // The signature is decoded onto the stack now: a second spelling of the same 64 bytes (unused bits set in the
+        // last character before the padding) must still be refused, not verified, and so must 63 or 65 bytes.
+        var em = SignedRequest();
+        Assert.True(em.VerifySignature(Renter.Identity).IsOk);
+        var payload = System.Text.Encoding.UTF8.GetString(em.CanonicalPayload);
+        var sig = Convert.FromBase64String(em.Sig);
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        var last = Alphabet.IndexOf(em.Sig[^3], StringComparison.Ordinal);
+        var respelled = em.Sig[..^3] + Alphabet[last | 0x0F] + "==";
+        Assert.NotEqual(em.Sig, respelled);
+        Assert.Equal(sig, Convert.FromBase64String(respelled));
+        foreach (var bad in new[] { respelled, Convert.ToBase64String(sig[..63]), Convert.ToBase64String([.. sig, 0]), string.Empty })
+        {
+            var json = $$"""{"payload":{{payload}},"sig":"{{bad}}","signer":"{{em.Signer}}"}""";
+            var parsed = Signed<LeaseRequest>.Parse(json);
+            Assert.True(parsed.IsOk, parsed.Message);
+            Assert.Equal(Checks.ReasonCode.InvalidEncoding, parsed.Value.VerifySignature(Renter.Identity).Reason);
+        }
+    }
+
+    [Fact]
+    public void Hpke_LabeledExtractAndExpand_MatchHkdfForEveryLength()
+    {
+        // LabeledExtract/Expand call HMAC directly (one block for L <= 32); .NET's HKDF on the same labeled input is
+        // the reference, for every output length a suite can ask for, an empty and a given salt, long infos included.
+        var suite = "HPKE\0\u0020\0\u0001\0\u0002"u8.ToArray();
+        Gen.Select(Gen.Byte.Array[32], Gen.Byte.Array[0, 300], Gen.Int[1, 80], Gen.Bool, (prk, info, length, salted) => (prk, info, length, salted)).Sample(t =>
+        {
+            var label = "base_nonce"u8.ToArray();
+            var labeledInfo = new byte[2 + 7 + suite.Length + label.Length + t.info.Length];
+            labeledInfo[0] = (byte)(t.length >> 8);
+            labeledInfo[1] = (byte)t.length;
+            "HPKE-v1"u8.CopyTo(labeledInfo.AsSpan(2));
+            suite.CopyTo(labeledInfo, 9);
+            label.CopyTo(labeledInfo, 9 + suite.Length);
+            t.info.CopyTo(labeledInfo, 9 + suite.Length + label.Length);
+            Assert.Equal(HKDF.Expand(HashAlgorithmName.SHA256, t.prk, t.length, labeledInfo), Hpke.LabeledExpand(suite, t.prk, label, t.info, t.length));
+
+            var salt = t.salted ? t.prk : [];
+            var labeledIkm = new byte[7 + suite.Length + label.Length + t.info.Length];
+            "HPKE-v1"u8.CopyTo(labeledIkm);
+            suite.CopyTo(labeledIkm, 7);
+            label.CopyTo(labeledIkm, 7 + suite.Length);
+            t.info.CopyTo(labeledIkm, 7 + suite.Length + label.Length);
+            Assert.Equal(HKDF.Extract(HashAlgorithmName.SHA256, labeledIkm, salt), Hpke.LabeledExtract(suite, salt, label, t.info));
+        }, iter: Cases);
+    }
+
+    [Fact]
     public void Hpke_LeanSeal_OpensWithTheFullKeySchedule()
     {
         var (sk, pk) = Hpke.GenerateKeyPair();

@@ -42,6 +42,9 @@ public static class Hpke
     private static readonly byte[] KemSuiteId = [(byte)'K', (byte)'E', (byte)'M', 0x00, 0x20];
     private static readonly byte[] HpkeV1 = "HPKE-v1"u8.ToArray();
 
+    /// <summary>HKDF-Extract's salt when none is given: Nh zero bytes (RFC 5869 2.2).</summary>
+    private static readonly byte[] ZeroSalt = new byte[32];
+
     private const int StackLimit = 256;
     private const int MaxCachedContexts = 16;
 
@@ -340,21 +343,37 @@ public static class Hpke
         suiteId.CopyTo(s[HpkeV1.Length..]);
         label.CopyTo(s[(HpkeV1.Length + suiteId.Length)..]);
         ikm.CopyTo(s[(HpkeV1.Length + suiteId.Length + label.Length)..]);
-        HKDF.Extract(HashAlgorithmName.SHA256, s, salt, prk);
+
+        // HKDF-Extract is HMAC(salt, IKM), an empty salt being Nh zero bytes (RFC 5869 2.2). The one-shot HMAC skips
+        // the KDF object .NET builds per HKDF call, which cost more than the hash itself here (HPKE makes five a message).
+        HMACSHA256.HashData(salt.IsEmpty ? ZeroSalt : salt, s, prk);
         CryptographicOperations.ZeroMemory(s);
     }
 
     private static void LabeledExpand(ReadOnlySpan<byte> suiteId, ReadOnlySpan<byte> prk, ReadOnlySpan<byte> label, ReadOnlySpan<byte> info, Span<byte> okm)
     {
+        // One byte more than labeled_info: HKDF-Expand's block counter, for the one-block case below.
         var length = 2 + HpkeV1.Length + suiteId.Length + label.Length + info.Length;
-        var s = length <= StackLimit ? stackalloc byte[StackLimit] : new byte[length];
-        s = s[..length];
+        var s = length + 1 <= StackLimit ? stackalloc byte[StackLimit] : new byte[length + 1];
+        s = s[..(length + 1)];
         BinaryPrimitives.WriteUInt16BigEndian(s, (ushort)okm.Length);
         HpkeV1.CopyTo(s[2..]);
         suiteId.CopyTo(s[(2 + HpkeV1.Length)..]);
         label.CopyTo(s[(2 + HpkeV1.Length + suiteId.Length)..]);
         info.CopyTo(s[(2 + HpkeV1.Length + suiteId.Length + label.Length)..]);
-        HKDF.Expand(HashAlgorithmName.SHA256, prk, okm, s);
+        if (okm.Length > Nh || prk.Length < Nh)
+        {
+            HKDF.Expand(HashAlgorithmName.SHA256, prk, okm, s[..length]);
+            return;
+        }
+
+        // Up to Nh bytes HKDF-Expand is one block, T(1) = HMAC(PRK, info || 0x01), cut to L (RFC 5869 2.3): every
+        // output of a single-shot RPOI context is one block, and the one-shot HMAC skips .NET's per-call KDF object.
+        s[length] = 0x01;
+        Span<byte> block = stackalloc byte[Nh];
+        HMACSHA256.HashData(prk, s, block);
+        block[..okm.Length].CopyTo(okm);
+        CryptographicOperations.ZeroMemory(block);
     }
 
     private sealed record ContextEntry(HpkeAead Aead, byte[] Info, byte[] Context);

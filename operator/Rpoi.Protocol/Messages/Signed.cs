@@ -288,7 +288,9 @@ public sealed class Signed<T>
     /// <summary>The signature check without the per-envelope memo (benchmarks measure this).</summary>
     internal Check<Signed<T>> VerifyUncached(PartyIdentity expected)
     {
-        if (!Codec.TryFromBase64(Sig, out var sigBytes) || sigBytes.Length != Crypto.Sodium.Ed25519SignatureSize)
+        // Decoded onto the stack: the signature is only needed for the one libsodium call.
+        Span<byte> sigBytes = stackalloc byte[Crypto.Sodium.Ed25519SignatureSize];
+        if (!Codec.TryFromBase64(Sig, sigBytes))
         {
             return Check.Fail<Signed<T>>(ReasonCode.InvalidEncoding, $"sig of {typeof(T).Name} must be canonical base64 of a 64-byte Ed25519 signature; re-sign the message");
         }
