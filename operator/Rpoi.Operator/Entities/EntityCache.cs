@@ -33,6 +33,12 @@ public static class EntityCache
             s.NodePool = pool.Intern(s.NodePool);
             pool.InternAll(s.Nodes);
             InternConditions(s.Conditions);
+            // Verified's message is the same sentence for every valid lease (the other conditions' name the lease's H,
+            // pool or Secret, so pooling them would only add a pool entry each).
+            if (Kube.Controllers.Conditions.Find(s.Conditions, PhaseOne.Leases.LeaseConditions.Verified) is { } verified)
+            {
+                verified.Message = pool.Intern(verified.Message);
+            }
         }
 
         return lease;

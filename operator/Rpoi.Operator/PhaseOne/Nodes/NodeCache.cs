@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
+using System.Globalization;
 using k8s.Models;
 using Rpoi.Kube.Informers;
 using Rpoi.Operator.PhaseOne.Allocation;
@@ -11,7 +14,10 @@ namespace Rpoi.Operator.PhaseOne.Nodes;
 /// <see cref="KeptLabels"/>, the rpoi.io annotations, taints and unschedulable (claims patch the taint list whole), the TPU
 /// count, and the Ready condition (node health). Strings that many nodes share (label keys and values, taints, the Ready
 /// condition's words) come from <see cref="StringPool.Shared"/>, so 10,000 nodes of one shape hold one copy of each.
-/// The operator only ever patches nodes, so nothing it drops is written back.
+/// The parts most nodes have alike (the taint list, the TPU resource maps, the Ready condition without its heartbeat times)
+/// are one shared, read-only instance per distinct value, so a cached node costs little more than its identity and
+/// labels (BENCHMARKS.md "memcache"). The operator only ever patches nodes (computed on copies), so nothing it drops is
+/// written back and nothing changes a cached node in place.
 /// </summary>
 public static class NodeCache
 {
@@ -51,19 +57,14 @@ public static class NodeCache
             spec.PodCIDR = null;
             spec.ProviderID = null;
             spec.ExternalID = null;
-            foreach (var taint in spec.Taints ?? [])
-            {
-                taint.Key = pool.Intern(taint.Key);
-                taint.Value = pool.Intern(taint.Value);
-                taint.Effect = pool.Intern(taint.Effect);
-            }
+            spec.Taints = SharedTaints(spec.Taints, pool);
         }
 
         if (node.Status is { } status)
         {
             status.Allocatable = KeepTpu(status.Allocatable);
             status.Capacity = KeepTpu(status.Capacity);
-            status.Conditions = ReadyOnly(status.Conditions, pool);
+            status.Conditions = ReadyOnly(status.Conditions);
             status.Images = null;
             status.NodeInfo = null;
             status.Addresses = null;
@@ -79,22 +80,58 @@ public static class NodeCache
         return node;
     }
 
-    private static List<V1NodeCondition>? ReadyOnly(IList<V1NodeCondition>? conditions, StringPool pool)
+    // Most distinct shared values of each kind: beyond it (a cluster of unusual nodes) values are kept per node, unshared.
+    private const int SharedCapacity = 4096;
+    private static readonly ConcurrentDictionary<string, IList<V1Taint>> Taints = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, IList<V1NodeCondition>> ReadyConditions = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, IDictionary<string, ResourceQuantity>> TpuResources = new(StringComparer.Ordinal);
+
+    /// <summary>The taint list as one shared read-only list per distinct list (all fields, in order); claims copy it.</summary>
+    private static IList<V1Taint>? SharedTaints(IList<V1Taint>? taints, StringPool pool)
+    {
+        if (taints is null || taints.Count == 0)
+        {
+            return taints is null ? null : [];
+        }
+
+        var key = string.Join('\n', taints.Select(static t => $"{t.Key}\t{t.Value}\t{t.Effect}\t{t.TimeAdded?.ToString("O", CultureInfo.InvariantCulture)}"));
+        return Share(Taints, key, () =>
+        {
+            foreach (var taint in taints)
+            {
+                taint.Key = pool.Intern(taint.Key);
+                taint.Value = pool.Intern(taint.Value);
+                taint.Effect = pool.Intern(taint.Effect);
+            }
+
+            return new ReadOnlyCollection<V1Taint>([.. taints]);
+        });
+    }
+
+    /// <summary>
+    /// Only the Ready condition, shared per distinct (status, reason, message), without its heartbeat and transition times:
+    /// node health and claims read its status, reason and message, and the heartbeat would make every node's copy distinct.
+    /// </summary>
+    private static IList<V1NodeCondition>? ReadyOnly(IList<V1NodeCondition>? conditions)
     {
         if (conditions?.FirstOrDefault(static c => c.Type == "Ready") is not { } ready)
         {
             return null;
         }
 
-        ready.Type = pool.Intern(ready.Type);
-        ready.Status = pool.Intern(ready.Status);
-        ready.Reason = pool.Intern(ready.Reason);
-        ready.Message = pool.Intern(ready.Message);
-        return [ready];
+        return Share(ReadyConditions, $"{ready.Status}\t{ready.Reason}\t{ready.Message}", () =>
+            new ReadOnlyCollection<V1NodeCondition>([new V1NodeCondition { Type = "Ready", Status = ready.Status, Reason = ready.Reason, Message = ready.Message }]));
     }
 
-    private static Dictionary<string, ResourceQuantity>? KeepTpu(IDictionary<string, ResourceQuantity>? map) =>
-        map is not null && map.TryGetValue(TpuLabels.TpuResource, out var chips)
-            ? new Dictionary<string, ResourceQuantity>(1, StringComparer.Ordinal) { [TpuLabels.TpuResource] = chips }
+    /// <summary>Only the TPU resource, one shared read-only map per distinct quantity.</summary>
+    private static IDictionary<string, ResourceQuantity>? KeepTpu(IDictionary<string, ResourceQuantity>? map) =>
+        map is not null && map.TryGetValue(TpuLabels.TpuResource, out var chips) && chips is not null
+            ? Share(TpuResources, chips.ToString(), () => new ReadOnlyDictionary<string, ResourceQuantity>(
+                new Dictionary<string, ResourceQuantity>(1, StringComparer.Ordinal) { [TpuLabels.TpuResource] = chips }))
             : null;
+
+    private static T Share<T>(ConcurrentDictionary<string, T> shared, string key, Func<T> make) =>
+        shared.TryGetValue(key, out var value) ? value
+        : shared.Count < SharedCapacity ? shared.GetOrAdd(key, _ => make())
+        : make();
 }
