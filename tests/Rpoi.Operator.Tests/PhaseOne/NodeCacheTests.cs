@@ -122,7 +122,8 @@ public sealed class NodeCacheTests
         var size = KubernetesJson.Serialize(whole).Length;
         var trimmed = NodeCache.Trim(Copy(whole));
 
-        Assert.Equal(("gke-n-1", "42", "node-uid"), (trimmed.Metadata.Name, trimmed.Metadata.ResourceVersion, trimmed.Metadata.Uid));
+        // Name and resourceVersion (claims are conditional on it); the node's UID is read by nothing and dropped.
+        Assert.Equal(("gke-n-1", "42", (string?)null), (trimmed.Metadata.Name, trimmed.Metadata.ResourceVersion, trimmed.Metadata.Uid));
         // Of the labels only those the operator reads; GKE's others (hostname, zone, OS) are gone.
         Assert.Equal(
             whole.Metadata.Labels.Where(l => NodeCache.KeptLabels.Contains(l.Key)).OrderBy(l => l.Key, StringComparer.Ordinal),
@@ -168,6 +169,9 @@ public sealed class NodeCacheTests
         Assert.Same(a.Status.Allocatable, b.Status.Allocatable);
         Assert.Same(a.Status.Capacity, b.Status.Capacity);
         Assert.Same(a.Status.Conditions, b.Status.Conditions);
+        Assert.Same(a.Spec, b.Spec);
+        Assert.Same(a.Status, b.Status);
+        Assert.NotSame(a.Status, c.Status);
         Assert.NotSame(a.Status.Conditions, c.Status.Conditions);
         Assert.Equal("False", c.Status.Conditions.Single().Status);
         Assert.Equal(4, TpuSlices.ChipsOn(a));

@@ -46,6 +46,8 @@ public static class NodeCache
             meta.Labels = pool.Keep(meta.Labels, KeptLabels.Contains);
             meta.Annotations = pool.Keep(meta.Annotations, static k => k.StartsWith("rpoi.io/", StringComparison.Ordinal), poolValues: false);
             meta.OwnerReferences = null;
+            // Nothing reads a node's UID (claims are guarded by its resourceVersion, owners are lease UIDs in annotations).
+            meta.Uid = null;
             // Node names are pooled too: a claimed node's name is also in its Lease's status.nodes.
             meta.Name = pool.Intern(meta.Name);
         }
@@ -57,14 +59,17 @@ public static class NodeCache
             spec.PodCIDR = null;
             spec.ProviderID = null;
             spec.ExternalID = null;
-            spec.Taints = SharedTaints(spec.Taints, pool);
+            var taints = TaintsKey(spec.Taints);
+            spec.Taints = SharedTaints(spec.Taints, taints, pool);
+            // What is left (taints, unschedulable) is alike on most nodes: the whole spec is shared too.
+            node.Spec = Share(Specs, $"{taints}\u0001{spec.Unschedulable}", () => spec);
         }
 
         if (node.Status is { } status)
         {
-            status.Allocatable = KeepTpu(status.Allocatable);
-            status.Capacity = KeepTpu(status.Capacity);
-            status.Conditions = ReadyOnly(status.Conditions);
+            status.Allocatable = KeepTpu(status.Allocatable, out var allocatable);
+            status.Capacity = KeepTpu(status.Capacity, out var capacity);
+            status.Conditions = ReadyOnly(status.Conditions, out var ready);
             status.Images = null;
             status.NodeInfo = null;
             status.Addresses = null;
@@ -75,6 +80,8 @@ public static class NodeCache
             status.Features = null;
             status.RuntimeHandlers = null;
             status.Phase = pool.Intern(status.Phase);
+            // Every field left is one of the shared values above (or the phase): the whole status is shared too.
+            node.Status = Share(Statuses, $"{allocatable}\u0001{capacity}\u0001{ready}\u0001{status.Phase}", () => status);
         }
 
         return node;
@@ -85,16 +92,20 @@ public static class NodeCache
     private static readonly ConcurrentDictionary<string, IList<V1Taint>> Taints = new(StringComparer.Ordinal);
     private static readonly ConcurrentDictionary<string, IList<V1NodeCondition>> ReadyConditions = new(StringComparer.Ordinal);
     private static readonly ConcurrentDictionary<string, IDictionary<string, ResourceQuantity>> TpuResources = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, V1NodeSpec> Specs = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, V1NodeStatus> Statuses = new(StringComparer.Ordinal);
+
+    private static string TaintsKey(IList<V1Taint>? taints) => taints is null ? "-" :
+        string.Join('\n', taints.Select(static t => $"{t.Key}\t{t.Value}\t{t.Effect}\t{t.TimeAdded?.ToString("O", CultureInfo.InvariantCulture)}"));
 
     /// <summary>The taint list as one shared read-only list per distinct list (all fields, in order); claims copy it.</summary>
-    private static IList<V1Taint>? SharedTaints(IList<V1Taint>? taints, StringPool pool)
+    private static IList<V1Taint>? SharedTaints(IList<V1Taint>? taints, string key, StringPool pool)
     {
         if (taints is null || taints.Count == 0)
         {
             return taints is null ? null : [];
         }
 
-        var key = string.Join('\n', taints.Select(static t => $"{t.Key}\t{t.Value}\t{t.Effect}\t{t.TimeAdded?.ToString("O", CultureInfo.InvariantCulture)}"));
         return Share(Taints, key, () =>
         {
             foreach (var taint in taints)
@@ -112,23 +123,32 @@ public static class NodeCache
     /// Only the Ready condition, shared per distinct (status, reason, message), without its heartbeat and transition times:
     /// node health and claims read its status, reason and message, and the heartbeat would make every node's copy distinct.
     /// </summary>
-    private static IList<V1NodeCondition>? ReadyOnly(IList<V1NodeCondition>? conditions)
+    private static IList<V1NodeCondition>? ReadyOnly(IList<V1NodeCondition>? conditions, out string key)
     {
         if (conditions?.FirstOrDefault(static c => c.Type == "Ready") is not { } ready)
         {
+            key = "-";
             return null;
         }
 
-        return Share(ReadyConditions, $"{ready.Status}\t{ready.Reason}\t{ready.Message}", () =>
+        key = $"{ready.Status}\t{ready.Reason}\t{ready.Message}";
+        return Share(ReadyConditions, key, () =>
             new ReadOnlyCollection<V1NodeCondition>([new V1NodeCondition { Type = "Ready", Status = ready.Status, Reason = ready.Reason, Message = ready.Message }]));
     }
 
     /// <summary>Only the TPU resource, one shared read-only map per distinct quantity.</summary>
-    private static IDictionary<string, ResourceQuantity>? KeepTpu(IDictionary<string, ResourceQuantity>? map) =>
-        map is not null && map.TryGetValue(TpuLabels.TpuResource, out var chips) && chips is not null
-            ? Share(TpuResources, chips.ToString(), () => new ReadOnlyDictionary<string, ResourceQuantity>(
-                new Dictionary<string, ResourceQuantity>(1, StringComparer.Ordinal) { [TpuLabels.TpuResource] = chips }))
-            : null;
+    private static IDictionary<string, ResourceQuantity>? KeepTpu(IDictionary<string, ResourceQuantity>? map, out string key)
+    {
+        if (map is null || !map.TryGetValue(TpuLabels.TpuResource, out var chips) || chips is null)
+        {
+            key = "-";
+            return null;
+        }
+
+        key = chips.ToString();
+        return Share(TpuResources, key, () => new ReadOnlyDictionary<string, ResourceQuantity>(
+            new Dictionary<string, ResourceQuantity>(1, StringComparer.Ordinal) { [TpuLabels.TpuResource] = chips }));
+    }
 
     private static T Share<T>(ConcurrentDictionary<string, T> shared, string key, Func<T> make) =>
         shared.TryGetValue(key, out var value) ? value
