@@ -16,9 +16,10 @@ public sealed class SignedLeaseRequest
 
     /// <summary>
     /// The request m, kept byte for byte as signed: unknown fields are preserved, never pruned,
-    /// because the signature covers the canonical JSON of the whole object. After <see cref="Compact"/> every read
-    /// parses a fresh object from the kept JSON, so a change to what a read returned is not kept.
+    /// because the signature covers the canonical JSON of the whole object.
     /// </summary>
+    // (Not in the summary, which is the CRD's description.) After Compact every read parses a fresh object from the kept
+    // JSON, so a change to what a read returned is not kept.
     [JsonPropertyName("payload")]
     [RequiredField]
     [PreserveUnknownFields]
