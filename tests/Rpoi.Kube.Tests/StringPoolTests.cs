@@ -58,4 +58,28 @@ public sealed class StringPoolTests
         var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => pool.Intern(new string('z', 5)))));
         Assert.All(results, r => Assert.Same(results[0], r));
     }
+
+    [Fact]
+    public void Keep_gives_a_read_only_compact_map_that_reads_and_serializes_like_a_dictionary()
+    {
+        var pool = new StringPool();
+        var labels = new Dictionary<string, string> { ["rpoi.io/a"] = "1", ["other"] = "x", ["rpoi.io/b"] = "2" };
+
+        var kept = pool.Keep(labels, k => k.StartsWith("rpoi.io/", StringComparison.Ordinal))!;
+
+        Assert.IsType<CompactStringMap>(kept);
+        Assert.Equal(2, kept.Count);
+        Assert.True(kept.TryGetValue("rpoi.io/b", out var b) && b == "2");
+        Assert.False(kept.ContainsKey("other"));
+        Assert.Throws<KeyNotFoundException>(() => kept["other"]);
+        Assert.Equal(
+            k8s.KubernetesJson.Serialize(new Dictionary<string, string> { ["rpoi.io/a"] = "1", ["rpoi.io/b"] = "2" }),
+            k8s.KubernetesJson.Serialize(kept));
+        // The cache's maps are shared by every reader: a write must go to a copy, so writing the cached one fails loudly.
+        Assert.True(kept.IsReadOnly);
+        Assert.Throws<NotSupportedException>(() => kept["rpoi.io/a"] = "changed");
+        Assert.Throws<NotSupportedException>(() => kept.Remove("rpoi.io/a"));
+        Assert.Equal("1", kept["rpoi.io/a"]);
+        Assert.Throws<ArgumentException>(() => new CompactStringMap([new("k", "1"), new("k", "2")]));
+    }
 }

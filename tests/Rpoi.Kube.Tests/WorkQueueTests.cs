@@ -143,6 +143,51 @@ public sealed class WorkQueueTests
         Assert.Equal(TimeSpan.FromMilliseconds(100), limiter.When("a"));
     }
 
+    /// <summary>A fake clock that counts the timers made on it.</summary>
+    private sealed class CountingTime : FakeTimeProvider
+    {
+        public int Timers { get; private set; }
+
+        public override System.Threading.ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Timers++;
+            return base.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+
+    [Fact]
+    public void Many_delayed_keys_share_one_timer_and_each_is_queued_exactly_when_due()
+    {
+        // 1,000 keys waiting (Active leases until their expiry) must not hold 1,000 runtime timers (~230 bytes each).
+        var time = new CountingTime();
+        using var q = new WorkQueue<int>("delayed-many", new WorkQueueOptions<int> { Time = time });
+        for (var i = 999; i >= 0; i--)
+        {
+            q.AddAfter(i, TimeSpan.FromSeconds(1 + (i % 100)));
+        }
+
+        Assert.Equal(1, time.Timers);
+        Assert.Equal(1000, q.Delayed);
+        for (var s = 1; s <= 100; s++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            // Keys due at s seconds: i % 100 == s - 1, ten of them, queued at that moment and not before.
+            Assert.Equal(10 * s, q.Count);
+            Assert.Equal(1000 - (10 * s), q.Delayed);
+        }
+
+        // A sooner add after the timer was armed for later re-arms it; a later one for a waiting key changes nothing.
+        q.AddAfter(5000, TimeSpan.FromSeconds(50));
+        q.AddAfter(5001, TimeSpan.FromSeconds(5));
+        q.AddAfter(5001, TimeSpan.FromSeconds(40));
+        time.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(1001, q.Count);
+        time.Advance(TimeSpan.FromSeconds(45));
+        Assert.Equal(1002, q.Count);
+        Assert.Equal(0, q.Delayed);
+        Assert.Equal(1, time.Timers);
+    }
+
     [Fact]
     public async Task AddAfter_waits_for_the_clock_and_keeps_the_earliest_deadline()
     {

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using k8s;
 using k8s.Models;
 
@@ -137,11 +139,8 @@ public sealed class Store<T>
         var index = _indices[name];
         foreach (var value in _indexers[name](obj))
         {
-            if (!index.TryGetValue(value, out var keys))
-            {
-                index[value] = keys = new IndexKeys();
-            }
-
+            // In place: the keys are a struct held in the index's own entry.
+            ref var keys = ref CollectionsMarshal.GetValueRefOrAddDefault(index, value, out _);
             keys.Add(key);
         }
     }
@@ -153,7 +152,8 @@ public sealed class Store<T>
             var index = _indices[name];
             foreach (var value in fn(obj))
             {
-                if (index.TryGetValue(value, out var keys) && keys.Remove(key) && keys.Count == 0)
+                ref var keys = ref CollectionsMarshal.GetValueRefOrNullRef(index, value);
+                if (!Unsafe.IsNullRef(ref keys) && keys.Remove(key) && keys.Count == 0)
                 {
                     index.Remove(value);
                 }
@@ -164,17 +164,20 @@ public sealed class Store<T>
     /// <summary>
     /// The keys of one index value. Most values name one object (a nonce, a UID, a lease's nodes), so one key is held
     /// inline and a set is made only for a second: with 10,000 cached objects per index that is a HashSet (about 200
-    /// bytes) fewer per object (BENCHMARKS.md "Operator memory").
+    /// bytes) fewer per object (BENCHMARKS.md "Operator memory"). A struct inside the index's entry, not an object of its
+    /// own (about 32 bytes fewer per index value; BENCHMARKS.md "memcache"); an ObjectKey always has a name, so a null
+    /// name means "no key held".
     /// </summary>
-    private sealed class IndexKeys
+    private struct IndexKeys
     {
         private ObjectKey _one;
-        private bool _hasOne;
         private HashSet<ObjectKey>? _many;
 
-        public int Count => _many?.Count ?? (_hasOne ? 1 : 0);
+        private readonly bool HasOne => _one.Name is not null;
 
-        public IEnumerable<ObjectKey> All => _many ?? (_hasOne ? [_one] : []);
+        public readonly int Count => _many?.Count ?? (HasOne ? 1 : 0);
+
+        public readonly IEnumerable<ObjectKey> All => _many ?? (HasOne ? [_one] : []);
 
         public void Add(ObjectKey key)
         {
@@ -182,14 +185,14 @@ public sealed class Store<T>
             {
                 _many.Add(key);
             }
-            else if (!_hasOne)
+            else if (!HasOne)
             {
-                (_one, _hasOne) = (key, true);
+                _one = key;
             }
             else if (_one != key)
             {
                 _many = [_one, key];
-                (_one, _hasOne) = (default, false);
+                _one = default;
             }
         }
 
@@ -200,9 +203,9 @@ public sealed class Store<T>
                 return _many.Remove(key);
             }
 
-            if (_hasOne && _one == key)
+            if (HasOne && _one == key)
             {
-                (_one, _hasOne) = (default, false);
+                _one = default;
                 return true;
             }
 

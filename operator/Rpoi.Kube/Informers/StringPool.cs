@@ -52,11 +52,11 @@ public sealed class StringPool
     }
 
     /// <summary>
-    /// A copy of <paramref name="map"/> with only the keys <paramref name="keep"/> accepts, keys pooled and values too
-    /// unless <paramref name="poolValues"/> is false (values that never repeat, such as UIDs and times), sized to fit;
-    /// null when nothing is kept.
+    /// A read-only copy of <paramref name="map"/> (<see cref="CompactStringMap"/>) with only the keys <paramref name="keep"/>
+    /// accepts, keys pooled and values too unless <paramref name="poolValues"/> is false (values that never repeat, such as
+    /// UIDs and times); null when nothing is kept.
     /// </summary>
-    public Dictionary<string, string>? Keep(IDictionary<string, string>? map, Func<string, bool> keep, bool poolValues = true)
+    public IDictionary<string, string>? Keep(IDictionary<string, string>? map, Func<string, bool> keep, bool poolValues = true)
     {
         ArgumentNullException.ThrowIfNull(keep);
         if (map is null)
@@ -64,17 +64,16 @@ public sealed class StringPool
             return null;
         }
 
-        Dictionary<string, string>? kept = null;
+        List<KeyValuePair<string, string>>? kept = null;
         foreach (var (key, value) in map)
         {
             if (keep(key))
             {
-                (kept ??= new Dictionary<string, string>(1, StringComparer.Ordinal))[Intern(key)!] = poolValues ? Intern(value)! : value;
+                (kept ??= []).Add(new(Intern(key)!, poolValues ? Intern(value)! : value));
             }
         }
 
-        kept?.TrimExcess();
-        return kept;
+        return kept is null ? null : new CompactStringMap(kept);
     }
 
     /// <summary>Pools every element of <paramref name="list"/> in place.</summary>

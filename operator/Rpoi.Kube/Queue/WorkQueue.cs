@@ -40,7 +40,13 @@ public sealed class WorkQueue<TKey> : IDisposable
     private readonly HashSet<TKey> _processing = [];
     private readonly Dictionary<TKey, long> _queuedAt = [];
     private readonly Dictionary<TKey, long> _startedAt = [];
-    private readonly Dictionary<TKey, (long Due, System.Threading.ITimer Timer)> _delayed = [];
+    // Delayed adds: each key's earliest due time, and the same in due order (entries a sooner add overtook are skipped when
+    // they come up), behind one timer armed for the earliest. One timer per queue, not per key: a key waiting a day (an
+    // Active lease's expiry) costs a map entry and a heap entry, not a runtime timer (~230 bytes; BENCHMARKS.md "memcache").
+    private readonly Dictionary<TKey, long> _delayed = [];
+    private readonly PriorityQueue<TKey, long> _dueOrder = new();
+    private System.Threading.ITimer? _timer;
+    private long _armedFor = long.MaxValue;
     private readonly LinkedList<TaskCompletionSource<QueueItem<TKey>>> _waiters = new();
     private readonly TimeProvider _time;
     private readonly IRateLimiter<TKey> _limiter;
@@ -169,18 +175,17 @@ public sealed class WorkQueue<TKey> : IDisposable
             }
 
             var due = _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency);
-            if (_delayed.TryGetValue(key, out var existing))
+            if (_delayed.TryGetValue(key, out var existing) && existing <= due)
             {
-                if (existing.Due <= due)
-                {
-                    return;
-                }
-
-                existing.Timer.Dispose();
+                return;
             }
 
-            var timer = _time.CreateTimer(_ => Fire(key, due), null, delay, Timeout.InfiniteTimeSpan);
-            _delayed[key] = (due, timer);
+            _delayed[key] = due;
+            _dueOrder.Enqueue(key, due);
+            if (due < _armedFor)
+            {
+                ArmLocked(due, delay);
+            }
         }
     }
 
@@ -281,12 +286,11 @@ public sealed class WorkQueue<TKey> : IDisposable
             }
 
             _shuttingDown = true;
-            foreach (var (_, pending) in _delayed)
-            {
-                pending.Timer.Dispose();
-            }
-
+            _timer?.Dispose();
+            _timer = null;
+            _armedFor = long.MaxValue;
             _delayed.Clear();
+            _dueOrder.Clear();
             DispatchLocked();
             if (_queue.Count == 0)
             {
@@ -380,20 +384,56 @@ public sealed class WorkQueue<TKey> : IDisposable
     /// <inheritdoc/>
     public void Dispose() => ShutDown();
 
-    private void Fire(TKey key, long due)
+    private void ArmLocked(long due, TimeSpan delay)
     {
+        _armedFor = due;
+        if (_timer is null)
+        {
+            _timer = _time.CreateTimer(_ => Fire(), null, delay, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _timer.Change(delay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>The timer: queues every key that is due and arms the timer for the next one.</summary>
+    private void Fire()
+    {
+        List<TKey>? due = null;
         lock (_gate)
         {
-            if (!_delayed.TryGetValue(key, out var pending) || pending.Due != due)
+            if (_shuttingDown)
             {
                 return;
             }
 
-            _delayed.Remove(key);
-            pending.Timer.Dispose();
+            var now = _time.GetTimestamp();
+            _armedFor = long.MaxValue;
+            while (_dueOrder.TryPeek(out var key, out var at))
+            {
+                var current = _delayed.TryGetValue(key, out var d) && d == at;
+                if (current && at > now)
+                {
+                    // Rounded up, so the timer never fires before the key is due (a fake clock advanced exactly to it fires it).
+                    var ticks = (long)Math.Ceiling((at - now) * (double)TimeSpan.TicksPerSecond / _time.TimestampFrequency);
+                    ArmLocked(at, TimeSpan.FromTicks(Math.Max(1, ticks)));
+                    break;
+                }
+
+                _dueOrder.Dequeue();
+                if (current)
+                {
+                    _delayed.Remove(key);
+                    (due ??= []).Add(key);
+                }
+            }
         }
 
-        Add(key);
+        foreach (var key in due ?? [])
+        {
+            Add(key);
+        }
     }
 
     private void DispatchLocked()

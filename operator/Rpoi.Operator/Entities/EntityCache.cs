@@ -8,8 +8,9 @@ namespace Rpoi.Operator.Entities;
 /// merge patches computed against it), and of the metadata only identity, times, generation, finalizers and the rpoi.io
 /// annotations; labels, owner references and other tools' annotations are dropped. Strings that many objects share
 /// (shape names, the renter's key and address, condition types and reasons, node names) come from
-/// <see cref="StringPool.Shared"/>. The signed payload stays as read: System.Text.Json keeps it as the compact JSON it
-/// came in until someone indexes into it, which the cache's readers avoid (<see cref="PhaseOne.Leases.LeaseNonces.NonceOf"/>).
+/// <see cref="StringPool.Shared"/>. The signed payload is kept as its UTF-8 JSON (<see cref="SignedLeaseRequest.Compact"/>),
+/// half of what a JSON tree over it costs; readers parse it when they need it (verification) or scan it
+/// (<see cref="PhaseOne.Leases.LeaseNonces.NonceOf"/>).
 /// The operator never writes a cached Lease or Rating back whole (only patches), so nothing dropped is written back.
 /// </summary>
 public static class EntityCache
@@ -23,6 +24,8 @@ public static class EntityCache
         if (lease.Spec?.Request is { } request)
         {
             request.Signer = pool.Intern(request.Signer)!;
+            // Read only from here on: its JSON, not a tree over it.
+            request.Compact();
         }
 
         if (lease.Status is { } s)
@@ -33,6 +36,12 @@ public static class EntityCache
             s.NodePool = pool.Intern(s.NodePool);
             pool.InternAll(s.Nodes);
             InternConditions(s.Conditions);
+            // Verified's message is the same sentence for every valid lease (the other conditions' name the lease's H,
+            // pool or Secret, so pooling them would only add a pool entry each).
+            if (Kube.Controllers.Conditions.Find(s.Conditions, PhaseOne.Leases.LeaseConditions.Verified) is { } verified)
+            {
+                verified.Message = pool.Intern(verified.Message);
+            }
         }
 
         return lease;

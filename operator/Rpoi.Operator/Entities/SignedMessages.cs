@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Rpoi.Operator.CrdGeneration;
@@ -10,15 +11,28 @@ namespace Rpoi.Operator.Entities;
 /// </summary>
 public sealed class SignedLeaseRequest
 {
+    private JsonObject? payload = [];
+    private byte[]? compact;
+
     /// <summary>
     /// The request m, kept byte for byte as signed: unknown fields are preserved, never pruned,
     /// because the signature covers the canonical JSON of the whole object.
     /// </summary>
+    // (Not in the summary, which is the CRD's description.) After Compact every read parses a fresh object from the kept
+    // JSON, so a change to what a read returned is not kept.
     [JsonPropertyName("payload")]
     [RequiredField]
     [PreserveUnknownFields]
     [SchemaFrom(typeof(LeaseRequestPayload))]
-    public JsonObject Payload { get; set; } = [];
+    public JsonObject Payload
+    {
+        get => payload ?? JsonNode.Parse(compact)!.AsObject();
+        set
+        {
+            payload = value;
+            compact = null;
+        }
+    }
 
     /// <summary>Key id of the renter's Ed25519 key that signed the payload.</summary>
     [JsonPropertyName("signer")]
@@ -31,6 +45,25 @@ public sealed class SignedLeaseRequest
     [RequiredField]
     [Length(1, 512)]
     public string Sig { get; set; } = "";
+
+    /// <summary>The payload's compact JSON once <see cref="Compact"/> ran, else null (readers that only scan it need no tree).</summary>
+    internal ReadOnlySpan<byte> CompactPayload => compact;
+
+    /// <summary>
+    /// Keeps the payload as its UTF-8 JSON instead of a JSON tree, for a request that is only read from now on (the
+    /// informer cache): about 600 bytes instead of 1,300 per cached Lease (BENCHMARKS.md "memcache"). The values are
+    /// kept exactly, so H and the signature check come out the same.
+    /// </summary>
+    public void Compact()
+    {
+        if (payload is null)
+        {
+            return;
+        }
+
+        compact = JsonSerializer.SerializeToUtf8Bytes(payload);
+        payload = null;
+    }
 }
 
 /// <summary>

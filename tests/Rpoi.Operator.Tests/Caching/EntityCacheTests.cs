@@ -70,6 +70,26 @@ public sealed class EntityCacheTests
     }
 
     [Fact]
+    public void A_cached_request_keeps_its_payload_as_json_and_reads_verifies_and_serializes_the_same()
+    {
+        var whole = Whole("train-5");
+        var read = Read(whole);
+        var before = KubernetesJson.Serialize(read.Spec);
+        var trimmed = EntityCache.Trim(read);
+
+        // Kept as UTF-8 JSON, not a tree (BENCHMARKS.md "memcache"): each read parses a fresh object from it.
+        Assert.False(trimmed.Spec.Request.CompactPayload.IsEmpty);
+        Assert.NotSame(trimmed.Spec.Request.Payload, trimmed.Spec.Request.Payload);
+        Assert.Equal(before, KubernetesJson.Serialize(trimmed.Spec));
+        Assert.Equal(whole.Spec.Request.Payload["nonce"]!.GetValue<string>(), trimmed.Spec.Request.Payload["nonce"]!.GetValue<string>());
+        Assert.True(RpoiEquations.VerifyRequest(LeaseVerification.Parse(trimmed.Spec.Request).Value).TryGetValue(out _));
+        // Setting a payload replaces the kept JSON.
+        trimmed.Spec.Request.Payload = new System.Text.Json.Nodes.JsonObject { ["nonce"] = "n" };
+        Assert.True(trimmed.Spec.Request.CompactPayload.IsEmpty);
+        Assert.Equal("n", Assert.Single(LeaseNonces.NonceOf(trimmed)));
+    }
+
+    [Fact]
     public void Strings_many_leases_share_are_one_copy()
     {
         var a = EntityCache.Trim(Read(Whole("train-3")));

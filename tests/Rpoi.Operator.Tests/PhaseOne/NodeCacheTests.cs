@@ -122,7 +122,8 @@ public sealed class NodeCacheTests
         var size = KubernetesJson.Serialize(whole).Length;
         var trimmed = NodeCache.Trim(Copy(whole));
 
-        Assert.Equal(("gke-n-1", "42", "node-uid"), (trimmed.Metadata.Name, trimmed.Metadata.ResourceVersion, trimmed.Metadata.Uid));
+        // Name and resourceVersion (claims are conditional on it); the node's UID is read by nothing and dropped.
+        Assert.Equal(("gke-n-1", "42", (string?)null), (trimmed.Metadata.Name, trimmed.Metadata.ResourceVersion, trimmed.Metadata.Uid));
         // Of the labels only those the operator reads; GKE's others (hostname, zone, OS) are gone.
         Assert.Equal(
             whole.Metadata.Labels.Where(l => NodeCache.KeptLabels.Contains(l.Key)).OrderBy(l => l.Key, StringComparer.Ordinal),
@@ -152,5 +153,33 @@ public sealed class NodeCacheTests
         Assert.Same(a.Metadata.Labels.Keys.Single(k => k == TpuLabels.Topology), b.Metadata.Labels.Keys.Single(k => k == TpuLabels.Topology));
         Assert.Same(a.Spec.Taints[0].Key, b.Spec.Taints[0].Key);
         Assert.Same(a.Status.Conditions.Single().Reason, b.Status.Conditions.Single().Reason);
+    }
+
+    [Fact]
+    public void Trimmed_nodes_alike_share_one_read_only_taint_list_tpu_map_and_ready_condition()
+    {
+        var a = NodeCache.Trim(Copy(GkeNode("gke-n-1")));
+        var b = NodeCache.Trim(Copy(GkeNode("gke-n-2")));
+        var notReady = GkeNode("gke-n-3");
+        notReady.Status.Conditions.Single(c => c.Type == "Ready").Status = "False";
+        var c = NodeCache.Trim(Copy(notReady));
+
+        // What most nodes have alike is one object in the cache, not one per node (BENCHMARKS.md "memcache").
+        Assert.Same(a.Spec.Taints, b.Spec.Taints);
+        Assert.Same(a.Status.Allocatable, b.Status.Allocatable);
+        Assert.Same(a.Status.Capacity, b.Status.Capacity);
+        Assert.Same(a.Status.Conditions, b.Status.Conditions);
+        Assert.Same(a.Spec, b.Spec);
+        Assert.Same(a.Status, b.Status);
+        Assert.NotSame(a.Status, c.Status);
+        Assert.NotSame(a.Status.Conditions, c.Status.Conditions);
+        Assert.Equal("False", c.Status.Conditions.Single().Status);
+        Assert.Equal(4, TpuSlices.ChipsOn(a));
+        // The heartbeat would make every node's condition distinct, and nothing reads it.
+        Assert.Null(a.Status.Conditions.Single().LastHeartbeatTime);
+        // Shared, so read-only: a change must be made to a copy (as claims do), never to the cache.
+        Assert.Throws<NotSupportedException>(() => a.Spec.Taints.Add(new V1Taint { Key = "k", Effect = TpuLabels.NoSchedule }));
+        Assert.Throws<NotSupportedException>(() => a.Status.Allocatable[TpuLabels.TpuResource] = new ResourceQuantity("8"));
+        Assert.Throws<NotSupportedException>(() => a.Metadata.Labels[TpuLabels.Topology] = "2x4");
     }
 }

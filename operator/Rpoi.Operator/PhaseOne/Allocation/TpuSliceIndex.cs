@@ -1,4 +1,5 @@
 using k8s.Models;
+using Rpoi.Kube.Informers;
 
 namespace Rpoi.Operator.PhaseOne.Allocation;
 
@@ -29,8 +30,9 @@ internal sealed class TpuSliceIndex
     {
         public TpuShape Shape { get; } = shape;
 
-        // Every slice of the shape with its hosts as cached (free or not), so one host's change re-judges its slice alone.
-        public Dictionary<TpuSliceId, Dictionary<string, V1Node>> Members { get; } = [];
+        // Every slice of the shape with its hosts as cached (free or not), so one host's change re-judges its slice alone. A
+        // list, not a map by name: most slices are one host, and a dictionary per slice cost ~250 bytes per cached node.
+        public Dictionary<TpuSliceId, List<V1Node>> Members { get; } = [];
 
         // The free, usable slices, in the order claims take them.
         public SortedDictionary<TpuSliceId, TpuSlice> Free { get; } = new(TpuSliceId.Order);
@@ -68,7 +70,8 @@ internal sealed class TpuSliceIndex
         var id = perHost >= shape.ChipsPerSlice || perHost <= 0
             ? new TpuSliceId(node.Metadata.Name, false)
             : new TpuSliceId(TpuSlices.LabelOf(node, TpuLabels.NodePool) ?? string.Empty, true);
-        return ($"{accelerator}/{topology}", shape, id);
+        // Pooled: the index keeps this key for every node it holds.
+        return (StringPool.Shared.Intern($"{accelerator}/{topology}")!, shape, id);
     }
 
     /// <summary>The slice made of <paramref name="hosts"/>' free hosts when it is usable and free, else null.</summary>
@@ -196,7 +199,7 @@ internal sealed class TpuSliceIndex
     {
         lock (gate)
         {
-            return shapes.TryGetValue(shapeKey, out var s) && s.Members.TryGetValue(id, out var members) ? [.. members.Values] : [];
+            return shapes.TryGetValue(shapeKey, out var s) && s.Members.TryGetValue(id, out var members) ? [.. members] : [];
         }
     }
 
@@ -300,10 +303,19 @@ internal sealed class TpuSliceIndex
 
         if (!s.Members.TryGetValue(at.Id, out var members))
         {
-            s.Members[at.Id] = members = new Dictionary<string, V1Node>(StringComparer.Ordinal);
+            s.Members[at.Id] = members = new List<V1Node>(1);
         }
 
-        members[name] = node;
+        var i = members.FindIndex(n => n.Metadata.Name == name);
+        if (i >= 0)
+        {
+            members[i] = node;
+        }
+        else
+        {
+            members.Add(node);
+        }
+
         where[name] = (at.ShapeKey, at.Id);
         JudgeLocked(s, at.Id);
     }
@@ -317,7 +329,7 @@ internal sealed class TpuSliceIndex
 
         if (s.Members.TryGetValue(at.Id, out var members))
         {
-            members.Remove(name);
+            members.RemoveAll(n => n.Metadata.Name == name);
         }
 
         JudgeLocked(s, at.Id);
@@ -342,7 +354,7 @@ internal sealed class TpuSliceIndex
             return;
         }
 
-        if (SliceOf(s.Shape, members.Values) is { } whole)
+        if (SliceOf(s.Shape, members) is { } whole)
         {
             s.All[id] = whole;
             s.Room += TpuRoom.Of(whole);
@@ -352,9 +364,11 @@ internal sealed class TpuSliceIndex
             }
         }
 
-        if (FreeSliceOf(s.Shape, members.Values) is { } slice)
+        // A wholly free, usable slice is its own free slice: one object for both views instead of two per cached slice.
+        var free = s.All.TryGetValue(id, out var all) && all is { Usable: true, IsFree: true } ? all : FreeSliceOf(s.Shape, members);
+        if (free is not null)
         {
-            s.Free[id] = slice;
+            s.Free[id] = free;
         }
         else
         {

@@ -52,21 +52,19 @@ internal static class TpuSlices
         node.Metadata?.Labels is { } labels && labels.TryGetValue(key, out var value) ? value : null;
 
     /// <summary>Chips on a host: allocatable <c>google.com/tpu</c>, else capacity, else 0.</summary>
-    public static int ChipsOn(V1Node node) => ChipCounts.GetValue(node, CountChips).Value;
-
-    // A node object is one version of the node (informer caches replace, never mutate, them), and reading a
-    // ResourceQuantity is costly (it formats through fractions), while claims look at every free node: count once per object.
-    private static readonly ConditionalWeakTable<V1Node, StrongBox<int>> ChipCounts = new();
-
-    private static StrongBox<int> CountChips(V1Node node)
+    public static int ChipsOn(V1Node node)
     {
-        if (TryQuantity(node.Status?.Allocatable, out var allocatable))
-        {
-            return new StrongBox<int>(allocatable);
-        }
-
-        return new StrongBox<int>(TryQuantity(node.Status?.Capacity, out var capacity) ? capacity : 0);
+        var allocatable = ChipsIn(node.Status?.Allocatable);
+        return allocatable > 0 ? allocatable : ChipsIn(node.Status?.Capacity);
     }
+
+    // Reading a ResourceQuantity is costly (it formats through fractions), while claims look at every free node: count once
+    // per resource map. A map is never changed in place (informer caches replace objects, and the Node cache shares one
+    // read-only map per distinct TPU count), so the table holds one entry per distinct map, not one per node.
+    private static readonly ConditionalWeakTable<IDictionary<string, ResourceQuantity>, StrongBox<int>> ChipCounts = new();
+
+    private static int ChipsIn(IDictionary<string, ResourceQuantity>? resources) =>
+        resources is null ? 0 : ChipCounts.GetValue(resources, static r => new StrongBox<int>(TryQuantity(r, out var chips) ? chips : 0)).Value;
 
     private static bool TryQuantity(IDictionary<string, ResourceQuantity>? resources, out int chips)
     {

@@ -67,18 +67,25 @@ public sealed class LeaseNonces : INonceStore
     /// </summary>
     public static IEnumerable<string> NonceOf(Lease lease)
     {
-        if (lease?.Spec?.Request?.Payload is not { } payload)
+        if (lease?.Spec?.Request is not { } request)
         {
             return [];
         }
 
-        var json = new ArrayBufferWriter<byte>(1024);
-        using (var writer = new Utf8JsonWriter(json))
+        // A cached Lease's request is compact JSON already (EntityCache.Trim); any other is written out once.
+        var bytes = request.CompactPayload;
+        if (bytes.IsEmpty)
         {
-            payload.WriteTo(writer);
+            var json = new ArrayBufferWriter<byte>(1024);
+            using (var writer = new Utf8JsonWriter(json))
+            {
+                request.Payload.WriteTo(writer);
+            }
+
+            bytes = json.WrittenSpan;
         }
 
-        var reader = new Utf8JsonReader(json.WrittenSpan);
+        var reader = new Utf8JsonReader(bytes);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
             return [];

@@ -705,7 +705,7 @@ public sealed class LeaseReconciler : IReconciler<Lease>, IFinalizer<Lease>
         Conditions.IsTrue(status.Conditions, LeaseConditions.Verified) ? status.TransactionHash : null;
 
     private void ObserveMetrics(LeaseIdentity id, LeaseStatus status, long waitingChips) =>
-        d.Metrics.Observe(id.Uid, $"{id.Namespace}/{id.Name}", status.Phase, status.Phase == LeasePhase.Active ? status.Chips ?? 0 : 0, waitingChips);
+        d.Metrics.Observe(id.Uid, id.Namespace, id.Name, status.Phase, status.Phase == LeasePhase.Active ? status.Chips ?? 0 : 0, waitingChips);
 
     private async Task RecordAsync(Lease lease, string type, string reason, string action, string note, CancellationToken cancellationToken) =>
         await d.Events.RecordAsync(lease, type, reason, action, note, cancellationToken).ConfigureAwait(false);

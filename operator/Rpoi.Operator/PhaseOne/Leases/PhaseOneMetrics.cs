@@ -13,7 +13,9 @@ public sealed class PhaseOneMetrics
     private readonly Gauge leases;
     private readonly Gauge chips;
     private readonly Histogram timeToActive;
-    private readonly ConcurrentDictionary<string, (string Key, string Phase, long Claimed, long Waiting)> known = new(StringComparer.Ordinal);
+    // By UID. The lease's namespace and name are kept apart, not joined into a "namespace/name" string: these are the
+    // cached Lease's own strings, where a joined key would be one more string per lease (BENCHMARKS.md "memcache").
+    private readonly ConcurrentDictionary<string, (string Namespace, string Name, string Phase, long Claimed, long Waiting)> known = new(StringComparer.Ordinal);
     private readonly Lock gate = new();
 
     /// <summary>Creates (or reuses) the collectors in <paramref name="registry"/>.</summary>
@@ -28,9 +30,9 @@ public sealed class PhaseOneMetrics
     }
 
     /// <summary>Records the lease's current phase and chips (idempotent: repeating the same state changes nothing).</summary>
-    public void Observe(string uid, string key, LeasePhase? phase, long claimedChips, long waitingChips)
+    public void Observe(string uid, string @namespace, string name, LeasePhase? phase, long claimedChips, long waitingChips)
     {
-        var name = phase?.ToString() ?? "Unknown";
+        var phaseName = phase?.ToString() ?? "Unknown";
         lock (gate)
         {
             if (known.TryGetValue(uid, out var before))
@@ -40,8 +42,8 @@ public sealed class PhaseOneMetrics
                 chips.WithLabels("waiting").Dec(before.Waiting);
             }
 
-            known[uid] = (key, name, claimedChips, waitingChips);
-            leases.WithLabels(name).Inc();
+            known[uid] = (@namespace, name, phaseName, claimedChips, waitingChips);
+            leases.WithLabels(phaseName).Inc();
             chips.WithLabels("claimed").Inc(claimedChips);
             chips.WithLabels("waiting").Inc(waitingChips);
         }
@@ -66,7 +68,8 @@ public sealed class PhaseOneMetrics
     {
         foreach (var (uid, entry) in known)
         {
-            if (entry.Key == key)
+            if (key.Length == entry.Namespace.Length + 1 + entry.Name.Length && key.StartsWith(entry.Namespace, StringComparison.Ordinal)
+                && key[entry.Namespace.Length] == '/' && key.EndsWith(entry.Name, StringComparison.Ordinal))
             {
                 Forget(uid);
             }
