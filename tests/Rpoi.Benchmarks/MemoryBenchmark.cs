@@ -63,6 +63,7 @@ internal static class MemoryBenchmark
         ("qjfl0", "shipped + DOTNET_TC_QuickJitForLoops=0 (methods with loops optimized at once)", new() { ["DOTNET_TC_QuickJitForLoops"] = "0" }, false),
         ("tc0h128", "shipped + DOTNET_TieredCompilation=0 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_TieredCompilation"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, false),
         ("gen0max", "shipped + DOTNET_GCgen0MaxBudget=0x600000 (gen0 budget at most 6 MiB)", new() { ["DOTNET_GCgen0MaxBudget"] = "0x600000" }, false),
+        ("gen0maxh128", "shipped + DOTNET_GCgen0MaxBudget=0x600000 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCgen0MaxBudget"] = "0x600000", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, false),
         ("arena2", "shipped + MALLOC_ARENA_MAX=2 (glibc: two native heaps, not one per thread)", new() { ["MALLOC_ARENA_MAX"] = "2" }, false),
         // Another build of the operator (--operator-dir), e.g. published ReadyToRun, or the code before a change.
         ("dir", "the --operator-dir build, shipped runtimeconfig", new(), true),
