@@ -30,7 +30,8 @@ namespace Rpoi.Benchmarks;
 /// too small fails the informers' lists, which then retry quietly).
 /// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- memory [leases] [dir] [variants] [runs]</c> (default
 /// 10000, a temporary directory, every variant, one run each; variants: a comma-separated list of the keys of
-/// <see cref="Variants"/> and <c>shipped</c>). With a
+/// <see cref="Variants"/> and <c>shipped</c>; the <c>dir…</c> variants run another build of the operator given with
+/// <c>--operator-dir DIR</c>, e.g. a ReadyToRun publish or the code before a change, so both are measured in one run). With a
 /// directory, the API objects and π's ledger are saved there after the burst; a later run with the same directory
 /// restores them (24 h leases, still Active) and measures only the C rows, so a change can be measured in minutes.
 /// </summary>
