@@ -30,7 +30,8 @@ namespace Rpoi.Benchmarks;
 /// too small fails the informers' lists, which then retry quietly).
 /// Run: <c>dotnet run -c Release --project tests/Rpoi.Benchmarks -- memory [leases] [dir] [variants] [runs]</c> (default
 /// 10000, a temporary directory, every variant, one run each; variants: a comma-separated list of the keys of
-/// <see cref="Variants"/> and <c>shipped</c>). With a
+/// <see cref="Variants"/> and <c>shipped</c>; the <c>dir…</c> variants run another build of the operator given with
+/// <c>--operator-dir DIR</c>, e.g. a ReadyToRun publish or the code before a change, so both are measured in one run). With a
 /// directory, the API objects and π's ledger are saved there after the burst; a later run with the same directory
 /// restores them (24 h leases, still Active) and measures only the C rows, so a change can be measured in minutes.
 /// </summary>
@@ -45,30 +46,65 @@ internal static class MemoryBenchmark
     /// <c>limits.memory</c> (.NET takes the percentage of the container's limit), written as bytes because this child
     /// process has no container limit.
     /// </summary>
-    private static readonly (string Key, string Name, Dictionary<string, string> Env)[] Variants =
+    private static readonly (string Key, string Name, Dictionary<string, string> Env, bool Published)[] Variants =
     [
-        ("defaults", ".NET's defaults (background GC on, no conserve-memory)", new() { ["DOTNET_gcConcurrent"] = "1", ["DOTNET_GCConserveMemory"] = "0" }),
-        ("gen0", "shipped + DOTNET_GCgen0size=0x400000 (4 MiB gen0 budget)", new() { ["DOTNET_GCgen0size"] = "0x400000" }),
-        ("h128", "shipped + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
-        ("h96", "shipped + DOTNET_GCHeapHardLimit=0x6000000 (96 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x6000000" }),
-        ("h80", "shipped + DOTNET_GCHeapHardLimit=0x5000000 (80 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x5000000" }),
-        ("h64", "shipped + DOTNET_GCHeapHardLimit=0x4000000 (64 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x4000000" }),
-        ("h48", "shipped + DOTNET_GCHeapHardLimit=0x3000000 (48 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x3000000" }),
-        ("chart", "as the chart ships it: 32 % of limits.memory 400Mi = DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
-        ("server", "DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }),
-        ("wx0", "shipped + DOTNET_EnableWriteXorExecute=0 (JIT code mapped once, not twice)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }),
-        ("pgo0", "shipped + DOTNET_TieredPGO=0 (no instrumented tier)", new() { ["DOTNET_TieredPGO"] = "0" }),
-        ("wx0h128", "shipped + DOTNET_EnableWriteXorExecute=0 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }),
+        ("defaults", ".NET's defaults (background GC on, no conserve-memory)", new() { ["DOTNET_gcConcurrent"] = "1", ["DOTNET_GCConserveMemory"] = "0" }, false),
+        ("gen0", "shipped + DOTNET_GCgen0size=0x400000 (4 MiB gen0 budget)", new() { ["DOTNET_GCgen0size"] = "0x400000" }, false),
+        ("h128", "shipped + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, false),
+        ("h96", "shipped + DOTNET_GCHeapHardLimit=0x6000000 (96 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x6000000" }, false),
+        ("h80", "shipped + DOTNET_GCHeapHardLimit=0x5000000 (80 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x5000000" }, false),
+        ("h64", "shipped + DOTNET_GCHeapHardLimit=0x4000000 (64 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x4000000" }, false),
+        ("h48", "shipped + DOTNET_GCHeapHardLimit=0x3000000 (48 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x3000000" }, false),
+        ("chart", "as the chart ships it: 32 % of limits.memory 400Mi = DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, false),
+        ("server", "DOTNET_gcServer=1 (server GC)", new() { ["DOTNET_gcServer"] = "1" }, false),
+        ("wx0", "shipped + DOTNET_EnableWriteXorExecute=0 (JIT code mapped once, not twice)", new() { ["DOTNET_EnableWriteXorExecute"] = "0" }, false),
+        ("pgo0", "shipped + DOTNET_TieredPGO=0 (no instrumented tier)", new() { ["DOTNET_TieredPGO"] = "0" }, false),
+        ("wx0h128", "shipped + DOTNET_EnableWriteXorExecute=0 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, false),
+        ("tc0", "shipped + DOTNET_TieredCompilation=0 (every method JIT-compiled once, optimized)", new() { ["DOTNET_TieredCompilation"] = "0" }, false),
+        ("qjfl0", "shipped + DOTNET_TC_QuickJitForLoops=0 (methods with loops optimized at once)", new() { ["DOTNET_TC_QuickJitForLoops"] = "0" }, false),
+        ("tc0h128", "shipped + DOTNET_TieredCompilation=0 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_TieredCompilation"] = "0", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, false),
+        ("gen0max", "shipped + DOTNET_GCgen0MaxBudget=0x600000 (gen0 budget at most 6 MiB)", new() { ["DOTNET_GCgen0MaxBudget"] = "0x600000" }, false),
+        ("gen0maxh128", "shipped + DOTNET_GCgen0MaxBudget=0x600000 + DOTNET_GCHeapHardLimit=0x8000000 (128 MiB)", new() { ["DOTNET_GCgen0MaxBudget"] = "0x600000", ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, false),
+        ("arena2", "shipped + MALLOC_ARENA_MAX=2 (glibc: two native heaps, not one per thread)", new() { ["MALLOC_ARENA_MAX"] = "2" }, false),
+        // Another build of the operator (--operator-dir), e.g. published ReadyToRun, or the code before a change.
+        ("dir", "the --operator-dir build, shipped runtimeconfig", new(), true),
+        ("dirchart", "the --operator-dir build, the chart's 128 MiB heap limit", new() { ["DOTNET_GCHeapHardLimit"] = "0x8000000" }, true),
+        ("dirtc0", "the --operator-dir build + DOTNET_TieredCompilation=0", new() { ["DOTNET_TieredCompilation"] = "0" }, true),
+        ("dirnor2r", "the --operator-dir build + DOTNET_ReadyToRun=0 (precompiled code ignored, also the framework's)", new() { ["DOTNET_ReadyToRun"] = "0" }, true),
     ];
 
     public static async Task<int> RunAsync(string[] args)
     {
+        // --operator-dir DIR (anywhere): the other build of the operator that the "dir…" variants run; the rest are positional.
+        string? published = null;
+        var at = Array.IndexOf(args, "--operator-dir");
+        if (at >= 0)
+        {
+            published = at + 1 < args.Length ? Path.GetFullPath(args[at + 1]) : throw new ArgumentException("--operator-dir needs a directory: the output of 'dotnet publish operator/Rpoi.Operator -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o DIR'");
+            if (!File.Exists(Path.Combine(published, "Rpoi.Operator.dll")))
+            {
+                throw new ArgumentException($"--operator-dir: {published} has no Rpoi.Operator.dll; publish the operator there first (dotnet publish operator/Rpoi.Operator -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o {published})");
+            }
+
+            args = [.. args[..at], .. args[(at + 2)..]];
+        }
+
+        if (args.FirstOrDefault(a => a.StartsWith("--", StringComparison.Ordinal)) is { } flag)
+        {
+            throw new ArgumentException($"unknown flag '{flag}'; the only flag is --operator-dir DIR, the rest are positional: [leases] [dir] [variants] [runs]");
+        }
+
         var count = args.Length > 0 ? PhaseOneBenchmark.Positive(args[0], "leases (1st argument)") : 10_000;
         var keep = args.Length > 1 ? Path.GetFullPath(args[1]) : null;
         var picked = args.Length > 2 && args[2] != "all" ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries) : [.. Variants.Select(v => v.Key)];
         if (picked.FirstOrDefault(k => k != "shipped" && !Variants.Any(v => v.Key == k)) is { } unknown)
         {
             throw new ArgumentException($"variants (3rd argument): unknown '{unknown}'; use a comma-separated list of shipped,{string.Join(',', Variants.Select(v => v.Key))} or all");
+        }
+
+        if (published is null && picked.FirstOrDefault(k => Variants.Any(v => v.Key == k && v.Published)) is { } needsDir)
+        {
+            throw new ArgumentException($"variant '{needsDir}' runs another build of the operator: add --operator-dir DIR (dotnet publish operator/Rpoi.Operator -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o DIR)");
         }
 
         var repeat = args.Length > 3 ? PhaseOneBenchmark.Positive(args[3], "runs per variant (4th argument)") : 1;
@@ -118,13 +154,14 @@ internal static class MemoryBenchmark
             "--cluster-server", api.Url, "--kubeconfig", kubeconfig, "--namespace", OperatorNs, "--leader-election", "false", "--metrics-port", "0",
         ];
         var rows = new List<Row>();
-        var all = new[] { (Key: "shipped", Name: "as shipped (Rpoi.Operator.runtimeconfig.json)", Env: new Dictionary<string, string>()) }.Concat(Variants).ToList();
+        var all = new[] { (Key: "shipped", Name: "as shipped (Rpoi.Operator.runtimeconfig.json)", Env: new Dictionary<string, string>(), Published: false) }.Concat(Variants).ToList();
+        string Build(bool isPublished) => isPublished ? published! : AppContext.BaseDirectory;
 
         if (!restored)
         {
             // Rows 0, A and B run with the first variant named (e.g. "chart" for the chart's heap limit).
             var first = all.First(v => v.Key == picked[0]);
-            using (var empty = OperatorProcess.Start(operatorArgs, first.Env, dir))
+            using (var empty = OperatorProcess.Start(Build(first.Published), operatorArgs, first.Env, dir))
             {
                 await empty.QuietAsync();
                 rows.Add(await empty.MeasureAsync($"0. nothing cached, {first.Name}"));
@@ -133,7 +170,7 @@ internal static class MemoryBenchmark
             clock.Restart();
             await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) => await client.CoreV1.CreateNodeAsync(GkeNode(i), cancellationToken: ct));
             Console.WriteLine($"setup: {count} nodes in {clock.ElapsedMilliseconds} ms ({KubernetesJson.Serialize(GkeNode(0)).Length} bytes of JSON each)");
-            using var op = OperatorProcess.Start(operatorArgs, first.Env, dir);
+            using var op = OperatorProcess.Start(Build(first.Published), operatorArgs, first.Env, dir);
             await op.QuietAsync();
             rows.Add(await op.MeasureAsync($"A. nodes cached, no lease, {first.Name}"));
 
@@ -171,11 +208,11 @@ internal static class MemoryBenchmark
         }
 
         var restarts = picked.Select(k => all.First(v => v.Key == k));
-        foreach (var (_, name, env) in restarts)
+        foreach (var (_, name, env, isPublished) in restarts)
         {
             for (var run = 1; run <= repeat; run++)
             {
-                using var op = OperatorProcess.Start(operatorArgs, env, dir);
+                using var op = OperatorProcess.Start(Build(isPublished), operatorArgs, env, dir);
                 try
                 {
                     await op.QuietAsync();
@@ -346,9 +383,9 @@ internal static class MemoryBenchmark
         /// <summary>The metrics/probe port given to the operator (<c>--metrics-port</c>), for /readyz.</summary>
         private int port;
 
-        public static OperatorProcess Start(string[] args, Dictionary<string, string> env, string dir)
+        public static OperatorProcess Start(string build, string[] args, Dictionary<string, string> env, string dir)
         {
-            var dll = Path.Combine(AppContext.BaseDirectory, "Rpoi.Operator.dll");
+            var dll = Path.Combine(build, "Rpoi.Operator.dll");
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = dir };
             start.ArgumentList.Add(dll);
             var port = FreePort();
@@ -446,6 +483,15 @@ internal static class MemoryBenchmark
             }
 
             var top = string.Join(", ", files.OrderByDescending(f => f.Value).Take(5).Select(f => $"{f.Key} {f.Value}"));
+            if (Environment.GetEnvironmentVariable("RPOI_MEMORY_SMAPS") is { Length: > 0 } smapsDir)
+            {
+                // Every mapping of the row, for a closer look at what the process is made of (docs: BENCHMARKS.md "memrt").
+                Directory.CreateDirectory(smapsDir);
+                var file = Path.Combine(smapsDir, $"smaps-{process.Id}.txt");
+                await File.WriteAllLinesAsync(file, [$"# {what}", .. Lines($"/proc/{process.Id}/smaps")]);
+                Console.WriteLine($"{what}: smaps in {file}");
+            }
+
             if (!ready)
             {
                 // Why not: the operator's own words (a failing list retried, an OutOfMemoryException) go with the row.

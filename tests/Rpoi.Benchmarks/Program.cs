@@ -68,7 +68,7 @@ if (args.Length > 0 && args[0] == "escrow-profile")
 }
 
 // Issue 14 item 1: RSS of the shipped operator with N Active Leases and N Nodes cached, each row checked ready (/readyz):
-// ... -- memory [leases] [dir] [variants, e.g. shipped,chart,h96] [runs per variant] (MemoryBenchmark.cs)
+// ... -- memory [leases] [dir] [variants, e.g. shipped,chart,h96] [runs per variant] [--operator-dir DIR] (MemoryBenchmark.cs)
 if (args.Length > 0 && args[0] == "memory")
 {
     try

@@ -32,10 +32,13 @@ public sealed class ObservabilityTests
         await using var app = await OperatorEndpoints.StartAsync(registry, () => ready);
         using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
 
-        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri("/healthz", UriKind.Relative))).StatusCode);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode);
+        using var health = await http.GetAsync(new Uri("/healthz", UriKind.Relative));
+        Assert.Equal((HttpStatusCode.OK, "ok", "text/plain"), (health.StatusCode, await health.Content.ReadAsStringAsync(), health.Content.Headers.ContentType?.MediaType));
+        using var notReady = await http.GetAsync(new Uri("/readyz", UriKind.Relative));
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, "informers not synced"), (notReady.StatusCode, await notReady.Content.ReadAsStringAsync()));
         ready = true;
-        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode);
+        using var readyNow = await http.GetAsync(new Uri("/readyz", UriKind.Relative));
+        Assert.Equal((HttpStatusCode.OK, "ok"), (readyNow.StatusCode, await readyNow.Content.ReadAsStringAsync()));
         var text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Contains("controller_runtime_reconcile_total{controller=\"widgets\",result=\"success\"} 3", text, StringComparison.Ordinal);
     }

@@ -20,9 +20,20 @@ public static class OperatorEndpoints
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(isReady);
         endpoints.MapMetrics("/metrics", registry);
-        endpoints.MapGet("/healthz", () => Results.Text("ok"));
-        endpoints.MapGet("/readyz", () => isReady() ? Results.Text("ok") : Results.Text("informers not synced", statusCode: StatusCodes.Status503ServiceUnavailable));
+        // RequestDelegates, not lambdas returning IResult: those go through RequestDelegateFactory, which compiles expression
+        // trees (System.Linq.Expressions and their JIT code stay in the process) for two constant answers.
+        endpoints.MapGet("/healthz", context => Text(context, StatusCodes.Status200OK, "ok"));
+        endpoints.MapGet("/readyz", context => isReady()
+            ? Text(context, StatusCodes.Status200OK, "ok")
+            : Text(context, StatusCodes.Status503ServiceUnavailable, "informers not synced"));
         return endpoints;
+    }
+
+    private static Task Text(HttpContext context, int status, string body)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(body, context.RequestAborted);
     }
 
     /// <summary>

@@ -75,7 +75,7 @@ public static class OperatorApp
 
         var leaser = keyFile.Keys;
         var kubeConfig = settings.Kubeconfig is not null
-            ? KubernetesClientConfiguration.BuildConfigFromConfigFile(settings.Kubeconfig)
+            ? Kubeconfig.Load(settings.Kubeconfig)
             : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig() : KubernetesClientConfiguration.BuildDefaultConfig();
         using var client = new Kubernetes(kubeConfig);
         using var http = new HttpClient();
