@@ -47,14 +47,15 @@ public sealed class LeaseVerification
     /// <summary>Parses <c>spec.request</c> into E(m) exactly as signed.</summary>
     public static Check<Signed<LeaseRequest>> Parse(SignedLeaseRequest? request)
     {
-        if (request?.Payload is null)
+        // Read once: a cached request keeps its payload as JSON and parses it on every read (SignedLeaseRequest.Compact).
+        if (request?.Payload is not { } payload)
         {
             return Check.Fail<Signed<LeaseRequest>>(ReasonCode.MalformedMessage, "spec.request.payload is missing; put the output of 'kubectl rpoi request' in spec.request");
         }
 
         var envelope = new JsonObject
         {
-            ["payload"] = request.Payload.DeepClone(),
+            ["payload"] = payload.DeepClone(),
             ["signer"] = request.Signer,
             ["sig"] = request.Sig,
         };
