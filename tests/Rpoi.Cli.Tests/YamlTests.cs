@@ -78,6 +78,31 @@ public sealed class YamlTests
         }, iter: 300);
     }
 
+    [Theory]
+    [InlineData(".0")]
+    [InlineData(".5e3")]
+    [InlineData("1.")]
+    [InlineData("-.5")]
+    public void A_string_that_reads_as_a_yaml_float_is_quoted_and_stays_a_string(string value)
+    {
+        // Found by Any_string_map_round_trips (seed 7bpbmUpdZ_P2): ".0" was written plain and read back as a number.
+        var doc = new JsonObject { ["v"] = value };
+        var back = Yaml.ReadAll(Yaml.Write(doc)).Single()!;
+        Assert.Equal(doc.ToJsonString(), back.ToJsonString());
+    }
+
+    [Theory]
+    [InlineData("v: .5", "0.5")]
+    [InlineData("v: +1.5", "1.5")]
+    [InlineData("v: 1.", "1.0")]
+    [InlineData("v: -.25e2", "-0.25e2")]
+    [InlineData("v: 2.e3", "2.0e3")]
+    public void A_yaml_float_that_json_spells_otherwise_reads_as_that_number(string yaml, string json)
+    {
+        var back = Yaml.ReadAll(yaml).Single()!;
+        Assert.Equal(json, back["v"]!.ToJsonString());
+    }
+
     [Fact]
     public void Bad_yaml_names_the_line()
     {

@@ -121,7 +121,7 @@ public static partial class Yaml
     }
 
     private static string Scalar(string s) =>
-        PlainSafe().IsMatch(s) && !Reserved().IsMatch(s) ? s : JsonSerializer.Serialize(s, QuoteOptions);
+        PlainSafe().IsMatch(s) && !Reserved().IsMatch(s) && !Float().IsMatch(s) ? s : JsonSerializer.Serialize(s, QuoteOptions);
 
     private static JsonNode? ToJson(YamlNode node)
     {
@@ -159,7 +159,7 @@ public static partial class Yaml
 
                     if (Float().IsMatch(text))
                     {
-                        return JsonNode.Parse(text);
+                        return JsonNode.Parse(JsonNumber(text));
                     }
                 }
 
@@ -167,6 +167,29 @@ public static partial class Yaml
             default:
                 throw new FormatException($"unsupported YAML node at {node.Start}");
         }
+    }
+
+    /// <summary>
+    /// A YAML float as JSON number text: YAML allows <c>+1.5</c>, <c>.5</c> and <c>1.</c>, JSON none of them, so the sign
+    /// goes and the missing zeros are written (the digits stay as given, so no precision is lost).
+    /// </summary>
+    private static string JsonNumber(string yamlFloat)
+    {
+        var t = yamlFloat.StartsWith('+') ? yamlFloat[1..] : yamlFloat;
+        var sign = t.StartsWith('-') ? "-" : "";
+        t = t[sign.Length..];
+        if (t.StartsWith('.'))
+        {
+            t = "0" + t;
+        }
+
+        var dot = t.IndexOf('.', StringComparison.Ordinal);
+        if (dot >= 0 && (dot == t.Length - 1 || t[dot + 1] is 'e' or 'E'))
+        {
+            t = t.Insert(dot + 1, "0");
+        }
+
+        return sign + t;
     }
 
     // Letters, digits and a few punctuation marks that YAML never reads as syntax inside a plain scalar.
